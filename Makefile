@@ -1,0 +1,60 @@
+# vitrine — every target installs what it needs first (make install is idempotent).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTO_STAMP := vitrine/v1/.generated
+PROTOS := $(wildcard protos/vitrine/v1/*.proto)
+# Tests: slow ones are skipped locally and run in CI (CI=true) where the budget allows.
+PYTEST_MARK ?= $(if $(CI),not gpu,not slow and not gpu)
+PYTEST_ARGS ?=
+VITRINE_DATA ?= $(abspath ../shared/data/fashion-product-images)
+export VITRINE_DATA
+
+.PHONY: install proto test demo train evaluate bench lint up down reliability clean
+
+install: $(STAMP) $(PROTO_STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --config-settings editable_mode=compat -e '.[dev]'
+	touch $@
+
+proto: $(PROTO_STAMP)
+
+$(PROTO_STAMP): $(PROTOS) scripts/gen_protos.py $(STAMP)
+	$(PY) scripts/gen_protos.py
+	touch $@
+
+test: install
+	$(PY) -m pytest -m "$(PYTEST_MARK)" $(PYTEST_ARGS)
+
+train: install
+	$(PY) -m training.build_default --data "$(VITRINE_DATA)"
+
+evaluate: install
+	$(PY) -m training.evaluate --bundle data/bundles/default --data "$(VITRINE_DATA)"
+
+demo: install
+	$(PY) -m services.demo --data "$(VITRINE_DATA)"
+
+up: install
+	$(PY) -m services.stack
+
+down:
+	-pkill -f "services.stack" ; pkill -f "services.(embedder|ingest|search)" ; true
+
+bench: install
+	$(PY) -m bench
+
+reliability: install
+	$(PY) -m pytest -m "not gpu" tests/reliability -p no:cacheprovider -s
+
+lint: install
+	$(VENV)/bin/ruff check services training tests bench scripts
+	$(VENV)/bin/ruff format --check services training tests bench scripts
+
+clean:
+	rm -rf vitrine .pytest_cache .ruff_cache

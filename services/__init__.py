@@ -1,0 +1,1 @@
+"""vitrine services: embedder, ingest and search, plus what they share."""

@@ -1,0 +1,1 @@
+"""Helpers shared by all services: config, logging, server bootstrap, bundle schema."""

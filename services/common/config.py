@@ -1,0 +1,208 @@
+"""Typed, frozen configuration built once from a TOML file plus ``VITRINE_*`` env overrides.
+
+Every field of every section can be overridden by ``VITRINE_<SECTION>_<FIELD>``, e.g.
+``VITRINE_EMBEDDER_MAX_BATCH=64`` or ``VITRINE_STORE_URL=http://qdrant:6333``. The file is
+``$VITRINE_CONFIG`` if set, else ``config/vitrine.toml`` when present, else built-in defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "vitrine.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Network and protection settings of one gRPC server."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_message_mb: int = 32
+    grace_s: float = 10.0
+    max_concurrent_rpcs: int = 256
+    metrics_port: int = 0  # 0 disables the Prometheus endpoint
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""  # set to require client certificates (mTLS)
+    auth_token: str = ""  # when set, calls need "authorization: Bearer <token>"
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """Model serving settings."""
+
+    bundle: str = str(PROJECT_ROOT / "data" / "bundles" / "default")
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
+    threads: int = 0  # torch CPU threads; 0 = all cores
+    max_batch: int = 64
+    max_wait_ms: float = 5.0
+    max_queue: int = 4096  # queued items before RESOURCE_EXHAUSTED
+    max_items: int = 256  # inputs per request
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_text_chars: int = 2000
+    decode_workers: int = 2
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Vector store: embedded Qdrant Edge by default, a Qdrant server/cluster by URL."""
+
+    backend: str = "edge"  # edge | qdrant
+    path: str = str(PROJECT_ROOT / "data" / "store")
+    url: str = ""  # http(s)://host:6333, or ":memory:" / "path:DIR" for qdrant-client local mode
+    api_key: str = ""
+    timeout_s: float = 10.0
+    prefer_grpc: bool = False
+    shards: int = 1
+    replication_factor: int = 1
+    catalog: str = "catalog"  # alias name; collections are <catalog>__<bundle>-<version>
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Ingest pipeline settings."""
+
+    embedder_addr: str = "127.0.0.1:50051"
+    batch_size: int = 64
+    queue_batches: int = 4  # bounded queue between reading the stream and writing the store
+    allowed_image_root: str = str(PROJECT_ROOT)
+    allow_http: bool = False
+    max_image_bytes: int = 20 * 1024 * 1024
+    rpc_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Query-time settings."""
+
+    embedder_addr: str = "127.0.0.1:50051"
+    default_top_k: int = 10
+    max_top_k: int = 200
+    max_offset: int = 10_000
+    overfetch: float = 3.0
+    rrf_k: int = 60
+    max_filters: int = 16
+    rpc_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class VitrineConfig:
+    """The whole configuration; services take the sections they need."""
+
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    embedder_server: ServerConfig = field(default_factory=lambda: ServerConfig(port=50051))
+    ingest_server: ServerConfig = field(default_factory=lambda: ServerConfig(port=50052))
+    search_server: ServerConfig = field(default_factory=lambda: ServerConfig(port=50053))
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Convert a TOML or env value to the annotated field type, or raise ConfigError."""
+    hint = typing.get_origin(annotation) or annotation
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(f"not a boolean: {value!r}")
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError("boolean given")
+            return int(value)
+        if hint is float:
+            return float(value)
+        if hint is str:
+            return str(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    raise ConfigError(f"{where}: unsupported type {annotation!r}")
+
+
+def _build(cls: type, default: Any, data: Any, env: Mapping[str, str], prefix: str) -> Any:
+    """Overlay file values, then env values, on ``default`` (an instance of ``cls``)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"[{prefix.lower()}] must be a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        where = f"[{prefix.lower()}]" if prefix else "the top level"
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in {where}; valid: {sorted(known)}")
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        current = getattr(default, f.name)
+        if dataclasses.is_dataclass(hint):
+            changes[f.name] = _build(hint, current, data.get(f.name, {}), env, f.name.upper())
+            continue
+        env_name = "_".join(p for p in ("VITRINE", prefix, f.name) if p).upper()
+        if env_name in env:
+            changes[f.name] = _coerce(env[env_name], hint, env_name)
+        elif f.name in data:
+            changes[f.name] = _coerce(data[f.name], hint, f"{prefix.lower()}.{f.name}".strip("."))
+    return dataclasses.replace(default, **changes)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> VitrineConfig:
+    """Build the configuration from ``path`` (or the default file) and env overrides."""
+    env = os.environ if env is None else env
+    file = Path(path) if path else Path(env.get("VITRINE_CONFIG", DEFAULT_CONFIG_FILE))
+    data: dict[str, Any] = {}
+    if file.exists():
+        with file.open("rb") as fh:
+            data = tomllib.load(fh)
+    elif path or "VITRINE_CONFIG" in env:
+        raise ConfigError(f"config file not found: {file}")
+    return _build(VitrineConfig, VitrineConfig(), data, env, "")
+
+
+def env_var_table() -> list[tuple[str, str, str]]:
+    """Every ``VITRINE_*`` variable with its type and default, for docs and ``--help``."""
+    rows: list[tuple[str, str, str]] = []
+    defaults = VitrineConfig()
+    for section in dataclasses.fields(VitrineConfig):
+        value = getattr(defaults, section.name)
+        if dataclasses.is_dataclass(value):
+            hints = typing.get_type_hints(type(value))
+            for f in dataclasses.fields(value):
+                name = f"VITRINE_{section.name}_{f.name}".upper()
+                rows.append((name, getattr(hints[f.name], "__name__", str(hints[f.name])), repr(getattr(value, f.name))))
+        else:
+            rows.append((f"VITRINE_{section.name}".upper(), type(value).__name__, repr(value)))
+    return rows
+
+
+__all__ = [
+    "ConfigError",
+    "EmbedderConfig",
+    "IngestConfig",
+    "SearchConfig",
+    "ServerConfig",
+    "StoreConfig",
+    "VitrineConfig",
+    "env_var_table",
+    "load_config",
+    "PROJECT_ROOT",
+]
