@@ -11,9 +11,10 @@ import dataclasses
 import os
 import tomllib
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "vitrine.toml"
@@ -165,7 +166,9 @@ def _build(cls: type, default: Any, data: Any, env: Mapping[str, str], prefix: s
     return dataclasses.replace(default, **changes)
 
 
-def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> VitrineConfig:
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> VitrineConfig:
     """Build the configuration from ``path`` (or the default file) and env overrides."""
     env = os.environ if env is None else env
     file = Path(path) if path else Path(env.get("VITRINE_CONFIG", DEFAULT_CONFIG_FILE))
@@ -188,7 +191,13 @@ def env_var_table() -> list[tuple[str, str, str]]:
             hints = typing.get_type_hints(type(value))
             for f in dataclasses.fields(value):
                 name = f"VITRINE_{section.name}_{f.name}".upper()
-                rows.append((name, getattr(hints[f.name], "__name__", str(hints[f.name])), repr(getattr(value, f.name))))
+                rows.append(
+                    (
+                        name,
+                        getattr(hints[f.name], "__name__", str(hints[f.name])),
+                        repr(getattr(value, f.name)),
+                    )
+                )
         else:
             rows.append((f"VITRINE_{section.name}".upper(), type(value).__name__, repr(value)))
     return rows

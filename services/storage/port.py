@@ -100,7 +100,9 @@ class VectorStore(abc.ABC):
         """Points for the given product ids (missing ids are left out)."""
 
     @abc.abstractmethod
-    def scroll(self, collection: str, batch_size: int = 256, with_vectors: bool = False) -> Iterator[StoredPoint]:
+    def scroll(
+        self, collection: str, batch_size: int = 256, with_vectors: bool = False
+    ) -> Iterator[StoredPoint]:
         """Every point of the collection, in batches."""
 
     @abc.abstractmethod

@@ -1,0 +1,155 @@
+"""The ensemble encoder: every member loaded once, batches in, L2-normalized vectors out.
+
+Synchronous and thread-confined: the core calls ``encode_*`` from one compute thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from services.common.bundle import Bundle, load_bundle
+from services.common.config import EmbedderConfig
+from services.embedder.members import LoadedMember, load_member
+from services.embedder.text import encode_text_trimmed, trim_padding
+
+log = logging.getLogger("vitrine.embedder")
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One decoded image, preprocessed for each member that was asked for."""
+
+    pixels: Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TextItem:
+    """One text, tokenized for each member that was asked for (full context length)."""
+
+    tokens: Mapping[str, torch.Tensor]
+
+
+Vectors = dict[str, np.ndarray]
+
+
+def select_device(requested: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; explicit choices are checked."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {requested!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {requested!r}; valid: auto, cpu, cuda, cuda:N")
+    return device
+
+
+def select_precision(requested: str, device: torch.device) -> str:
+    """``auto`` -> fp16 on CUDA, fp32 on CPU."""
+    if requested == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if requested not in PRECISIONS:
+        raise ValueError(f"unknown precision {requested!r}; valid: auto, {', '.join(PRECISIONS)}")
+    return requested
+
+
+class EnsembleEncoder:
+    """Loaded bundle members plus device/precision policy."""
+
+    def __init__(
+        self, bundle: Bundle, members: Mapping[str, LoadedMember], device: torch.device, precision: str
+    ):
+        self.bundle = bundle
+        self.members = dict(members)
+        self.device = device
+        self.precision = precision
+
+    @classmethod
+    def load(cls, cfg: EmbedderConfig, bundle_path: str | None = None) -> EnsembleEncoder:
+        """Load every member of the bundle at ``bundle_path`` (default ``cfg.bundle``)."""
+        threads = cfg.threads or os.cpu_count() or 1
+        torch.set_num_threads(threads)
+        device = select_device(cfg.device)
+        precision = select_precision(cfg.precision, device)
+        bundle = load_bundle(bundle_path or cfg.bundle)
+        members = {spec.name: load_member(spec, bundle, device) for spec in bundle.members}
+        log.info(
+            "bundle loaded",
+            extra={
+                "bundle": bundle.name,
+                "version": bundle.version,
+                "members": list(members),
+                "device": str(device),
+                "precision": precision,
+                "threads": threads,
+            },
+        )
+        return cls(bundle, members, device, precision)
+
+    @property
+    def member_names(self) -> tuple[str, ...]:
+        """Member names in bundle order."""
+        return self.bundle.member_names
+
+    def context_length(self) -> int:
+        """Smallest text context across members (what truncation warnings refer to)."""
+        return min(m.context_length for m in self.members.values())
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        with torch.inference_mode():
+            if self.precision == "fp32":
+                yield
+            else:
+                with torch.autocast(self.device.type, dtype=PRECISIONS[self.precision]):
+                    yield
+
+    def prepare_image(self, image: Image.Image, members: Sequence[str]) -> ImageItem:
+        """Apply each requested member's eval transform (CPU work, any thread)."""
+        return ImageItem({m: self.members[m].preprocess(image) for m in members})
+
+    def prepare_text(self, text: str, members: Sequence[str]) -> TextItem:
+        """Tokenize for each requested member (truncates to the member's context length)."""
+        return TextItem({m: self.members[m].tokenizer([text])[0] for m in members})
+
+    def token_count(self, text: str, member: str) -> int:
+        """Tokens ``text`` needs under ``member`` before truncation (start/end tokens included)."""
+        tokenizer = self.members[member].tokenizer
+        hf = getattr(tokenizer, "tokenizer", None)
+        if hf is not None:
+            return len(hf(text)["input_ids"])
+        return len(tokenizer.encode(text)) + 2
+
+    def _run(self, items: Sequence[ImageItem | TextItem], attr: str, forward) -> list[Vectors]:
+        out: list[Vectors] = [{} for _ in items]
+        wanted = [name for name in self.member_names if any(name in getattr(i, attr) for i in items)]
+        with self._autocast():
+            for name in wanted:
+                rows = [k for k, item in enumerate(items) if name in getattr(item, attr)]
+                batch = torch.stack([getattr(items[k], attr)[name] for k in rows]).to(self.device)
+                vectors = F.normalize(forward(self.members[name].model, batch).float(), dim=-1)
+                array = vectors.cpu().numpy()
+                for row, k in enumerate(rows):
+                    out[k][name] = array[row]
+        return out
+
+    def encode_images(self, items: Sequence[ImageItem]) -> list[Vectors]:
+        """Normalized image vectors per member for a batch."""
+        return self._run(items, "pixels", lambda model, x: model.encode_image(x))
+
+    def encode_texts(self, items: Sequence[TextItem], trim: bool = True) -> list[Vectors]:
+        """Normalized text vectors per member; ``trim`` cuts padding to the longest real sequence."""
+        if trim:
+            return self._run(items, "tokens", lambda model, t: encode_text_trimmed(model, trim_padding(t)))
+        return self._run(items, "tokens", lambda model, t: model.encode_text(t))

@@ -1,0 +1,46 @@
+"""Small random-init bundles for tests that need real open_clip members but not learned weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from services.common.bundle import Bundle, FusionSpec, MemberSpec, write_bundle
+from services.embedder.members import build_model, save_member
+
+TINY_VIT = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+TINY_CUSTOM_TEXT = {
+    "embed_dim": 48,
+    "custom_text": True,
+    "vision_cfg": {"image_size": 40, "layers": 1, "width": 64, "patch_size": 8, "head_width": 32},
+    "text_cfg": {"context_length": 20, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+PREPROCESS = {"mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "resize_mode": "squash"}
+
+
+def make_random_bundle(directory: Path, configs: dict[str, dict] | None = None, seed: int = 0) -> Path:
+    """Write a bundle of random-init members (default: m1 = CLIP, m2 = CustomTextCLIP)."""
+    configs = configs or {"m1": TINY_VIT, "m2": TINY_CUSTOM_TEXT}
+    specs = []
+    for i, (name, cfg) in enumerate(configs.items()):
+        torch.manual_seed(seed + i)
+        model = build_model(cfg)
+        save_member(model, cfg, PREPROCESS, directory / "members" / name)
+        specs.append(
+            MemberSpec(
+                name=name,
+                arch="tiny-test",
+                dim=cfg["embed_dim"],
+                image_size=cfg["vision_cfg"]["image_size"],
+                path=f"members/{name}",
+                weight=1.0 + i,
+            )
+        )
+    bundle = Bundle(name="test-random", version="1", members=tuple(specs), fusion=FusionSpec("rrf", 60))
+    write_bundle(bundle, directory)
+    return directory

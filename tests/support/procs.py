@@ -1,0 +1,54 @@
+"""Start service processes the way clients and ops do, and wait for them to be ready."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_module(module: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``python -m module args`` from the repo root, logs to a pipe."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "VITRINE_LOG_JSON": "true", **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_serving(address: str, proc: subprocess.Popen, timeout: float = 60.0, service: str = "") -> None:
+    """Poll grpc health until SERVING; raise with the process output if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"process exited with {proc.returncode}:\n{proc.stdout.read()}")
+            try:
+                resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                if resp.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.2)
+    proc.kill()
+    raise TimeoutError(f"{address} not SERVING after {timeout}s:\n{proc.stdout.read()}")
