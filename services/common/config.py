@@ -48,6 +48,7 @@ class EmbedderConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
     threads: int = 0  # torch CPU threads; 0 = all cores
+    batching: bool = True  # coalesce concurrent requests into batches
     max_batch: int = 64
     max_wait_ms: float = 5.0
     max_queue: int = 4096  # queued items before RESOURCE_EXHAUSTED

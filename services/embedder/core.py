@@ -29,7 +29,7 @@ class EmbedResult:
 class EmbedderCore:
     """Async front of the encoder: validates requests and shares batches across them."""
 
-    def __init__(self, encoder: EnsembleEncoder, cfg: EmbedderConfig, batching: bool = True) -> None:
+    def __init__(self, encoder: EnsembleEncoder, cfg: EmbedderConfig, batching: bool | None = None) -> None:
         self.encoder = encoder
         self.cfg = cfg
         self._decode_pool = ThreadPoolExecutor(max(1, cfg.decode_workers), thread_name_prefix="decode")
@@ -39,7 +39,7 @@ class EmbedderCore:
             max_wait_s=cfg.max_wait_ms / 1000.0,
             max_queue=cfg.max_queue,
             executor=self._compute,
-            enabled=batching,
+            enabled=cfg.batching if batching is None else batching,
         )
         self._images: MicroBatcher[ImageItem, Vectors] = MicroBatcher(
             encoder.encode_images, kind="image", **common
@@ -67,9 +67,23 @@ class EmbedderCore:
         if n > self.cfg.max_items:
             raise InvalidInput(field, f"{n} items, over the limit of {self.cfg.max_items} per request")
 
-    def _prepare_image(self, data: bytes, index: int, members: tuple[str, ...]) -> ImageItem:
-        image = decode_image(data, f"images[{index}]", self.cfg.max_image_bytes, self.cfg.max_image_pixels)
-        return self.encoder.prepare_image(image, members)
+    def _prepare_images(
+        self, chunk: Sequence[tuple[int, bytes]], members: tuple[str, ...]
+    ) -> list[ImageItem]:
+        out = []
+        for index, data in chunk:
+            image = decode_image(
+                data, f"images[{index}]", self.cfg.max_image_bytes, self.cfg.max_image_pixels
+            )
+            out.append(self.encoder.prepare_image(image, members))
+        return out
+
+    def _chunks(self, items: Sequence) -> list[list[tuple[int, object]]]:
+        """Split indexed items into one contiguous chunk per decode worker (fewer thread hand-offs)."""
+        workers = max(1, self.cfg.decode_workers)
+        size = -(-len(items) // workers)
+        indexed = list(enumerate(items))
+        return [indexed[i : i + size] for i in range(0, len(indexed), size)]
 
     def check_text(self, text: str, index: int) -> str:
         """Validate one text; returns it stripped."""
@@ -97,12 +111,13 @@ class EmbedderCore:
         self._check_count("images", len(images))
         names = self.resolve_members(members)
         loop = asyncio.get_running_loop()
-        prepared = await asyncio.gather(
+        chunks = await asyncio.gather(
             *(
-                loop.run_in_executor(self._decode_pool, self._prepare_image, d, i, names)
-                for i, d in enumerate(images)
+                loop.run_in_executor(self._decode_pool, self._prepare_images, c, names)
+                for c in self._chunks(images)
             )
         )
+        prepared = [item for chunk in chunks for item in chunk]
         return EmbedResult(await self._images.submit(prepared), names, [])
 
     async def embed_texts(self, texts: Sequence[str], members: Sequence[str] = ()) -> EmbedResult:
@@ -111,11 +126,8 @@ class EmbedderCore:
         names = self.resolve_members(members)
         cleaned = [self.check_text(t, i) for i, t in enumerate(texts)]
         loop = asyncio.get_running_loop()
-        prepared = await asyncio.gather(
-            *(
-                loop.run_in_executor(self._decode_pool, self._prepare_text, t, i, names)
-                for i, t in enumerate(cleaned)
-            )
+        prepared = await loop.run_in_executor(
+            self._decode_pool, lambda: [self._prepare_text(t, i, names) for i, t in enumerate(cleaned)]
         )
         warnings = [w for _, w in prepared if w]
         return EmbedResult(await self._texts.submit([item for item, _ in prepared]), names, warnings)

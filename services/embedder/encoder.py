@@ -19,6 +19,7 @@ from PIL import Image
 from services.common.bundle import Bundle, load_bundle
 from services.common.config import EmbedderConfig
 from services.embedder.members import LoadedMember, load_member
+from services.embedder.preprocess import SplitTransform, split_transform
 from services.embedder.text import encode_text_trimmed, trim_padding
 
 log = logging.getLogger("vitrine.embedder")
@@ -28,9 +29,9 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 
 @dataclass(frozen=True)
 class ImageItem:
-    """One decoded image, preprocessed for each member that was asked for."""
+    """One decoded image after resize/crop: uint8 arrays (or ready tensors) per requested member."""
 
-    pixels: Mapping[str, torch.Tensor]
+    pixels: Mapping[str, np.ndarray | torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,9 @@ class EnsembleEncoder:
         self.members = dict(members)
         self.device = device
         self.precision = precision
+        self._split: dict[str, SplitTransform | None] = {
+            name: split_transform(m.preprocess) for name, m in self.members.items()
+        }
 
     @classmethod
     def load(cls, cfg: EmbedderConfig, bundle_path: str | None = None) -> EnsembleEncoder:
@@ -116,8 +120,24 @@ class EnsembleEncoder:
                     yield
 
     def prepare_image(self, image: Image.Image, members: Sequence[str]) -> ImageItem:
-        """Apply each requested member's eval transform (CPU work, any thread)."""
-        return ImageItem({m: self.members[m].preprocess(image) for m in members})
+        """Resize/crop for each requested member (CPU work, any thread); shared geometry is done once."""
+        done: dict[str, np.ndarray] = {}
+        pixels: dict[str, np.ndarray | torch.Tensor] = {}
+        for m in members:
+            split = self._split[m]
+            if split is None:
+                pixels[m] = self.members[m].preprocess(image)
+                continue
+            if split.key not in done:
+                done[split.key] = split.pixels(image)
+            pixels[m] = done[split.key]
+        return ImageItem(pixels)
+
+    def _image_batch(self, member: str, pixels: list[np.ndarray | torch.Tensor]) -> torch.Tensor:
+        split = self._split[member]
+        if split is None:
+            return torch.stack(pixels)  # type: ignore[arg-type]
+        return split.to_batch(pixels)  # type: ignore[arg-type]
 
     def prepare_text(self, text: str, members: Sequence[str]) -> TextItem:
         """Tokenize for each requested member (truncates to the member's context length)."""
@@ -131,13 +151,13 @@ class EnsembleEncoder:
             return len(hf(text)["input_ids"])
         return len(tokenizer.encode(text)) + 2
 
-    def _run(self, items: Sequence[ImageItem | TextItem], attr: str, forward) -> list[Vectors]:
+    def _run(self, items: Sequence[ImageItem | TextItem], attr: str, forward, collate) -> list[Vectors]:
         out: list[Vectors] = [{} for _ in items]
         wanted = [name for name in self.member_names if any(name in getattr(i, attr) for i in items)]
         with self._autocast():
             for name in wanted:
                 rows = [k for k, item in enumerate(items) if name in getattr(item, attr)]
-                batch = torch.stack([getattr(items[k], attr)[name] for k in rows]).to(self.device)
+                batch = collate(name, [getattr(items[k], attr)[name] for k in rows]).to(self.device)
                 vectors = F.normalize(forward(self.members[name].model, batch).float(), dim=-1)
                 array = vectors.cpu().numpy()
                 for row, k in enumerate(rows):
@@ -146,10 +166,12 @@ class EnsembleEncoder:
 
     def encode_images(self, items: Sequence[ImageItem]) -> list[Vectors]:
         """Normalized image vectors per member for a batch."""
-        return self._run(items, "pixels", lambda model, x: model.encode_image(x))
+        return self._run(items, "pixels", lambda model, x: model.encode_image(x), self._image_batch)
 
     def encode_texts(self, items: Sequence[TextItem], trim: bool = True) -> list[Vectors]:
         """Normalized text vectors per member; ``trim`` cuts padding to the longest real sequence."""
         if trim:
-            return self._run(items, "tokens", lambda model, t: encode_text_trimmed(model, trim_padding(t)))
-        return self._run(items, "tokens", lambda model, t: model.encode_text(t))
+            forward = lambda model, t: encode_text_trimmed(model, trim_padding(t))  # noqa: E731
+        else:
+            forward = lambda model, t: model.encode_text(t)  # noqa: E731
+        return self._run(items, "tokens", forward, lambda _name, tokens: torch.stack(tokens))

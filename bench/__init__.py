@@ -1,0 +1,1 @@
+"""Benchmarks: ``make bench`` runs every part and writes figures to bench/results/."""

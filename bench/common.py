@@ -1,0 +1,89 @@
+"""Helpers shared by benchmark parts: timing, result files, the bundle to measure."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from services.common.bundle import load_bundle
+from services.common.config import PROJECT_ROOT
+
+RESULTS = PROJECT_ROOT / "bench" / "results"
+DEFAULT_BUNDLE = PROJECT_ROOT / "data" / "bundles" / "default"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {
+        "cpu_count": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def best_of(fn: Callable[[], Any], repeats: int = 3) -> float:
+    """Fastest wall time of ``repeats`` calls (seconds)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """q-th percentile (0..100) of ``values``."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * q / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary_ms(values_s: list[float]) -> dict[str, float]:
+    """p50/p90/p99/mean in milliseconds."""
+    ms = [v * 1000 for v in values_s]
+    return {
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p90_ms": round(percentile(ms, 90), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+        "n": len(ms),
+    }
+
+
+def bench_bundle() -> tuple[Path, str]:
+    """The default trained bundle when built, else a random-init stand-in of the same shape."""
+    if (DEFAULT_BUNDLE / "bundle.json").exists():
+        return DEFAULT_BUNDLE, "default bundle (make train)"
+    from tests.support.bundles import make_random_bundle
+
+    directory = Path(tempfile.mkdtemp(prefix="vitrine-bench-"))
+    return make_random_bundle(directory), "random-init test bundle (run `make train` for the real one)"
+
+
+def describe_bundle(path: Path) -> list[dict[str, Any]]:
+    """Member names, archs, dims and image sizes."""
+    bundle = load_bundle(path)
+    return [{"name": m.name, "arch": m.arch, "dim": m.dim, "image_size": m.image_size} for m in bundle.members]
+
+
+def write_result(name: str, data: dict[str, Any]) -> Path:
+    """Write bench/results/<name>.json and return its path."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), **data}, indent=2))
+    print(f"wrote {path}")
+    return path

@@ -1,0 +1,135 @@
+"""Embedder benchmark: served vs raw throughput, batching on/off, trimmed vs padded text.
+
+All figures in one run, side by side. Writes bench/results/embedder.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import open_clip
+import torch
+import torch.nn.functional as F
+
+from bench.common import bench_bundle, best_of, describe_bundle, write_result
+from services.common.config import EmbedderConfig
+from services.embedder.encoder import EnsembleEncoder, TextItem
+from services.embedder.images import decode_image
+from services.embedder.text import encode_text_trimmed, trim_padding
+from tests.support.images import encode, gradient
+from tests.support.procs import free_port, start_module, wait_serving
+from vitrine.v1 import embedder_pb2, embedder_pb2_grpc
+
+BATCH_SIZES = (1, 8, 16, 32, 64, 128)
+QUERIES = ["white polo t-shirts", "watches for men", "red floral summer dress", "black leather handbag",
+           "blue denim jeans", "running shoes", "gold earrings", "sunglasses"]
+
+
+def sample_images(n: int) -> list[bytes]:
+    """n distinct 60x80 JPEGs (catalog-sized)."""
+    base = gradient((60, 80))
+    return [encode(base.rotate(i * 7 % 360, fillcolor=(i % 255, 80, 160)), "JPEG", quality=90) for i in range(n)]
+
+
+def raw_forward(encoder: EnsembleEncoder, images: list[bytes]) -> dict[str, Any]:
+    """Images/s of the bare model forward (all members) on preprocessed tensors, per batch size."""
+    names = encoder.member_names
+    items = [encoder.prepare_image(decode_image(b, "x", 10**8, 10**9), names) for b in images]
+    rates = {}
+    for size in BATCH_SIZES:
+        batch = items[:size]
+        encoder.encode_images(batch)  # warm-up
+        seconds = best_of(lambda b=batch: encoder.encode_images(b), repeats=3)
+        rates[size] = round(size / seconds, 1)
+    best = max(rates, key=rates.get)
+    return {"images_per_s_by_batch": rates, "best_batch": best, "best_images_per_s": rates[best]}
+
+
+async def _drive(address: str, requests: list[list[bytes]], concurrency: int) -> float:
+    """Send requests with ``concurrency`` in flight; return images/s."""
+    queue: asyncio.Queue[list[bytes]] = asyncio.Queue()
+    for r in requests:
+        queue.put_nowait(r)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = embedder_pb2_grpc.EmbedderStub(channel)
+        await stub.EmbedImages(embedder_pb2.EmbedImagesRequest(images=requests[0]))  # warm-up
+
+        async def client() -> None:
+            while not queue.empty():
+                images = queue.get_nowait()
+                await stub.EmbedImages(embedder_pb2.EmbedImagesRequest(images=images), timeout=120)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return sum(len(r) for r in requests) / elapsed
+
+
+def served(bundle: Path, requests: list[list[bytes]], concurrency: int, env: dict[str, str]) -> float:
+    """Images/s through a real ``python -m services.embedder`` process on loopback."""
+    port = free_port()
+    proc = start_module("services.embedder", ["--bundle", str(bundle), "--port", str(port)],
+                        env={"VITRINE_LOG_LEVEL": "WARNING", **env})
+    try:
+        wait_serving(f"127.0.0.1:{port}", proc, timeout=120)
+        return asyncio.run(_drive(f"127.0.0.1:{port}", requests, concurrency))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def text_trim(n_texts: int = 64) -> dict[str, Any]:
+    """Trimmed vs padded-77 text encoding on a CLIP-sized causal text tower (ViT-B-32 text config)."""
+    model = open_clip.create_model("ViT-B-32", pretrained=None).eval()
+    tokenizer = open_clip.get_tokenizer("ViT-B-32")
+    tokens = tokenizer([QUERIES[i % len(QUERIES)] for i in range(n_texts)])
+    with torch.inference_mode():
+        full = model.encode_text(tokens)
+        trimmed_tokens = trim_padding(tokens)
+        trimmed = encode_text_trimmed(model, trimmed_tokens)
+        t_full = best_of(lambda: model.encode_text(tokens))
+        t_trim = best_of(lambda: encode_text_trimmed(model, trim_padding(tokens)))
+    cosine = F.cosine_similarity(full, trimmed, dim=-1).min().item()
+    return {
+        "arch": "ViT-B-32 text tower (width 512, 12 layers, context 77), random init",
+        "texts": n_texts, "trimmed_length": int(trimmed_tokens.shape[1]),
+        "padded77_texts_per_s": round(n_texts / t_full, 1), "trimmed_texts_per_s": round(n_texts / t_trim, 1),
+        "speedup": round(t_full / t_trim, 2), "min_cosine": round(cosine, 6),
+    }
+
+
+def main() -> dict[str, Any]:
+    """Run every embedder measurement and write the result file."""
+    bundle, source = bench_bundle()
+    cfg = EmbedderConfig(device="auto", bundle=str(bundle))
+    encoder = EnsembleEncoder.load(cfg)
+    images = sample_images(256)
+    raw = raw_forward(encoder, images)
+    best = raw["best_batch"]
+    print(f"raw forward: {raw}")
+    batch_env = {"VITRINE_EMBEDDER_MAX_BATCH": str(best), "VITRINE_EMBEDDER_MAX_WAIT_MS": "5"}
+    served_rate = served(bundle, [images[i : i + best] for i in range(0, 256, best)] * 2, 2, batch_env)
+    singles = [[img] for img in images[:192]]
+    on = served(bundle, singles, 32, batch_env)
+    off = served(bundle, singles, 32, {**batch_env, "VITRINE_EMBEDDER_BATCHING": "false"})
+    result = {
+        "bundle": source, "members": describe_bundle(bundle), "device": str(encoder.device),
+        "raw_forward": raw,
+        "served": {"images_per_s": round(served_rate, 1), "request_size": best, "concurrency": 2,
+                   "ratio_vs_raw": round(served_rate / raw["best_images_per_s"], 2), "goal": ">= 0.8"},
+        "concurrent_single_image": {"clients": 32, "requests": len(singles), "batching_on_images_per_s": round(on, 1),
+                                    "batching_off_images_per_s": round(off, 1), "speedup": round(on / off, 2),
+                                    "goal": ">= 3"},
+        "text_trim": {**text_trim(), "goal": ">= 3x, cosine >= 0.9999"},
+    }
+    write_result("embedder", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
