@@ -10,7 +10,7 @@ import pytest
 
 from services.embedder.core import EmbedderCore
 from services.embedder.errors import InvalidInput, Overloaded
-from tests.embedder.conftest import CFG
+from tests.support.embedder import EMBEDDER_TEST_CFG as CFG
 from tests.support.images import solid
 
 
@@ -39,7 +39,9 @@ async def test_unknown_member_lists_valid_ones(core):
     assert "'m1'" in str(err.value) and "'m2'" in str(err.value)
 
 
-@pytest.mark.parametrize(("texts", "field"), [([], "texts"), (["ok", "   "], "texts[1]"), (["a\x00b"], "texts[0]")])
+@pytest.mark.parametrize(
+    ("texts", "field"), [([], "texts"), (["ok", "   "], "texts[1]"), (["a\x00b"], "texts[0]")]
+)
 async def test_bad_texts(core, texts, field):
     with pytest.raises(InvalidInput) as err:
         await core.embed_texts(texts)

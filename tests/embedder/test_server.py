@@ -40,7 +40,11 @@ async def test_get_bundle(embedder_stub):
     ],
 )
 async def test_bad_requests_get_invalid_argument(embedder_stub, request_, needle):
-    method = embedder_stub.EmbedImages if isinstance(request_, embedder_pb2.EmbedImagesRequest) else embedder_stub.EmbedTexts
+    method = (
+        embedder_stub.EmbedImages
+        if isinstance(request_, embedder_pb2.EmbedImagesRequest)
+        else embedder_stub.EmbedTexts
+    )
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await method(request_)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -1,0 +1,105 @@
+"""Bearer-token auth, TLS/mTLS and Prometheus metrics on the shared server bootstrap."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import grpc
+import pytest
+import trustme
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common.config import ServerConfig
+from services.common.server import GrpcServer, ServiceBinding
+from services.embedder.server import SERVICE_NAME, EmbedderServicer
+from tests.support.procs import free_port
+from vitrine.v1 import embedder_pb2, embedder_pb2_grpc
+
+TOKEN = "s3cret-token"
+
+
+async def start(core, cfg: ServerConfig) -> tuple[GrpcServer, int]:
+    server = GrpcServer(
+        cfg,
+        [
+            ServiceBinding(
+                SERVICE_NAME, embedder_pb2_grpc.add_EmbedderServicer_to_server, EmbedderServicer(core)
+            )
+        ],
+    )
+    port = await server.start()
+    await server.set_serving(True)
+    return server, port
+
+
+async def test_bearer_token_required_but_health_open(core):
+    server, port = await start(core, ServerConfig(port=0, auth_token=TOKEN))
+    request = embedder_pb2.EmbedTextsRequest(texts=["red dress"])
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = embedder_pb2_grpc.EmbedderStub(channel)
+            for metadata in ((), (("authorization", "Bearer wrong"),), (("authorization", TOKEN),)):
+                with pytest.raises(grpc.aio.AioRpcError) as err:
+                    await stub.EmbedTexts(request, metadata=metadata)
+                assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            ok = await stub.EmbedTexts(request, metadata=(("authorization", f"Bearer {TOKEN}"),))
+            assert len(ok.embeddings) == 1
+            health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await server.stop(0)
+
+
+async def test_tls_and_mutual_tls_round_trip(core, tmp_path):
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("localhost")
+    client_cert = ca.issue_cert("client")
+    server_cert.private_key_pem.write_to_path(tmp_path / "server.key")
+    server_cert.cert_chain_pems[0].write_to_path(tmp_path / "server.crt")
+    ca.cert_pem.write_to_path(tmp_path / "ca.crt")
+    cfg = ServerConfig(
+        port=0,
+        tls_cert=str(tmp_path / "server.crt"),
+        tls_key=str(tmp_path / "server.key"),
+        tls_client_ca=str(tmp_path / "ca.crt"),
+    )
+    server, port = await start(core, cfg)
+    options = (("grpc.ssl_target_name_override", "localhost"),)
+    try:
+        good = grpc.ssl_channel_credentials(
+            root_certificates=ca.cert_pem.bytes(),
+            private_key=client_cert.private_key_pem.bytes(),
+            certificate_chain=client_cert.cert_chain_pems[0].bytes(),
+        )
+        async with grpc.aio.secure_channel(f"127.0.0.1:{port}", good, options=options) as channel:
+            resp = await embedder_pb2_grpc.EmbedderStub(channel).EmbedTexts(
+                embedder_pb2.EmbedTextsRequest(texts=["x"])
+            )
+            assert len(resp.embeddings) == 1
+        no_client_cert = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
+        async with grpc.aio.secure_channel(f"127.0.0.1:{port}", no_client_cert, options=options) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await embedder_pb2_grpc.EmbedderStub(channel).EmbedTexts(
+                    embedder_pb2.EmbedTextsRequest(texts=["x"]), timeout=5
+                )
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await server.stop(0)
+
+
+async def test_metrics_count_requests_by_code(core):
+    metrics_port = free_port()
+    server, port = await start(core, ServerConfig(port=0, metrics_port=metrics_port))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = embedder_pb2_grpc.EmbedderStub(channel)
+            await stub.EmbedTexts(embedder_pb2.EmbedTextsRequest(texts=["a", "b"]))
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.EmbedTexts(embedder_pb2.EmbedTextsRequest(texts=[""]))
+        body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    finally:
+        await server.stop(0)
+    assert 'vitrine_rpc_requests_total{code="OK",method="EmbedTexts",service="vitrine.v1.Embedder"}' in body
+    assert 'code="INVALID_ARGUMENT",method="EmbedTexts"' in body
+    assert "vitrine_embedder_batch_size_count" in body
+    assert 'vitrine_rpc_latency_seconds_bucket{le="0.001",method="EmbedTexts"' in body
