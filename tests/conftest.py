@@ -19,9 +19,6 @@ from tests.support.bundles import make_random_bundle
 from tests.support.embedder import EMBEDDER_TEST_CFG
 from vitrine.v1 import embedder_pb2_grpc
 
-    device="cpu", threads=1, max_batch=16, max_wait_ms=20, max_queue=64, max_items=32
-)
-
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 SHARED_DATA = Path(
