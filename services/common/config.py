@@ -196,7 +196,7 @@ def env_var_table() -> list[tuple[str, str, str]]:
                     (
                         name,
                         getattr(hints[f.name], "__name__", str(hints[f.name])),
-                        repr(getattr(value, f.name)),
+                        repr(getattr(value, f.name)).replace(str(PROJECT_ROOT), "<repo>"),
                     )
                 )
         else:
