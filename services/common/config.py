@@ -102,6 +102,19 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """HTTP gateway and shopper page over the Search RPC."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    search_addr: str = "127.0.0.1:50053"
+    embedder_addr: str = "127.0.0.1:50051"
+    image_root: str = str(PROJECT_ROOT.parent)  # item images are served only from under this folder
+    max_upload_mb: int = 10
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class VitrineConfig:
     """The whole configuration; services take the sections they need."""
 
@@ -109,6 +122,7 @@ class VitrineConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     embedder_server: ServerConfig = field(default_factory=lambda: ServerConfig(port=50051))
     ingest_server: ServerConfig = field(default_factory=lambda: ServerConfig(port=50052))
     search_server: ServerConfig = field(default_factory=lambda: ServerConfig(port=50053))
@@ -212,6 +226,7 @@ __all__ = [
     "ServerConfig",
     "StoreConfig",
     "VitrineConfig",
+    "WebConfig",
     "env_var_table",
     "load_config",
     "PROJECT_ROOT",

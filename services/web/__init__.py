@@ -1,0 +1,1 @@
+"""HTTP gateway and shopper page over the Search gRPC service."""

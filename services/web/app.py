@@ -1,0 +1,168 @@
+"""FastAPI gateway: JSON endpoints over Search/Embedder gRPC, item images, and the static page."""
+
+from __future__ import annotations
+
+import mimetypes
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import grpc
+from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from google.protobuf.json_format import MessageToDict
+
+from services.common.channels import open_channel
+from services.common.config import WebConfig
+from vitrine.v1 import embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
+
+STATIC = Path(__file__).parent / "static"
+
+GRPC_TO_HTTP = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.UNAVAILABLE: 503,
+}
+
+
+def parse_filters(items: list[str]) -> dict[str, str]:
+    """``["gender=Men", "articleType=Tshirts|Shirts"]`` -> map for SearchRequest.filters."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise HTTPException(400, f"filter {item!r}: expected field=value (alternatives separated by |)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def hits_json(response: search_pb2.SearchResponse) -> dict[str, Any]:
+    """SearchResponse as JSON (field names as in the proto)."""
+    data = MessageToDict(
+        response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    for hit in data.get("hits", []):
+        hit["image_url"] = f"/api/items/{hit['id']}/image"
+    return data
+
+
+async def _call(coro) -> Any:
+    try:
+        return await coro
+    except grpc.aio.AioRpcError as exc:
+        raise HTTPException(
+            GRPC_TO_HTTP.get(exc.code(), 502), f"{exc.code().name}: {exc.details()}"
+        ) from None
+
+
+def create_app(cfg: WebConfig) -> FastAPI:
+    """Build the gateway app bound to the Search and Embedder addresses in ``cfg``."""
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        state["search_channel"] = open_channel(cfg.search_addr, retries=False)
+        state["embedder_channel"] = open_channel(cfg.embedder_addr)
+        state["search"] = search_pb2_grpc.SearchStub(state["search_channel"])
+        state["embedder"] = embedder_pb2_grpc.EmbedderStub(state["embedder_channel"])
+        yield
+        await state["search_channel"].close()
+        await state["embedder_channel"].close()
+
+    app = FastAPI(title="vitrine gateway", lifespan=lifespan)
+    max_upload = cfg.max_upload_mb * 1024 * 1024
+    image_root = Path(cfg.image_root).resolve()
+
+    async def run_search(request: search_pb2.SearchRequest) -> dict[str, Any]:
+        response = await _call(state["search"].Search(request, timeout=cfg.timeout_s))
+        return hits_json(response)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/bundle")
+    async def bundle() -> dict[str, Any]:
+        info = await _call(
+            state["embedder"].GetBundle(embedder_pb2.GetBundleRequest(), timeout=cfg.timeout_s)
+        )
+        return MessageToDict(info, preserving_proto_field_name=True)
+
+    @app.get("/api/search")
+    async def search_get(
+        q: str = "",
+        top_k: int = 12,
+        offset: int = 0,
+        fusion: str = "",
+        members: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI query list
+        filters: Annotated[list[str], Query()] = [],  # noqa: B006
+        explain: bool = True,
+    ) -> dict[str, Any]:
+        request = search_pb2.SearchRequest(
+            text=q,
+            top_k=top_k,
+            offset=offset,
+            fusion=fusion,
+            members=members,
+            filters=parse_filters(filters),
+            explain=explain,
+        )
+        return await run_search(request)
+
+    @app.post("/api/search")
+    async def search_post(
+        image: Annotated[UploadFile | None, File()] = None,
+        q: Annotated[str, Form()] = "",
+        text_weight: Annotated[float, Form()] = 0.5,
+        top_k: Annotated[int, Form()] = 12,
+        offset: Annotated[int, Form()] = 0,
+        fusion: Annotated[str, Form()] = "",
+        members: Annotated[list[str], Form()] = [],  # noqa: B006
+        filters: Annotated[list[str], Form()] = [],  # noqa: B006
+    ) -> dict[str, Any]:
+        data = await image.read(max_upload + 1) if image is not None else b""
+        if len(data) > max_upload:
+            raise HTTPException(413, f"image: upload over {cfg.max_upload_mb} MB")
+        request = search_pb2.SearchRequest(
+            text=q,
+            image=data,
+            text_weight=text_weight,
+            top_k=top_k,
+            offset=offset,
+            fusion=fusion,
+            members=members,
+            filters=parse_filters(filters),
+            explain=True,
+        )
+        return await run_search(request)
+
+    @app.get("/api/items/{item_id}/similar")
+    async def more_like_this(
+        item_id: str, top_k: int = 12, offset: int = 0, fusion: str = ""
+    ) -> dict[str, Any]:
+        request = search_pb2.MoreLikeThisRequest(
+            id=item_id, top_k=top_k, offset=offset, fusion=fusion, explain=True
+        )
+        response = await _call(state["search"].MoreLikeThis(request, timeout=cfg.timeout_s))
+        return hits_json(response)
+
+    @app.get("/api/items/{item_id}/image", response_model=None)
+    async def item_image(item_id: str) -> FileResponse:
+        request = search_pb2.GetItemsRequest(ids=[item_id])
+        response = await _call(state["search"].GetItems(request, timeout=cfg.timeout_s))
+        uri = next((h.attributes.get("image_uri", "") for h in response.items if h.id == item_id), "")
+        path = Path(uri).resolve() if uri else None
+        if path is None or not path.is_file() or not path.is_relative_to(image_root):
+            raise HTTPException(404, f"no image stored for item {item_id!r}")
+        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
