@@ -79,12 +79,19 @@ class IngestConfig:
     """Ingest pipeline settings."""
 
     embedder_addr: str = "127.0.0.1:50051"
+    embedder_tls_ca: str = ""  # CA file: call the embedder over TLS
+    embedder_auth_token: str = ""  # bearer token for the embedder (needs TLS)
     batch_size: int = 64
     queue_batches: int = 4  # bounded queue between reading the stream and writing the store
     allowed_image_root: str = str(PROJECT_ROOT)
     allow_http: bool = False
     max_image_bytes: int = 20 * 1024 * 1024
-    rpc_timeout_s: float = 30.0
+    rpc_timeout_s: float = 30.0  # deadline of one EmbedImages call
+    http_timeout_s: float = 10.0  # fetching an http(s) image_uri (only with allow_http)
+    # Keep streamed image bytes as <blob_dir>/<point uuid>.img so Reindex can re-embed them:
+    # "auto" = <store.path>/blobs for the edge backend, off for qdrant; "off" disables; else a folder.
+    blob_dir: str = "auto"
+    reindex_max_failed: int = 0  # a reindex with more failed products leaves the alias where it was
 
 
 @dataclass(frozen=True)
@@ -92,13 +99,20 @@ class SearchConfig:
     """Query-time settings."""
 
     embedder_addr: str = "127.0.0.1:50051"
+    embedder_tls_ca: str = ""  # CA file: call the embedder over TLS
+    embedder_auth_token: str = ""  # bearer token for the embedder (needs TLS)
+    bundle: str = ""  # bundle directory; "" = take names, weights and fusion from the embedder (GetBundle)
     default_top_k: int = 10
-    max_top_k: int = 200
+    max_top_k: int = 200  # also the most ids one GetItems call may ask for
     max_offset: int = 10_000
-    overfetch: float = 3.0
-    rrf_k: int = 60
+    overfetch: float = 3.0  # each member returns (offset + top_k) * overfetch candidates ...
+    min_candidates: int = 100  # ... but at least this many, so early pages fuse the same lists
+    rrf_k: int = 0  # RRF k; 0 = the bundle's fusion.rrf_k
     max_filters: int = 16
-    rpc_timeout_s: float = 10.0
+    cluster_boost: float = 0.5  # ENCLIP re-rank: relative boost for hits in the majority clusters
+    cluster_top_n: int = 10  # ENCLIP re-rank: top hits per member that vote for its majority cluster
+    rpc_timeout_s: float = 10.0  # budget of one request (embed + store) when the caller's deadline is longer
+    reply_reserve_s: float = 0.05  # kept back from the caller's deadline to fuse and send the partial reply
 
 
 @dataclass(frozen=True)

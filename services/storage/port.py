@@ -16,7 +16,13 @@ from typing import Any
 
 POINT_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e0a-9c3f-7a1b2c3d4e5f")
 
-Filters = Mapping[str, Sequence[str]]
+Filters = Mapping[str, Sequence[str | int]]
+"""``{field: (value, ...)}``; a string spelling an integer (``"3"``) also matches the integer 3."""
+
+PayloadIndexes = Mapping[str, str] | Sequence[str]
+"""Fields to index: a sequence of keyword fields, or ``{field: "keyword" | "integer"}``."""
+
+INDEX_TYPES = ("keyword", "integer")
 
 
 def point_id(product_id: str) -> str:
@@ -34,7 +40,7 @@ class CollectionNotFound(StoreError):
 
 @dataclass(frozen=True)
 class Point:
-    """A product to write: member vectors plus payload (``payload['id']`` is the product id)."""
+    """A product to write: ``id`` is the product id (the adapter sets ``payload['id']`` to it)."""
 
     id: str
     vectors: Mapping[str, Sequence[float]]
@@ -68,14 +74,35 @@ class MemberQuery:
     limit: int
 
 
+def index_types(payload_indexes: PayloadIndexes) -> dict[str, str]:
+    """``{field: index type}`` from either form of ``payload_indexes``; unknown types raise ValueError."""
+    if isinstance(payload_indexes, Mapping):
+        typed = dict(payload_indexes)
+    else:
+        typed = dict.fromkeys(payload_indexes, "keyword")
+    for name, kind in typed.items():
+        if kind not in INDEX_TYPES:
+            raise ValueError(f"payload index {name!r}: unknown type {kind!r}; valid: {list(INDEX_TYPES)}")
+    return typed
+
+
 class VectorStore(abc.ABC):
-    """Port implemented by every storage adapter."""
+    """Port implemented by every storage adapter.
+
+    Ids at this interface are product ids (adapters map them to uuid5 point ids and keep the
+    product id in ``payload['id']``). Collection arguments may name an alias. Methods are
+    synchronous and thread-safe; async callers wrap them in ``asyncio.to_thread``.
+    """
 
     @abc.abstractmethod
     def ensure_collection(
-        self, name: str, vectors: Mapping[str, int], payload_indexes: Sequence[str] = ()
+        self, name: str, vectors: Mapping[str, int], payload_indexes: PayloadIndexes = ()
     ) -> None:
-        """Create ``name`` with one cosine named vector per member (name -> dim) if missing."""
+        """Create ``name`` with one cosine named vector per member (name -> dim) if missing.
+
+        An existing collection must have the same vectors (else :class:`StoreError`); missing
+        payload indexes are added.
+        """
 
     @abc.abstractmethod
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
@@ -83,7 +110,10 @@ class VectorStore(abc.ABC):
 
     @abc.abstractmethod
     def delete(self, collection: str, ids: Sequence[str] = (), filters: Filters | None = None) -> int:
-        """Delete by product ids and/or filter; return how many points went."""
+        """Delete by product ids and/or filter (both: ids that match the filter); return how many went.
+
+        With neither ids nor filters nothing is deleted (raises ValueError): never "delete all".
+        """
 
     @abc.abstractmethod
     def count(self, collection: str, filters: Filters | None = None) -> int:
@@ -101,9 +131,13 @@ class VectorStore(abc.ABC):
 
     @abc.abstractmethod
     def scroll(
-        self, collection: str, batch_size: int = 256, with_vectors: bool = False
+        self,
+        collection: str,
+        batch_size: int = 256,
+        with_vectors: bool = False,
+        filters: Filters | None = None,
     ) -> Iterator[StoredPoint]:
-        """Every point of the collection, in batches."""
+        """Every point of the collection (matching ``filters``), fetched in batches, in point-id order."""
 
     @abc.abstractmethod
     def collections(self) -> list[str]:

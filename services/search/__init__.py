@@ -1,0 +1,1 @@
+"""The search service: embeds queries, queries every member, fuses and re-ranks the hits."""

@@ -1,0 +1,260 @@
+"""The search core: embed the query, query each member, fuse, re-rank, page. Plain Python.
+
+Pipeline of one request (see :mod:`services.search.fusion` and :mod:`services.search.rerank`)::
+
+    validate -> embed (text and/or image; mixed per member) -> one store query per member
+    (depth = max(min_candidates, (offset + top_k) * overfetch), same filters) -> fuse
+    -> [drop the query item] -> [cluster re-rank] -> [min_score] -> [max_per_cluster] -> [MMR]
+    -> slice [offset : offset + top_k] -> attributes (+ member evidence when explain)
+
+The request deadline (capped by ``rpc_timeout_s``) bounds the embedder call and the store
+queries. Members that fail or miss the deadline are reported as missing (``partial``); when no
+member answers the core raises instead of returning an empty page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from services.common.bundle import Bundle
+from services.common.config import SearchConfig
+from services.common.embed_client import EmbedderTimeout, EmbedderUnavailable, EmbedRejected, MemberVectors
+from services.search.errors import (
+    ItemNotFound,
+    SearchDeadlineExceeded,
+    SearchUnavailable,
+    SearchValidationError,
+)
+from services.search.fusion import FusedHit, RankedHit
+from services.search.hits import attributes_of, clusters_of, ranked_hits, result_hit
+from services.search.model import ResultHit, SearchOptions, SearchQuery, SearchResult, SimilarQuery
+from services.search.plan import Plan, check_config, make_plan, mix, text_weight
+from services.search.rerank import cap_per_cluster, cluster_of, cluster_rerank, mmr
+from services.search.retrieval import Deadline, MemberLists, call_store, query_members
+from services.storage.port import StoredPoint, VectorStore
+
+
+class EmbedClient(Protocol):
+    """What the core needs from the embedder (the gRPC client, or an in-process stand-in)."""
+
+    async def embed_texts(
+        self, texts: Sequence[str], members: Sequence[str] | None = None, timeout: float | None = None
+    ) -> list[MemberVectors]: ...
+
+    async def embed_images(
+        self, images: Sequence[bytes], members: Sequence[str] | None = None, timeout: float | None = None
+    ) -> list[MemberVectors]: ...
+
+
+class SearchCore:
+    """Search, more-like-this and item lookup over one collection (or alias) of one bundle."""
+
+    def __init__(
+        self, cfg: SearchConfig, store: VectorStore, bundle: Bundle, embedder: EmbedClient, collection: str
+    ) -> None:
+        check_config(cfg)
+        self.cfg = cfg
+        self.store = store
+        self.bundle = bundle
+        self.embedder = embedder
+        self.collection = collection
+
+    def _deadline(self, timeout: float | None) -> Deadline:
+        """Time for embedding and store calls: the caller's deadline less the reply reserve, capped."""
+        if timeout is None:
+            budget = self.cfg.rpc_timeout_s
+        else:
+            budget = min(timeout - self.cfg.reply_reserve_s, self.cfg.rpc_timeout_s)
+        if budget <= 0:
+            raise SearchDeadlineExceeded("deadline exceeded before the request started")
+        return Deadline(budget)
+
+    async def search(self, query: SearchQuery, timeout: float | None = None) -> SearchResult:
+        """Text and/or image search; ``timeout`` is the caller's remaining deadline in seconds."""
+        weight = text_weight(query.text, query.image, query.text_weight)
+        plan = make_plan(query.options, self.cfg, self.bundle)
+        deadline = self._deadline(timeout)
+        vectors = await self._embed(query, weight, plan.members, deadline)
+        return await self._execute(plan, vectors, deadline)
+
+    async def search_vectors(
+        self, vectors: Mapping[str, np.ndarray], options: SearchOptions, timeout: float | None = None
+    ) -> SearchResult:
+        """Search with ready query vectors ``{member: vector}`` (no embedding; for benchmarks)."""
+        plan = make_plan(options, self.cfg, self.bundle)
+        return await self._execute(plan, vectors, self._deadline(timeout))
+
+    async def more_like_this(self, query: SimilarQuery, timeout: float | None = None) -> SearchResult:
+        """Products near the stored vectors of ``query.id`` (itself left out unless include_self)."""
+        if not query.id.strip():
+            raise SearchValidationError("id", "required")
+        plan = make_plan(query.options, self.cfg, self.bundle, drop_one=not query.include_self)
+        deadline = self._deadline(timeout)
+        collection = await self._collection(deadline)
+        found: list[StoredPoint] = await call_store(
+            deadline, "reading the query item", self.store.retrieve, collection, [query.id], True
+        )
+        if not found:
+            raise ItemNotFound(query.id, collection)
+        vectors = {m: np.asarray(v, dtype=np.float32) for m, v in found[0].vectors.items()}
+        exclude = None if query.include_self else query.id
+        return await self._execute(plan, vectors, deadline, exclude=exclude, collection=collection)
+
+    async def get_items(self, ids: Sequence[str], timeout: float | None = None) -> list[ResultHit]:
+        """Stored attributes of the given product ids, in the order asked; unknown ids are left out."""
+        if len(ids) > self.cfg.max_top_k:
+            raise SearchValidationError("ids", f"at most {self.cfg.max_top_k} ids per call, got {len(ids)}")
+        for i, product_id in enumerate(ids):
+            if not product_id.strip():
+                raise SearchValidationError(f"ids[{i}]", "empty id")
+        if not ids:
+            return []
+        deadline = self._deadline(timeout)
+        collection = await self._collection(deadline)
+        points: list[StoredPoint] = await call_store(
+            deadline, "reading items", self.store.retrieve, collection, list(ids), False
+        )
+        return [ResultHit(id=p.id, score=0.0, attributes=attributes_of(p.payload)) for p in points]
+
+    async def _collection(self, deadline: Deadline) -> str:
+        """The collection behind the configured alias (the name itself when it is no alias)."""
+        target = await call_store(deadline, "resolving the alias", self.store.resolve_alias, self.collection)
+        return target or self.collection
+
+    async def _embed(
+        self, query: SearchQuery, weight: float, members: Sequence[str], deadline: Deadline
+    ) -> dict[str, np.ndarray]:
+        """Per-member query vectors: text, image, or ``normalize(w * text + (1 - w) * image)``."""
+        left = deadline.check("embedding")
+        tasks: dict[str, asyncio.Future[list[MemberVectors]]] = {}
+        if weight > 0.0:
+            tasks["text"] = asyncio.ensure_future(self.embedder.embed_texts([query.text], members, left))
+        if weight < 1.0:
+            tasks["image"] = asyncio.ensure_future(self.embedder.embed_images([query.image], members, left))
+        try:
+            embedded = {field: await _embedded(field, task, deadline) for field, task in tasks.items()}
+        finally:
+            for task in tasks.values():
+                task.cancel()
+        if "image" not in embedded:
+            return embedded["text"]
+        if "text" not in embedded:
+            return embedded["image"]
+        text, image = embedded["text"], embedded["image"]
+        return {m: mix(text[m], image[m], weight) for m in text if m in image}
+
+    async def _execute(
+        self,
+        plan: Plan,
+        vectors: Mapping[str, np.ndarray],
+        deadline: Deadline,
+        exclude: str | None = None,
+        collection: str | None = None,
+    ) -> SearchResult:
+        """Query the members, fuse, re-rank and cut the page."""
+        collection = collection or await self._collection(deadline)
+        answered = await query_members(
+            self.store, collection, vectors, plan.members, plan.depth, plan.filters or None, deadline
+        )
+        answered.raise_if_empty()
+        lists = {m: ranked_hits(answered.lists[m], m) for m in plan.members if m in answered.lists}
+        payloads = _payloads(answered)
+        clusters = {hit_id: clusters_of(payload) for hit_id, payload in payloads.items()}
+        fused = [h for h in plan.method.fuse(lists, depth=plan.depth) if h.id != exclude]
+        fused = self._rerank(plan, fused, lists, clusters)
+        if plan.mmr_lambda > 0.0 and fused:
+            fused = await self._diversify(plan, fused, collection, lists, deadline)
+        page = fused[plan.offset : plan.end]
+        missing = answered.missing(plan.members)
+        return SearchResult(
+            hits=[result_hit(h, payloads[h.id], plan.explain) for h in page],
+            partial=bool(missing),
+            missing_members=missing,
+            fusion=plan.method.name,
+            collection=collection,
+        )
+
+    def _rerank(
+        self,
+        plan: Plan,
+        fused: list[FusedHit],
+        lists: Mapping[str, Sequence[RankedHit]],
+        clusters: Mapping[str, Mapping[str, int]],
+    ) -> list[FusedHit]:
+        """Cluster boost, score threshold and per-cluster cap, in that order."""
+        if plan.cluster_rerank:
+            fused = cluster_rerank(
+                fused, lists, boost=self.cfg.cluster_boost, top_n=self.cfg.cluster_top_n, clusters=clusters
+            )
+        if plan.min_score != 0.0:
+            fused = [h for h in fused if h.score >= plan.min_score]
+        if plan.max_per_cluster > 0:
+            reference = plan.members[0]
+            fused = cap_per_cluster(fused, plan.max_per_cluster, lambda h: cluster_of(h, reference, clusters))
+        return fused
+
+    async def _diversify(
+        self,
+        plan: Plan,
+        fused: list[FusedHit],
+        collection: str,
+        lists: Mapping[str, Sequence[RankedHit]],
+        deadline: Deadline,
+    ) -> list[FusedHit]:
+        """MMR over the top ``depth`` candidates; similarity = mean cosine over the answering members."""
+        pool = fused[: plan.depth]
+        points: list[StoredPoint] = await call_store(
+            deadline, "reading vectors for MMR", self.store.retrieve, collection, [h.id for h in pool], True
+        )
+        members = [m for m in plan.members if m in lists]
+        vectors = {p.id: _joint_vector(p, members, self.bundle) for p in points}
+        return mmr(pool, vectors, plan.mmr_lambda, limit=plan.end)
+
+
+async def _embedded(
+    field: str, task: asyncio.Future[list[MemberVectors]], deadline: Deadline
+) -> MemberVectors:
+    """The one embedding of a task, with embedder failures mapped to search errors."""
+    try:
+        result = await asyncio.wait_for(task, deadline.check("embedding"))
+    except EmbedRejected as exc:
+        raise SearchValidationError(field, f"rejected by the embedder: {exc}") from exc
+    except (EmbedderTimeout, TimeoutError) as exc:
+        raise SearchDeadlineExceeded(f"embedder: no answer within the deadline ({field})") from exc
+    except EmbedderUnavailable as exc:
+        raise SearchUnavailable(f"embedder: {exc}") from exc
+    if len(result) != 1:
+        raise SearchUnavailable(f"embedder returned {len(result)} embeddings for one {field}")
+    return {m: np.asarray(v, dtype=np.float32) for m, v in result[0].items()}
+
+
+def _payloads(answered: MemberLists) -> dict[str, Mapping[str, Any]]:
+    """First payload seen per product id across the member lists."""
+    payloads: dict[str, Mapping[str, Any]] = {}
+    for points in answered.lists.values():
+        for point in points:
+            payloads.setdefault(point.id, point.payload)
+    return payloads
+
+
+def _joint_vector(point: StoredPoint, members: Sequence[str], bundle: Bundle) -> np.ndarray:
+    """Unit member vectors, each scaled by 1/sqrt(M) and concatenated: dot product = mean cosine."""
+    parts = []
+    scale = 1.0 / math.sqrt(max(1, len(members)))
+    for member in members:
+        values = point.vectors.get(member)
+        if values is None:
+            parts.append(np.zeros(bundle.member(member).dim, dtype=np.float64))
+            continue
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        norm = float(np.linalg.norm(v))
+        parts.append(v * (scale / norm) if norm > 0 else v)
+    return np.concatenate(parts)
+
+
+__all__ = ["EmbedClient", "SearchCore"]

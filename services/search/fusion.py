@@ -1,0 +1,266 @@
+"""Rank fusion: one ranked list per ensemble member in, one fused ranked list out.
+
+Each member contributes an ordered list of :class:`RankedHit` (product id, cosine score, the hit's
+cluster under that member or -1). Ranks are 1-based positions in that list; when an id appears
+twice in one member's list only its first (best) position counts. Methods:
+
+``rrf``
+    ``score(d) = sum_m 1 / (k + rank_m(d))`` over the members that retrieved ``d`` (k default 60).
+``weighted_rrf``
+    ``score(d) = sum_m w_m / (k + rank_m(d))`` with the member weights of the bundle.
+``combsum``
+    ``score(d) = sum_m norm_m(d)`` where ``norm_m`` min-max normalizes member ``m``'s cosines over
+    its own list to [0, 1]: ``(s - min_m) / (max_m - min_m)``. Degenerate lists (one hit, or all
+    scores equal) normalize every hit to 1.0.
+``combmnz``
+    ``combsum(d) * n(d)`` with ``n(d)`` the number of members that retrieved ``d``.
+``borda``
+    Depth-based Borda count normalized per member: with ``D`` the retrieval depth (the per-member
+    fetch limit, or the longest list when not given), a hit at rank ``r`` earns ``(D - r + 1) / D``
+    points (rank 1 earns 1.0), a member that did not retrieve ``d`` gives 0. Using one depth for all
+    members keeps a short (filtered or truncated) list from devaluing its top hits.
+``single:<member>``
+    That member's list alone, scored by its cosine (other lists are ignored).
+
+Every method orders by fused score (descending), then by the best rank any member gave the hit,
+then by id, so equal scores always come out in the same order and pagination is stable. Sums use
+``math.fsum`` so they do not depend on member order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+DEFAULT_RRF_K = 60
+METHODS = ("rrf", "weighted_rrf", "combsum", "combmnz", "borda")
+SINGLE_PREFIX = "single:"
+
+
+@dataclass(frozen=True)
+class RankedHit:
+    """One hit in one member's ranked list."""
+
+    id: str
+    score: float
+    cluster: int = -1
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """How one member ranked a fused hit."""
+
+    member: str
+    rank: int
+    score: float
+    cluster: int = -1
+
+
+@dataclass(frozen=True)
+class FusedHit:
+    """A fused hit with the per-member evidence behind it (in member order)."""
+
+    id: str
+    score: float
+    contributions: tuple[Contribution, ...]
+
+    @property
+    def best_rank(self) -> int:
+        """Best (lowest) rank any member gave this hit."""
+        return min(c.rank for c in self.contributions)
+
+    @property
+    def matched_members(self) -> int:
+        """How many members retrieved this hit."""
+        return len(self.contributions)
+
+    def cluster(self, member: str) -> int:
+        """Cluster id under ``member`` as that member reported it, or -1."""
+        for c in self.contributions:
+            if c.member == member:
+                return c.cluster
+        return -1
+
+
+RankedLists = Mapping[str, Sequence[RankedHit]]
+"""``{member: ranked hits}`` in member order."""
+
+
+def sort_key(hit: FusedHit) -> tuple[float, int, str]:
+    """Order: higher score first, then better best rank, then id."""
+    return (-hit.score, hit.best_rank, hit.id)
+
+
+def collect(lists: RankedLists) -> dict[str, tuple[Contribution, ...]]:
+    """Per id, the contributions of the members that retrieved it (first occurrence per member)."""
+    found: dict[str, list[Contribution]] = {}
+    for member, hits in lists.items():
+        seen: set[str] = set()
+        for rank, hit in enumerate(hits, start=1):
+            if hit.id in seen:
+                continue
+            seen.add(hit.id)
+            found.setdefault(hit.id, []).append(Contribution(member, rank, float(hit.score), hit.cluster))
+    return {hit_id: tuple(contribs) for hit_id, contribs in found.items()}
+
+
+def _fuse(lists: RankedLists, points: Callable[[Contribution], float], mnz: bool = False) -> list[FusedHit]:
+    """Sum ``points`` over each id's contributions (times the member count for MNZ) and sort."""
+    fused = []
+    for hit_id, contribs in collect(lists).items():
+        score = math.fsum(points(c) for c in contribs)
+        if mnz:
+            score *= len(contribs)
+        fused.append(FusedHit(hit_id, score, contribs))
+    return sorted(fused, key=sort_key)
+
+
+def _check_k(k: float) -> None:
+    if not math.isfinite(k) or k < 0:
+        raise ValueError(f"rrf k must be a finite number >= 0, got {k}")
+
+
+def rrf(lists: RankedLists, k: float = DEFAULT_RRF_K) -> list[FusedHit]:
+    """Reciprocal rank fusion: ``sum_m 1 / (k + rank_m)``."""
+    _check_k(k)
+    return _fuse(lists, lambda c: 1.0 / (k + c.rank))
+
+
+def weighted_rrf(
+    lists: RankedLists, weights: Mapping[str, float], k: float = DEFAULT_RRF_K
+) -> list[FusedHit]:
+    """Weighted reciprocal rank fusion: ``sum_m w_m / (k + rank_m)``; every listed member needs a weight."""
+    _check_k(k)
+    for member in lists:
+        if member not in weights:
+            raise ValueError(
+                f"weighted_rrf: no weight for member {member!r}; weights given: {sorted(weights)}"
+            )
+        if not math.isfinite(weights[member]) or weights[member] < 0:
+            raise ValueError(f"weighted_rrf: weight of {member!r} must be finite and >= 0")
+    return _fuse(lists, lambda c: weights[c.member] / (k + c.rank))
+
+
+def minmax_normalizers(lists: RankedLists) -> dict[str, Callable[[float], float]]:
+    """Per member, a function mapping its cosines to [0, 1] (degenerate lists map to 1.0)."""
+    normalizers: dict[str, Callable[[float], float]] = {}
+    for member, hits in lists.items():
+        scores = [float(h.score) for h in hits]
+        if not scores:
+            continue
+        low, high = min(scores), max(scores)
+        if high - low <= 0.0:
+            normalizers[member] = lambda s: 1.0
+        else:
+            normalizers[member] = lambda s, lo=low, span=high - low: (s - lo) / span
+    return normalizers
+
+
+def combsum(lists: RankedLists) -> list[FusedHit]:
+    """CombSUM over per-member min-max normalized cosines."""
+    norms = minmax_normalizers(lists)
+    return _fuse(lists, lambda c: norms[c.member](c.score))
+
+
+def combmnz(lists: RankedLists) -> list[FusedHit]:
+    """CombMNZ: CombSUM times the number of members that retrieved the hit."""
+    norms = minmax_normalizers(lists)
+    return _fuse(lists, lambda c: norms[c.member](c.score), mnz=True)
+
+
+def borda(lists: RankedLists, depth: int | None = None) -> list[FusedHit]:
+    """Depth-based Borda count: rank ``r`` earns ``(D - r + 1) / D``; ``D`` defaults to the longest list."""
+    longest = max((len(hits) for hits in lists.values()), default=0)
+    if depth is None:
+        depth = longest
+    if depth < longest:
+        raise ValueError(f"borda: depth {depth} is shorter than the longest list ({longest})")
+    if depth <= 0:
+        return []
+    return _fuse(lists, lambda c: (depth - c.rank + 1) / depth)
+
+
+def single(lists: RankedLists, member: str) -> list[FusedHit]:
+    """One member's list as it is, scored by cosine."""
+    return _fuse({member: lists.get(member, ())}, lambda c: c.score)
+
+
+@dataclass(frozen=True)
+class FusionMethod:
+    """A parsed fusion choice, ready to apply to ranked lists."""
+
+    name: str  # canonical spelling, e.g. "rrf" or "single:m2"
+    kind: str  # one of METHODS or "single"
+    member: str = ""  # for "single"
+    k: float = DEFAULT_RRF_K
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    def members_needed(self, members: Sequence[str]) -> tuple[str, ...]:
+        """Members whose lists this method reads (single: only its member)."""
+        return (self.member,) if self.kind == "single" else tuple(members)
+
+    def fuse(self, lists: RankedLists, depth: int | None = None) -> list[FusedHit]:
+        """Apply the method; ``depth`` is the per-member fetch limit (used by Borda)."""
+        if self.kind == "rrf":
+            return rrf(lists, self.k)
+        if self.kind == "weighted_rrf":
+            return weighted_rrf(lists, self.weights, self.k)
+        if self.kind == "combsum":
+            return combsum(lists)
+        if self.kind == "combmnz":
+            return combmnz(lists)
+        if self.kind == "borda":
+            return borda(lists, depth)
+        return single(lists, self.member)
+
+
+def valid_choices(members: Sequence[str]) -> list[str]:
+    """Every accepted fusion name for these members."""
+    return [*METHODS, *(f"{SINGLE_PREFIX}{m}" for m in members)]
+
+
+def parse_fusion(
+    name: str,
+    members: Sequence[str],
+    *,
+    k: float = DEFAULT_RRF_K,
+    weights: Mapping[str, float] | None = None,
+) -> FusionMethod:
+    """Parse a fusion name (case-insensitive method, exact member name); ValueError lists the choices.
+
+    ``weights`` default to 1.0 per member (used by ``weighted_rrf``).
+    """
+    _check_k(k)
+    text = name.strip()
+    weights = dict(weights) if weights is not None else dict.fromkeys(members, 1.0)
+    if text.lower() in METHODS:
+        return FusionMethod(text.lower(), text.lower(), k=k, weights=weights)
+    if text.lower().startswith(SINGLE_PREFIX):
+        member = text[len(SINGLE_PREFIX) :].strip()
+        if member in members:
+            return FusionMethod(f"{SINGLE_PREFIX}{member}", "single", member=member, k=k, weights=weights)
+        raise ValueError(f"fusion {name!r}: unknown member {member!r}; valid members: {list(members)}")
+    raise ValueError(f"unknown fusion {name!r}; valid: {valid_choices(members)}")
+
+
+__all__ = [
+    "DEFAULT_RRF_K",
+    "METHODS",
+    "Contribution",
+    "FusedHit",
+    "FusionMethod",
+    "RankedHit",
+    "RankedLists",
+    "borda",
+    "collect",
+    "combmnz",
+    "combsum",
+    "minmax_normalizers",
+    "parse_fusion",
+    "rrf",
+    "single",
+    "sort_key",
+    "valid_choices",
+    "weighted_rrf",
+]

@@ -1,0 +1,98 @@
+"""From stored payloads to ranked hits and display attributes.
+
+Ingest stores the cluster of a product under every member as ``payload["cluster"] = {member: id}``
+(a flat ``"cluster.<member>"`` key is read too). That map is internal: it feeds re-ranking and the
+explanation, and is left out of the attributes a hit shows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from services.search.fusion import FusedHit, RankedHit
+from services.search.model import ResultHit
+from services.storage.filters import CLUSTER_FIELD
+from services.storage.port import ScoredPoint
+
+NO_CLUSTER = -1
+
+
+def clusters_of(payload: Mapping[str, Any]) -> dict[str, int]:
+    """``{member: cluster id}`` from a payload (unknown or malformed entries are left out)."""
+    found: dict[str, int] = {}
+    nested = payload.get(CLUSTER_FIELD)
+    if isinstance(nested, Mapping):
+        items = list(nested.items())
+    else:
+        prefix = f"{CLUSTER_FIELD}."
+        items = [(key[len(prefix) :], value) for key, value in payload.items() if key.startswith(prefix)]
+    for member, value in items:
+        if isinstance(value, int) and not isinstance(value, bool):
+            found[str(member)] = value
+        elif isinstance(value, float) and value.is_integer():
+            found[str(member)] = int(value)
+    return found
+
+
+def is_internal(key: str) -> bool:
+    """Payload keys that are not product attributes (the cluster map)."""
+    return key == CLUSTER_FIELD or key.startswith(f"{CLUSTER_FIELD}.")
+
+
+def as_text(value: Any) -> str | None:
+    """A payload value as display text (None for null/NaN: left out)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def attributes_of(payload: Mapping[str, Any]) -> dict[str, str]:
+    """Stringified product attributes of a payload, without internal keys."""
+    attributes: dict[str, str] = {}
+    for key, value in payload.items():
+        if is_internal(key):
+            continue
+        text = as_text(value)
+        if text is not None:
+            attributes[key] = text
+    return attributes
+
+
+def ranked_hits(points: Sequence[ScoredPoint], member: str) -> list[RankedHit]:
+    """One member's store hits as fusion input (cluster under that member, -1 when unknown)."""
+    return [RankedHit(p.id, p.score, clusters_of(p.payload).get(member, NO_CLUSTER)) for p in points]
+
+
+def result_hit(hit: FusedHit, payload: Mapping[str, Any], explain: bool) -> ResultHit:
+    """A fused hit with its attributes, and its member evidence when ``explain``."""
+    return ResultHit(
+        id=hit.id,
+        score=hit.score,
+        attributes=attributes_of(payload),
+        matched_members=hit.matched_members,
+        members=hit.contributions if explain else (),
+    )
+
+
+__all__ = [
+    "NO_CLUSTER",
+    "as_text",
+    "attributes_of",
+    "clusters_of",
+    "is_internal",
+    "ranked_hits",
+    "result_hit",
+]

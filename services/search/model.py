@@ -1,0 +1,73 @@
+"""Plain request and result types of the search core (the servicer converts them to protobuf)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from services.search.fusion import Contribution
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    """What to return and how to rank it; shared by text/image search and more-like-this.
+
+    Zero values mean "default" or "off": ``top_k`` 0 = the configured default, ``fusion`` "" =
+    the bundle's method, ``members`` empty = all, ``min_score`` 0 = no threshold, ``mmr_lambda``
+    0 = no MMR, ``max_per_cluster`` 0 = no cap.
+    """
+
+    top_k: int = 0
+    offset: int = 0
+    filters: Mapping[str, str] = field(default_factory=dict)
+    fusion: str = ""
+    members: Sequence[str] = ()
+    explain: bool = False
+    min_score: float = 0.0
+    cluster_rerank: bool = False
+    mmr_lambda: float = 0.0
+    max_per_cluster: int = 0
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A text and/or image query; ``text_weight`` (default 0.5) mixes the two per member."""
+
+    text: str = ""
+    image: bytes = b""
+    text_weight: float | None = None
+    options: SearchOptions = field(default_factory=SearchOptions)
+
+
+@dataclass(frozen=True)
+class SimilarQuery:
+    """More-like-this: the stored vectors of product ``id`` are the query."""
+
+    id: str
+    include_self: bool = False
+    options: SearchOptions = field(default_factory=SearchOptions)
+
+
+@dataclass(frozen=True)
+class ResultHit:
+    """One returned product: fused score, display attributes, and the per-member evidence."""
+
+    id: str
+    score: float
+    attributes: Mapping[str, str]
+    matched_members: int = 0
+    members: tuple[Contribution, ...] = ()  # filled only when the request asked to explain
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A page of hits; ``partial`` when some members did not answer (``missing_members``)."""
+
+    hits: list[ResultHit]
+    partial: bool = False
+    missing_members: list[str] = field(default_factory=list)
+    fusion: str = ""
+    collection: str = ""
+
+
+__all__ = ["ResultHit", "SearchOptions", "SearchQuery", "SearchResult", "SimilarQuery"]

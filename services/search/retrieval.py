@@ -1,0 +1,111 @@
+"""Store calls under the request deadline: one query per member in its own thread, partial results.
+
+The store port is synchronous, so each call runs in a worker thread and is awaited with the
+time left. A member whose query fails or is still running at the deadline is reported missing;
+its thread is abandoned (its result is discarded when it finishes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+
+from services.search.errors import SearchDeadlineExceeded, SearchUnavailable
+from services.storage.port import Filters, MemberQuery, ScoredPoint, VectorStore
+
+log = logging.getLogger("vitrine.search")
+
+T = TypeVar("T")
+
+
+class Deadline:
+    """An absolute point in event-loop time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = asyncio.get_running_loop().time() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (0 when passed)."""
+        return max(0.0, self.at - asyncio.get_running_loop().time())
+
+    def check(self, what: str) -> float:
+        """Seconds left, or SearchDeadlineExceeded naming the step that could not start."""
+        left = self.remaining()
+        if left <= 0.0:
+            raise SearchDeadlineExceeded(f"deadline exceeded before {what}")
+        return left
+
+
+async def call_store(deadline: Deadline, what: str, fn: Callable[..., T], *args: object) -> T:
+    """Run a blocking store call in a thread within the deadline; map failures to search errors."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(fn, *args), deadline.check(what))
+    except TimeoutError as exc:
+        raise SearchDeadlineExceeded(f"store: {what} did not finish within the deadline") from exc
+    except Exception as exc:
+        raise SearchUnavailable(f"store: {what} failed: {exc}") from exc
+
+
+@dataclass
+class MemberLists:
+    """Ranked store hits per member that answered, and the members that did not."""
+
+    lists: dict[str, list[ScoredPoint]] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # member -> reason
+    timed_out: list[str] = field(default_factory=list)
+
+    def missing(self, order: Sequence[str]) -> list[str]:
+        """Members without a list, in ``order``."""
+        return [m for m in order if m not in self.lists]
+
+    def raise_if_empty(self) -> None:
+        """No member answered: DEADLINE_EXCEEDED when all timed out, else UNAVAILABLE."""
+        if self.lists:
+            return
+        if self.timed_out and not self.failed:
+            raise SearchDeadlineExceeded(f"no member answered within the deadline: {self.timed_out}")
+        reasons = {**self.failed, **dict.fromkeys(self.timed_out, "deadline exceeded")}
+        raise SearchUnavailable(f"no member answered: {reasons}")
+
+
+async def query_members(
+    store: VectorStore,
+    collection: str,
+    vectors: Mapping[str, np.ndarray],
+    members: Sequence[str],
+    depth: int,
+    filters: Filters | None,
+    deadline: Deadline,
+) -> MemberLists:
+    """Query every member concurrently, each in a thread; collect what comes back by the deadline."""
+    result = MemberLists()
+    tasks: dict[asyncio.Task[dict[str, list[ScoredPoint]]], str] = {}
+    for member in members:
+        if member not in vectors:
+            result.failed[member] = "no query vector for this member"
+            continue
+        query = MemberQuery(member, vectors[member], depth)
+        tasks[asyncio.create_task(asyncio.to_thread(store.query, collection, [query], filters))] = member
+    if not tasks:
+        return result
+    done, pending = await asyncio.wait(tasks, timeout=deadline.check("querying the store"))
+    for task in pending:
+        task.cancel()
+        result.timed_out.append(tasks[task])
+    for task in done:
+        member = tasks[task]
+        exc = task.exception()
+        if exc is not None:
+            log.warning("member query failed", extra={"member": member, "error": repr(exc)})
+            result.failed[member] = f"{type(exc).__name__}: {exc}"
+            continue
+        result.lists[member] = list(task.result().get(member, []))
+    return result
+
+
+__all__ = ["Deadline", "MemberLists", "call_store", "query_members"]

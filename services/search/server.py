@@ -1,0 +1,130 @@
+"""gRPC adapter for the search core: convert messages, pass the deadline, map errors to status codes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from services.search.core import SearchCore
+from services.search.errors import (
+    ItemNotFound,
+    SearchDeadlineExceeded,
+    SearchUnavailable,
+    SearchValidationError,
+)
+from services.search.model import ResultHit, SearchOptions, SearchQuery, SearchResult, SimilarQuery
+from vitrine.v1 import search_pb2, search_pb2_grpc
+
+SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["Search"].full_name
+
+T = TypeVar("T")
+
+
+def search_query(request: search_pb2.SearchRequest) -> SearchQuery:
+    """Core query from a SearchRequest (an unset text_weight stays None)."""
+    options = SearchOptions(
+        top_k=request.top_k,
+        offset=request.offset,
+        filters=dict(request.filters),
+        fusion=request.fusion,
+        members=list(request.members),
+        explain=request.explain,
+        min_score=request.min_score,
+        cluster_rerank=request.cluster_rerank,
+        mmr_lambda=request.mmr_lambda,
+        max_per_cluster=request.max_per_cluster,
+    )
+    weight = request.text_weight if request.HasField("text_weight") else None
+    return SearchQuery(text=request.text, image=request.image, text_weight=weight, options=options)
+
+
+def similar_query(request: search_pb2.MoreLikeThisRequest) -> SimilarQuery:
+    """Core query from a MoreLikeThisRequest."""
+    options = SearchOptions(
+        top_k=request.top_k,
+        offset=request.offset,
+        filters=dict(request.filters),
+        fusion=request.fusion,
+        members=list(request.members),
+        explain=request.explain,
+        min_score=request.min_score,
+    )
+    return SimilarQuery(id=request.id, include_self=request.include_self, options=options)
+
+
+def to_hit(hit: ResultHit) -> search_pb2.Hit:
+    """Protobuf hit with its member explanations (when the core attached them)."""
+    return search_pb2.Hit(
+        id=hit.id,
+        score=hit.score,
+        attributes=dict(hit.attributes),
+        members=[
+            search_pb2.MemberHit(member=c.member, rank=c.rank, score=c.score, cluster=c.cluster)
+            for c in hit.members
+        ],
+        matched_members=hit.matched_members,
+    )
+
+
+def to_response(result: SearchResult) -> search_pb2.SearchResponse:
+    """Protobuf response from a core result."""
+    return search_pb2.SearchResponse(
+        hits=[to_hit(h) for h in result.hits],
+        partial=result.partial,
+        missing_members=result.missing_members,
+        fusion=result.fusion,
+        collection=result.collection,
+    )
+
+
+class SearchServicer(search_pb2_grpc.SearchServicer):
+    """Thin typed adapter over :class:`SearchCore`; ``core`` is None while the service starts."""
+
+    def __init__(self, core: SearchCore | None = None) -> None:
+        self.core = core
+
+    async def _call(
+        self, context: grpc.aio.ServicerContext, run: Callable[[SearchCore, float | None], Awaitable[T]]
+    ) -> T:
+        """Run a core call with the caller's remaining deadline; core errors become status codes."""
+        if self.core is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "search is starting")
+        core = self.core
+        try:
+            return await run(core, context.time_remaining())
+        except SearchValidationError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except ItemNotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except SearchDeadlineExceeded as exc:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
+        except SearchUnavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        raise RuntimeError("unreachable: context.abort raises")
+
+    async def Search(
+        self, request: search_pb2.SearchRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.SearchResponse:
+        """Text and/or image search, fused across members."""
+        query = search_query(request)
+        return to_response(await self._call(context, lambda core, left: core.search(query, left)))
+
+    async def MoreLikeThis(
+        self, request: search_pb2.MoreLikeThisRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.SearchResponse:
+        """Products similar to a stored product."""
+        query = similar_query(request)
+        return to_response(await self._call(context, lambda core, left: core.more_like_this(query, left)))
+
+    async def GetItems(
+        self, request: search_pb2.GetItemsRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.GetItemsResponse:
+        """Stored attributes of products by id (unknown ids are left out)."""
+        ids = list(request.ids)
+        items = await self._call(context, lambda core, left: core.get_items(ids, left))
+        return search_pb2.GetItemsResponse(items=[to_hit(h) for h in items])
+
+
+__all__ = ["SERVICE_NAME", "SearchServicer", "search_query", "similar_query", "to_hit", "to_response"]

@@ -1,0 +1,95 @@
+"""Input checks and conversions shared by the storage adapters (same errors on every backend)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from services.storage.port import Point
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
+
+
+def check_name(name: str, what: str = "collection") -> str:
+    """Return ``name`` when it is a usable collection/alias name, else raise ValueError."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or name in {".", ".."}:
+        raise ValueError(f"{what} name {name!r} must match {NAME_PATTERN.pattern} (letters, digits, _ . -)")
+    return name
+
+
+def as_vector(values: Sequence[float] | np.ndarray) -> list[float]:
+    """A plain list of floats from a list or array (what both client libraries accept)."""
+    return np.asarray(values, dtype=np.float32).reshape(-1).tolist()
+
+
+def unique(ids: Iterable[str]) -> list[str]:
+    """Ids in first-seen order without repeats."""
+    return list(dict.fromkeys(ids))
+
+
+def last_wins(points: Sequence[Point]) -> list[Point]:
+    """One point per product id, the later one winning (stable order of last occurrence)."""
+    latest: dict[str, Point] = {}
+    for point in points:
+        latest.pop(point.id, None)
+        latest[point.id] = point
+    return list(latest.values())
+
+
+def payload_of(point: Point) -> dict[str, Any]:
+    """The stored payload: the point's payload with ``id`` set to the product id."""
+    if not isinstance(point.id, str) or not point.id:
+        raise ValueError(f"point id must be a non-empty product id string, got {point.id!r}")
+    return {**point.payload, "id": point.id}
+
+
+class VectorSpecs:
+    """Cached ``{member: dim}`` per collection, to reject bad vectors with the same error everywhere.
+
+    A mismatch re-reads the collection once (it may have been recreated or an alias moved) before
+    raising, so a stale cache never rejects a good request.
+    """
+
+    def __init__(self, fetch: Callable[[str], dict[str, int]]) -> None:
+        self._fetch = fetch
+        self._specs: dict[str, dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def forget(self, name: str | None = None) -> None:
+        """Drop one cached collection (or all)."""
+        with self._lock:
+            if name is None:
+                self._specs.clear()
+            else:
+                self._specs.pop(name, None)
+
+    def _get(self, collection: str, refresh: bool) -> dict[str, int]:
+        with self._lock:
+            cached = None if refresh else self._specs.get(collection)
+        if cached is None:
+            cached = self._fetch(collection)
+            with self._lock:
+                self._specs[collection] = cached
+        return cached
+
+    def check(self, collection: str, vectors: Mapping[str, Sequence[float] | np.ndarray], where: str) -> None:
+        """Raise ValueError unless every named vector exists in the collection with the right size."""
+        for refresh in (False, True):
+            problem = _mismatch(self._get(collection, refresh), vectors, where)
+            if problem is None:
+                return
+        raise ValueError(problem)
+
+
+def _mismatch(spec: Mapping[str, int], vectors: Mapping[str, Any], where: str) -> str | None:
+    for member, values in vectors.items():
+        if member not in spec:
+            return f"{where}: unknown member {member!r}; valid: {sorted(spec)}"
+        size = int(np.asarray(values).size)
+        if size != spec[member]:
+            return f"{where}: member {member!r} needs {spec[member]} values, got {size}"
+    return None

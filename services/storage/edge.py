@@ -1,0 +1,340 @@
+"""Qdrant Edge adapter: embedded shards in a data directory (the default backend).
+
+Layout under ``path``::
+
+    collections/<name>/   one EdgeShard per collection (Edge has no collections of its own)
+    aliases.json          {"alias": "collection"}, replaced atomically (temp file + os.replace)
+
+Edge takes an exclusive lock on a shard's WAL, so only one process (and one ``EdgeStore``) may
+open a data directory at a time; shards are opened on first use and kept open until ``close``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from services.storage.checks import VectorSpecs, as_vector, check_name, last_wins, payload_of, unique
+from services.storage.filters import field_matches
+from services.storage.port import (
+    CollectionNotFound,
+    Filters,
+    MemberQuery,
+    PayloadIndexes,
+    Point,
+    ScoredPoint,
+    StoredPoint,
+    StoreError,
+    VectorStore,
+    index_types,
+    point_id,
+)
+
+ALIASES_FILE = "aliases.json"
+COLLECTIONS_DIR = "collections"
+# Edge 0.9 persists the shard config here; we read it to learn the named vectors of a shard.
+EDGE_CONFIG_FILE = "edge_config.json"
+INDEX_SCHEMAS = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer}
+
+
+@contextlib.contextmanager
+def edge_errors(what: str) -> Iterator[None]:
+    """Edge raises bare ``Exception`` for runtime failures; turn those into :class:`StoreError`."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc) is not Exception:
+            raise
+        raise StoreError(f"edge {what}: {exc}") from exc
+
+
+def edge_filter(filters: Filters | None, ids: Sequence[str] = ()) -> qe.Filter | None:
+    """Edge filter: all fields must match one of their values; ``ids`` restricts to those products."""
+    must: list[Any] = []
+    if ids:
+        must.append(qe.HasIdCondition({point_id(i) for i in ids}))
+    for match in field_matches(filters):
+        conditions = []
+        if match.keywords:
+            conditions.append(qe.FieldCondition(match.key, match=qe.MatchAny(list(match.keywords))))
+        if match.integers:
+            conditions.append(qe.FieldCondition(match.key, match=qe.MatchAny(list(match.integers))))
+        must.append(conditions[0] if len(conditions) == 1 else qe.Filter(should=conditions))
+    return qe.Filter(must=must) if must else None
+
+
+def _stored(record: Any, with_vectors: bool) -> StoredPoint:
+    payload = dict(record.payload or {})
+    vectors = dict(record.vector or {}) if with_vectors else {}
+    return StoredPoint(id=str(payload.get("id", record.id)), payload=payload, vectors=vectors)
+
+
+class EdgeStore(VectorStore):
+    """:class:`VectorStore` over ``qdrant-edge-py`` shards in one data directory."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.root = Path(path)
+        self.collections_dir = self.root / COLLECTIONS_DIR
+        self.collections_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()  # guards _shards and the alias map
+        self._shards: dict[str, qe.EdgeShard] = {}
+        self._aliases = self._read_aliases()
+        self._specs = VectorSpecs(self._read_vector_spec)
+
+    # -- shards and aliases ------------------------------------------------------------------
+
+    def _read_aliases(self) -> dict[str, str]:
+        file = self.root / ALIASES_FILE
+        if not file.exists():
+            return {}
+        try:
+            data = json.loads(file.read_text())
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{file}: invalid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise StoreError(f"{file}: expected an object of alias -> collection")
+        return {str(k): str(v) for k, v in data.items()}
+
+    def _write_aliases(self, aliases: dict[str, str]) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".aliases-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(aliases, fh, indent=2, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.root / ALIASES_FILE)
+        self._aliases = aliases
+
+    def _resolve(self, name: str) -> str:
+        with self._lock:
+            return self._aliases.get(name, name)
+
+    def _shard_dir(self, collection: str) -> Path:
+        return self.collections_dir / check_name(collection)
+
+    def _shard(self, name: str) -> tuple[str, qe.EdgeShard]:
+        """The open shard behind a collection or alias name (opened on first use)."""
+        collection = self._resolve(name)
+        with self._lock:
+            shard = self._shards.get(collection)
+            if shard is not None:
+                return collection, shard
+            directory = self._shard_dir(collection)
+            if not (directory / EDGE_CONFIG_FILE).exists():
+                raise CollectionNotFound(f"collection {name!r} not found; existing: {self.collections()}")
+            with edge_errors(f"open {directory} (is it open in another process?)"):
+                shard = qe.EdgeShard.load(str(directory))
+            self._shards[collection] = shard
+            return collection, shard
+
+    def _read_vector_spec(self, collection: str) -> dict[str, int]:
+        config = json.loads((self._shard_dir(collection) / EDGE_CONFIG_FILE).read_text())
+        return {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
+
+    # -- port ---------------------------------------------------------------------------------
+
+    def ensure_collection(
+        self, name: str, vectors: Mapping[str, int], payload_indexes: PayloadIndexes = ()
+    ) -> None:
+        """Create the shard (cosine named vectors) if missing; add missing payload indexes."""
+        check_name(name)
+        indexes = index_types(payload_indexes)
+        wanted = {member: int(dim) for member, dim in vectors.items()}
+        if not wanted:
+            raise ValueError(f"collection {name!r}: at least one named vector is needed")
+        with self._lock:
+            if name in self._aliases:
+                raise ValueError(f"{name!r} is an alias (of {self._aliases[name]!r}), not a collection")
+            directory = self._shard_dir(name)
+            if (directory / EDGE_CONFIG_FILE).exists():
+                existing = self._read_vector_spec(name)
+                if existing != wanted:
+                    raise StoreError(f"collection {name!r} has vectors {existing}, wanted {wanted}")
+                _, shard = self._shard(name)
+            else:
+                params = {
+                    m: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine) for m, d in wanted.items()
+                }
+                with edge_errors(f"create {directory}"):
+                    shard = qe.EdgeShard.create(str(directory), qe.EdgeConfig(vectors=params))
+                self._shards[name] = shard
+            with edge_errors(f"index {name}"):
+                present = set(shard.info().payload_schema)
+                for field_name, kind in indexes.items():
+                    if field_name not in present:
+                        shard.update(qe.UpdateOperation.create_field_index(field_name, INDEX_SCHEMAS[kind]))
+        self._specs.forget(name)
+
+    def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        """Insert or replace points; within one call a repeated product id keeps the later point."""
+        if not points:
+            return
+        target, shard = self._shard(collection)
+        edge_points = []
+        for point in last_wins(points):
+            self._specs.check(target, point.vectors, f"point {point.id!r}")
+            vectors = {member: as_vector(values) for member, values in point.vectors.items()}
+            edge_points.append(qe.Point(point_id(point.id), vectors, payload_of(point)))
+        with edge_errors(f"upsert into {target}"):
+            shard.update(qe.UpdateOperation.upsert_points(edge_points))
+
+    def delete(self, collection: str, ids: Sequence[str] = (), filters: Filters | None = None) -> int:
+        """Delete by ids and/or filter; returns the number of points that matched before deleting."""
+        if not ids and not filters:
+            raise ValueError("delete needs ids or filters (refusing to delete everything)")
+        target, shard = self._shard(collection)
+        flt = edge_filter(filters, unique(ids))
+        with edge_errors(f"delete from {target}"):
+            matched = shard.count(qe.CountRequest(exact=True, filter=flt))
+            if matched:
+                shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+        return int(matched)
+
+    def count(self, collection: str, filters: Filters | None = None) -> int:
+        """Exact count of points (matching ``filters``)."""
+        target, shard = self._shard(collection)
+        flt = edge_filter(filters)
+        with edge_errors(f"count {target}"):
+            return int(shard.count(qe.CountRequest(exact=True, filter=flt)))
+
+    def query(
+        self, collection: str, queries: Sequence[MemberQuery], filters: Filters | None = None
+    ) -> dict[str, list[ScoredPoint]]:
+        """All member queries as one ``query_batch`` call (one planned pass over the segments)."""
+        if not queries:
+            return {}
+        target, shard = self._shard(collection)
+        flt = edge_filter(filters)
+        requests = []
+        for q in queries:
+            self._specs.check(target, {q.member: q.vector}, f"query for member {q.member!r}")
+            if q.limit <= 0:
+                raise ValueError(f"query for member {q.member!r}: limit must be > 0, got {q.limit}")
+            requests.append(
+                qe.QueryRequest(
+                    limit=q.limit,
+                    query=qe.Query.Nearest(as_vector(q.vector), using=q.member),
+                    filter=flt,
+                    with_payload=True,
+                )
+            )
+        with edge_errors(f"query {target}"):
+            results = shard.query_batch(qe.QueryBatchRequest(requests))
+        ranked: dict[str, list[ScoredPoint]] = {}
+        for q, hits in zip(queries, results, strict=True):
+            ranked[q.member] = [
+                ScoredPoint(
+                    id=str((h.payload or {}).get("id", h.id)), score=float(h.score), payload=h.payload or {}
+                )
+                for h in hits
+            ]
+        return ranked
+
+    def retrieve(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
+        """Points for the product ids, in the order asked; missing ids are left out."""
+        wanted = unique(ids)
+        if not wanted:
+            return []
+        target, shard = self._shard(collection)
+        with edge_errors(f"retrieve from {target}"):
+            records = shard.retrieve(
+                [point_id(i) for i in wanted], with_payload=True, with_vector=with_vectors
+            )
+        found = {p.id: p for p in (_stored(r, with_vectors) for r in records)}
+        return [found[i] for i in wanted if i in found]
+
+    def scroll(
+        self,
+        collection: str,
+        batch_size: int = 256,
+        with_vectors: bool = False,
+        filters: Filters | None = None,
+    ) -> Iterator[StoredPoint]:
+        """Every point in point-id order, ``batch_size`` per Edge call."""
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        target, shard = self._shard(collection)
+        flt = edge_filter(filters)
+        offset = None
+        while True:
+            request = qe.ScrollRequest(
+                offset=offset, limit=batch_size, filter=flt, with_payload=True, with_vector=with_vectors
+            )
+            with edge_errors(f"scroll {target}"):
+                records, offset = shard.scroll(request)
+            for record in records:
+                yield _stored(record, with_vectors)
+            if offset is None:
+                return
+
+    def collections(self) -> list[str]:
+        """Shard directories under ``collections/``."""
+        return sorted(p.name for p in self.collections_dir.iterdir() if (p / EDGE_CONFIG_FILE).exists())
+
+    def drop_collection(self, name: str) -> None:
+        """Close and delete the shard, and the aliases that pointed at it (missing: no-op)."""
+        with self._lock:
+            if name in self._aliases:
+                raise ValueError(f"{name!r} is an alias (of {self._aliases[name]!r}); drop the collection")
+            shard = self._shards.pop(name, None)
+            if shard is not None:
+                with edge_errors(f"close {name}"):
+                    shard.close()
+            shutil.rmtree(self._shard_dir(name), ignore_errors=True)
+            remaining = {a: c for a, c in self._aliases.items() if c != name}
+            if remaining != self._aliases:
+                self._write_aliases(remaining)
+        self._specs.forget(name)
+
+    def resolve_alias(self, alias: str) -> str | None:
+        """Collection the alias points at, or None."""
+        with self._lock:
+            return self._aliases.get(alias)
+
+    def swap_alias(self, alias: str, collection: str) -> str | None:
+        """Point ``alias`` at ``collection`` by atomically replacing aliases.json."""
+        check_name(alias, "alias")
+        with self._lock:
+            if not (self._shard_dir(collection) / EDGE_CONFIG_FILE).exists():
+                raise CollectionNotFound(
+                    f"collection {collection!r} not found; existing: {self.collections()}"
+                )
+            if (self._shard_dir(alias) / EDGE_CONFIG_FILE).exists():
+                raise ValueError(f"alias {alias!r} clashes with a collection of that name")
+            previous = self._aliases.get(alias)
+            self._write_aliases({**self._aliases, alias: collection})
+            return previous
+
+    def flush(self) -> None:
+        """Flush every open shard."""
+        with self._lock:
+            for name, shard in self._shards.items():
+                with edge_errors(f"flush {name}"):
+                    shard.flush()
+
+    def optimize(self, collection: str) -> None:
+        """Run Edge's optimizers (builds the HNSW index once segments pass the indexing threshold).
+
+        Edge 0.9 keeps the GIL for the whole build, so other threads of this process stall until
+        it returns (about 1.5 min for 40k points x 2 x 256 dims on 2 cores); call it offline.
+        """
+        target, shard = self._shard(collection)
+        with edge_errors(f"optimize {target}"):
+            shard.optimize()
+
+    def close(self) -> None:
+        """Flush and close every shard (releases the WAL locks)."""
+        with self._lock:
+            shards, self._shards = self._shards, {}
+            for name, shard in shards.items():
+                with edge_errors(f"close {name}"):
+                    shard.flush()
+                    shard.close()

@@ -1,0 +1,348 @@
+"""qdrant-client adapter: a Qdrant server or cluster by URL, or qdrant-client's local mode for tests.
+
+``StoreConfig.url``: ``http(s)://host:6333`` (api key, TLS by scheme, timeout, gRPC preference,
+shards and replication factor on create), ``:memory:``, or ``path:DIR`` (local mode on disk).
+Aliases are real Qdrant aliases; an alias swap is one ``update_collection_aliases`` call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import grpc
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
+
+from services.common.config import StoreConfig
+from services.storage.checks import VectorSpecs, as_vector, check_name, last_wins, payload_of, unique
+from services.storage.filters import field_matches
+from services.storage.port import (
+    CollectionNotFound,
+    Filters,
+    MemberQuery,
+    PayloadIndexes,
+    Point,
+    ScoredPoint,
+    StoredPoint,
+    StoreError,
+    VectorStore,
+    index_types,
+    point_id,
+)
+
+LOCAL_MEMORY = ":memory:"
+LOCAL_PATH_PREFIX = "path:"
+INDEX_SCHEMAS = {"keyword": models.PayloadSchemaType.KEYWORD, "integer": models.PayloadSchemaType.INTEGER}
+
+
+def make_client(cfg: StoreConfig) -> tuple[QdrantClient, bool]:
+    """A client for ``cfg.url`` and whether it runs in local mode."""
+    url = cfg.url.strip()
+    if url == LOCAL_MEMORY:
+        return QdrantClient(LOCAL_MEMORY), True
+    if url.startswith(LOCAL_PATH_PREFIX):
+        # One lock serializes local-mode calls, so sqlite may be used from several threads.
+        return QdrantClient(path=url[len(LOCAL_PATH_PREFIX) :], force_disable_check_same_thread=True), True
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(
+            f"store.url {cfg.url!r}: expected http(s)://host:port, {LOCAL_MEMORY!r} or '{LOCAL_PATH_PREFIX}DIR'"
+        )
+    client = QdrantClient(
+        url=url,
+        api_key=cfg.api_key or None,
+        timeout=max(1, math.ceil(cfg.timeout_s)),
+        prefer_grpc=cfg.prefer_grpc,
+        check_compatibility=False,
+    )
+    return client, False
+
+
+def qdrant_filter(filters: Filters | None, ids: Sequence[str] = ()) -> models.Filter | None:
+    """Qdrant filter: all fields must match one of their values; ``ids`` restricts to those products."""
+    must: list[Any] = []
+    if ids:
+        must.append(models.HasIdCondition(has_id=[point_id(i) for i in ids]))
+    for match in field_matches(filters):
+        conditions = []
+        if match.keywords:
+            conditions.append(
+                models.FieldCondition(key=match.key, match=models.MatchAny(any=list(match.keywords)))
+            )
+        if match.integers:
+            conditions.append(
+                models.FieldCondition(key=match.key, match=models.MatchAny(any=list(match.integers)))
+            )
+        must.append(conditions[0] if len(conditions) == 1 else models.Filter(should=conditions))
+    return models.Filter(must=must) if must else None
+
+
+def _stored(record: Any, with_vectors: bool) -> StoredPoint:
+    payload = dict(record.payload or {})
+    vectors = dict(record.vector or {}) if with_vectors else {}
+    return StoredPoint(id=str(payload.get("id", record.id)), payload=payload, vectors=vectors)
+
+
+class QdrantStore(VectorStore):
+    """:class:`VectorStore` over ``qdrant-client`` (remote, or local mode behind a lock)."""
+
+    def __init__(
+        self, client: QdrantClient, local: bool, shards: int = 1, replication_factor: int = 1
+    ) -> None:
+        self.client = client
+        self.local = local
+        self.shards = shards
+        self.replication_factor = replication_factor
+        # qdrant-client's local mode is not thread-safe; the remote client is.
+        self._lock: contextlib.AbstractContextManager[Any] = (
+            threading.RLock() if local else contextlib.nullcontext()
+        )
+        self._specs = VectorSpecs(self._read_vector_spec)
+
+    @classmethod
+    def from_config(cls, cfg: StoreConfig) -> QdrantStore:
+        """Connect as configured (see the module docstring for ``url`` forms)."""
+        if cfg.shards < 1 or cfg.replication_factor < 1:
+            raise ValueError(
+                f"store.shards and store.replication_factor must be >= 1, got {cfg.shards}, "
+                f"{cfg.replication_factor}"
+            )
+        client, local = make_client(cfg)
+        return cls(client, local, cfg.shards, cfg.replication_factor)
+
+    @contextlib.contextmanager
+    def _call(self, what: str) -> Iterator[None]:
+        """Serialize local-mode calls; map client errors to the port's errors."""
+        try:
+            with self._lock:
+                yield
+        except ValueError as exc:  # local mode reports missing collections this way
+            if "not found" in str(exc):
+                raise CollectionNotFound(f"{what}: {exc}") from exc
+            raise
+        except UnexpectedResponse as exc:
+            if exc.status_code == 404:
+                raise CollectionNotFound(f"{what}: {exc}") from exc
+            raise StoreError(f"{what}: {exc}") from exc
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
+                raise CollectionNotFound(f"{what}: {exc}") from exc
+            raise StoreError(f"{what}: {exc}") from exc
+        except (ApiException, OSError) as exc:
+            raise StoreError(f"{what}: {exc}") from exc
+
+    def _read_vector_spec(self, collection: str) -> dict[str, int]:
+        with self._call(f"describe {collection}"):
+            vectors = self.client.get_collection(collection).config.params.vectors
+        if not isinstance(vectors, Mapping):
+            raise StoreError(f"collection {collection!r} has an unnamed vector; vitrine needs named vectors")
+        return {name: int(params.size) for name, params in vectors.items()}
+
+    def ensure_collection(
+        self, name: str, vectors: Mapping[str, int], payload_indexes: PayloadIndexes = ()
+    ) -> None:
+        """Create with cosine named vectors, shards and replication factor if missing; add indexes."""
+        check_name(name)
+        indexes = index_types(payload_indexes)
+        wanted = {member: int(dim) for member, dim in vectors.items()}
+        if not wanted:
+            raise ValueError(f"collection {name!r}: at least one named vector is needed")
+        target = self.resolve_alias(name)
+        if target is not None:
+            raise ValueError(f"{name!r} is an alias (of {target!r}), not a collection")
+        with self._call(f"create {name}"):
+            exists = self.client.collection_exists(name)
+            if not exists:
+                params = {
+                    m: models.VectorParams(size=d, distance=models.Distance.COSINE) for m, d in wanted.items()
+                }
+                self.client.create_collection(
+                    name,
+                    vectors_config=params,
+                    shard_number=self.shards,
+                    replication_factor=self.replication_factor,
+                )
+        self._specs.forget(name)
+        existing = self._read_vector_spec(name)
+        if existing != wanted:
+            raise StoreError(f"collection {name!r} has vectors {existing}, wanted {wanted}")
+        if self.local:
+            return  # local mode ignores keyword/integer payload indexes (and warns about them)
+        with self._call(f"index {name}"):
+            present = set(self.client.get_collection(name).payload_schema)
+            for field_name, kind in indexes.items():
+                if field_name not in present:
+                    self.client.create_payload_index(name, field_name, INDEX_SCHEMAS[kind], wait=True)
+
+    def upsert(self, collection: str, points: Sequence[Point]) -> None:
+        """Insert or replace points; within one call a repeated product id keeps the later point."""
+        if not points:
+            return
+        structs = []
+        for point in last_wins(points):
+            self._specs.check(collection, point.vectors, f"point {point.id!r}")
+            vectors = {member: as_vector(values) for member, values in point.vectors.items()}
+            structs.append(
+                models.PointStruct(id=point_id(point.id), vector=vectors, payload=payload_of(point))
+            )
+        with self._call(f"upsert into {collection}"):
+            self.client.upsert(collection, points=structs, wait=True)
+
+    def delete(self, collection: str, ids: Sequence[str] = (), filters: Filters | None = None) -> int:
+        """Delete by ids and/or filter; returns the number of points that matched before deleting."""
+        if not ids and not filters:
+            raise ValueError("delete needs ids or filters (refusing to delete everything)")
+        flt = qdrant_filter(filters, unique(ids))
+        with self._call(f"delete from {collection}"):
+            matched = self.client.count(collection, count_filter=flt, exact=True).count
+            if matched:
+                self.client.delete(collection, points_selector=models.FilterSelector(filter=flt), wait=True)
+        return int(matched)
+
+    def count(self, collection: str, filters: Filters | None = None) -> int:
+        """Exact count of points (matching ``filters``)."""
+        flt = qdrant_filter(filters)
+        with self._call(f"count {collection}"):
+            return int(self.client.count(collection, count_filter=flt, exact=True).count)
+
+    def query(
+        self, collection: str, queries: Sequence[MemberQuery], filters: Filters | None = None
+    ) -> dict[str, list[ScoredPoint]]:
+        """All member queries in one ``query_batch_points`` round trip."""
+        if not queries:
+            return {}
+        flt = qdrant_filter(filters)
+        requests = []
+        for q in queries:
+            self._specs.check(collection, {q.member: q.vector}, f"query for member {q.member!r}")
+            if q.limit <= 0:
+                raise ValueError(f"query for member {q.member!r}: limit must be > 0, got {q.limit}")
+            requests.append(
+                models.QueryRequest(
+                    query=as_vector(q.vector), using=q.member, filter=flt, limit=q.limit, with_payload=True
+                )
+            )
+        with self._call(f"query {collection}"):
+            responses = self.client.query_batch_points(collection, requests=requests)
+        ranked: dict[str, list[ScoredPoint]] = {}
+        for q, response in zip(queries, responses, strict=True):
+            ranked[q.member] = [
+                ScoredPoint(
+                    id=str((h.payload or {}).get("id", h.id)), score=float(h.score), payload=h.payload or {}
+                )
+                for h in response.points
+            ]
+        return ranked
+
+    def retrieve(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
+        """Points for the product ids, in the order asked; missing ids are left out."""
+        wanted = unique(ids)
+        if not wanted:
+            return []
+        with self._call(f"retrieve from {collection}"):
+            records = self.client.retrieve(
+                collection, ids=[point_id(i) for i in wanted], with_payload=True, with_vectors=with_vectors
+            )
+        found = {p.id: p for p in (_stored(r, with_vectors) for r in records)}
+        return [found[i] for i in wanted if i in found]
+
+    def scroll(
+        self,
+        collection: str,
+        batch_size: int = 256,
+        with_vectors: bool = False,
+        filters: Filters | None = None,
+    ) -> Iterator[StoredPoint]:
+        """Every point in point-id order, ``batch_size`` per request."""
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+        flt = qdrant_filter(filters)
+        offset = None
+        while True:
+            with self._call(f"scroll {collection}"):
+                records, offset = self.client.scroll(
+                    collection,
+                    scroll_filter=flt,
+                    limit=batch_size,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=with_vectors,
+                )
+            for record in records:
+                yield _stored(record, with_vectors)
+            if offset is None:
+                return
+
+    def collections(self) -> list[str]:
+        """Names of existing collections."""
+        with self._call("list collections"):
+            return sorted(c.name for c in self.client.get_collections().collections)
+
+    def drop_collection(self, name: str) -> None:
+        """Delete the collection; Qdrant drops its aliases with it (missing: no-op)."""
+        target = self.resolve_alias(name)
+        if target is not None:
+            raise ValueError(f"{name!r} is an alias (of {target!r}); drop the collection")
+        with self._call(f"drop {name}"):
+            self.client.delete_collection(name)
+        self._specs.forget()
+
+    def resolve_alias(self, alias: str) -> str | None:
+        """Collection the alias points at, or None."""
+        with self._call("list aliases"):
+            aliases = self.client.get_aliases().aliases
+        return next((a.collection_name for a in aliases if a.alias_name == alias), None)
+
+    def swap_alias(self, alias: str, collection: str) -> str | None:
+        """Delete + create the alias in one ``update_collection_aliases`` call (atomic on the server)."""
+        check_name(alias, "alias")
+        existing = self.collections()
+        if collection not in existing:
+            raise CollectionNotFound(f"collection {collection!r} not found; existing: {existing}")
+        if alias in existing:
+            raise ValueError(f"alias {alias!r} clashes with a collection of that name")
+        previous = self.resolve_alias(alias)
+        operations: list[Any] = []
+        if previous is not None:
+            operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        operations.append(
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
+            )
+        )
+        with self._call(f"swap alias {alias}"):
+            self.client.update_collection_aliases(change_aliases_operations=operations)
+        self._specs.forget(alias)
+        return previous
+
+    def flush(self) -> None:
+        """Nothing to do: every write uses ``wait=True`` (applied to the server's WAL before it
+        returns), and local mode persists each write itself."""
+        return None
+
+    def optimize(self, collection: str) -> None:
+        """The server builds indexes in the background; wait until the collection reports green."""
+        with self._call(f"optimize {collection}"):
+            info = self.client.get_collection(collection)
+        if self.local or info.status == models.CollectionStatus.GREEN:
+            return
+        self._wait_green(collection)
+
+    def _wait_green(self, collection: str, timeout_s: float = 600.0, poll_s: float = 0.5) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._call(f"optimize {collection}"):
+                status = self.client.get_collection(collection).status
+            if status == models.CollectionStatus.GREEN:
+                return
+            time.sleep(poll_s)
+        raise StoreError(f"collection {collection!r} not optimized after {timeout_s}s")
+
+    def close(self) -> None:
+        """Close the client (local mode persists and releases its files)."""
+        with self._call("close"):
+            self.client.close()

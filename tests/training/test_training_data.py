@@ -1,0 +1,126 @@
+"""Loaders, split, prompts and the pixel cache on small generated fixtures."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.data.catalog import STYLE_COLUMNS, CatalogError, load_fashion, load_inshop
+from training.data.images import augment, geometry_for
+from training.data.prepared import prepare
+from training.data.prompts import captions
+from training.data.split import make_split, read_split
+from training.data.synthetic import KINDS, draw_item, write_synthetic_catalog
+from training.defaults import TINY_TEXT, TINY_VISION
+
+TINY_MODEL = {"embed_dim": 32, "vision_cfg": TINY_VISION, "text_cfg": TINY_TEXT}
+PREPROCESS = {"mean": [0.5] * 3, "std": [0.5] * 3, "resize_mode": "squash"}
+
+
+@pytest.fixture
+def fashion(tmp_path: Path) -> Path:
+    """A 60-item synthetic catalog plus a bad row, a malformed line, a missing image and a corrupt image."""
+    root = write_synthetic_catalog(tmp_path / "fashion", 60, seed=3)
+    with (root / "styles.csv").open("a") as fh:
+        fh.write("900,Men,Apparel,,Tshirts,Red,Summer,2012,Casual,No subcategory\n")  # missing field
+        fh.write("901,Men,Apparel,Topwear\n")  # malformed: too few cells
+        fh.write("902,Men,Apparel,Topwear,Tshirts,Red,Summer,2012,Casual,No image file\n")
+        fh.write("903,Women,Apparel,Dress,Dresses,Blue,Summer,2012,Casual,Corrupt image\n")
+    (root / "images" / "903.jpg").write_bytes(b"not a jpeg at all")
+    shutil.copy(root / "images" / "1.jpg", root / "images" / "904.jpg")  # byte-identical duplicate of id 1
+    with (root / "styles.csv").open("a") as fh:
+        fh.write("904,Men,Apparel,Topwear,Tshirts,Red,Summer,2012,Casual,Duplicate photo\n")
+    return root
+
+
+def test_fashion_loader_skips_bad_rows_with_counts(fashion: Path):
+    catalog = load_fashion(fashion)
+    assert catalog.report.skipped == {"missing field": 1, "malformed line": 1, "no image file": 1}
+    assert len(catalog) == 62  # 60 + corrupt (readable only when decoded) + duplicate
+    assert catalog.products[0].row().keys() == set(STYLE_COLUMNS)
+
+
+def test_prepare_drops_unreadable_images_and_keeps_duplicates_together(fashion: Path, tmp_path: Path):
+    transform = geometry_for(TINY_MODEL, PREPROCESS)
+    data = prepare(fashion, transform, tmp_path / "cache", split_seed=5, fractions=(0.5, 0.25, 0.25))
+    assert data.catalog.report.skipped["unreadable image"] == 1
+    assert "903" not in {p.id for p in data.catalog.products}
+    sides = {pid: side for side in ("train", "val", "test") for pid in data.split.ids(side)}
+    assert sides["1"] == sides["904"]
+    assert sorted(sides) == sorted(p.id for p in data.catalog.products)
+    pixels = data.pixels(transform)
+    assert pixels.array.shape == (61, 32, 32, 3) and pixels.ok.all()
+    assert list((tmp_path / "cache").glob("pixels-*.npy")), "decoded pixels are cached on disk"
+
+
+def test_split_is_deterministic_and_round_trips(fashion: Path, tmp_path: Path):
+    catalog = load_fashion(fashion)
+    first, second = make_split(catalog, seed=1), make_split(catalog, seed=1)
+    assert first == second
+    assert make_split(catalog, seed=2) != first
+    assert read_split(first.write(tmp_path / "split.json")) == first
+    with pytest.raises(ValueError, match="fractions"):
+        make_split(catalog, fractions=(0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="valid"):
+        first.ids("holdout")
+
+
+def test_missing_styles_csv_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(CatalogError, match="styles.csv"):
+        load_fashion(tmp_path)
+
+
+def test_prompts_skip_templates_with_empty_fields(fashion: Path):
+    product = load_fashion(fashion).products[0]
+    texts = captions(product)
+    assert f"a photo of {product.articleType}" in texts
+    assert texts[-1] == product.productDisplayName
+    empty_colour = type(product)(**{**product.metadata(), "baseColour": ""})
+    assert not any("{" in t or "  " in t for t in captions(empty_colour))
+    assert all(product.baseColour not in t for t in captions(empty_colour, with_name=False))
+
+
+def test_synthetic_images_and_errors():
+    image = draw_item("dress", "Red", np.random.default_rng(0) and __import__("random").Random(0))
+    assert image.size == (60, 80)
+    red = np.asarray(image)[35:45, 25:35].reshape(-1, 3).mean(axis=0)
+    assert red[0] > 150 and red[1] < 90, "the dress is drawn in its colour"
+    with pytest.raises(ValueError, match="valid"):
+        draw_item("hat", "Red", __import__("random").Random(0))
+    assert set(KINDS) >= {"tshirt", "dress", "shoe", "watch", "bag"}
+
+
+def test_augment_keeps_shape_and_range(fashion: Path):
+    data = prepare(fashion, geometry_for(TINY_MODEL, PREPROCESS), None)
+    pixels = data.pixels(geometry_for(TINY_MODEL, PREPROCESS))
+    import torch
+
+    batch = augment(pixels, np.arange(8), torch.Generator().manual_seed(0))
+    assert batch.shape == (8, 3, 32, 32)
+    assert batch.min() >= -1.0 - 1e-6 and batch.max() <= 1.0 + 1e-6
+
+
+def test_inshop_loader(tmp_path: Path):
+    root = tmp_path / "inshop"
+    rows = [
+        ("img/WOMEN/Dresses/id_00000001/01_1_front.jpg", "id_00000001", "train"),
+        ("img/WOMEN/Dresses/id_00000002/01_1_front.jpg", "id_00000002", "query"),
+        ("img/WOMEN/Dresses/id_00000002/01_2_side.jpg", "id_00000002", "gallery"),
+        ("img/MEN/Denim/id_00000003/01_1_front.jpg", "id_00000003", "gallery"),
+        ("img/MEN/Denim/id_00000004/01_1_front.jpg", "id_00000004", "gallery"),  # image missing
+    ]
+    for path, _, _ in rows[:4]:
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        draw_item("dress", "Blue", __import__("random").Random(1)).save(root / path)
+    lines = [str(len(rows)), "image_name item_id evaluation_status"]
+    lines += [" ".join(r) for r in rows] + ["broken line"]
+    (root / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    parts = load_inshop(root)
+    assert [len(parts[s]) for s in ("train", "query", "gallery")] == [1, 1, 2]
+    assert parts["query"].products[0].item_id == "id_00000002"
+    assert parts["gallery"].products[1].articleType == "Denim"
+    assert parts["gallery"].products[1].gender == "Men"
+    assert parts["train"].report.skipped == {"no image file": 1, "malformed line": 1}

@@ -1,0 +1,1 @@
+"""Offline training for vitrine: datasets, prompts, losses, samplers, train loop, ensemble bundle, evaluation."""

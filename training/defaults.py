@@ -1,0 +1,99 @@
+"""The offline default bundle's members and the tiny test members.
+
+The default trains on two (shared) CPU cores in minutes: 32 px images (the catalog's photos are 60x80), three
+different small image towers (a ViT, and two of timm's compact convnets), and a frozen pretrained
+MiniLM text tower (LiT-style) whose pooled caption features are computed once and shared, so each
+step trains only an image tower and a text projection. Diversity comes from the architectures,
+seeds and losses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from training.config import MINILM, MemberConfig, TrainConfig
+
+IMAGE_SIZE = 32
+EMBED_DIM = 128
+STEPS_PER_EPOCH = 100  # x 128 images; about one pass over the training split in 3 epochs
+MINILM_TEXT: dict[str, Any] = {
+    "hf_model_name": MINILM,
+    "hf_tokenizer_name": MINILM,
+    "hf_proj_type": "linear",
+    "hf_pooler_type": "mean_pooler",
+    "context_length": 32,
+}
+
+
+def _timm(name: str) -> dict[str, Any]:
+    return {
+        "timm_model_name": name,
+        "timm_model_pretrained": False,
+        "timm_pool": "avg",
+        "timm_proj": "linear",
+        "image_size": IMAGE_SIZE,
+    }
+
+
+VIT_S8 = {"image_size": IMAGE_SIZE, "layers": 3, "width": 128, "patch_size": 8, "head_width": 32}
+
+
+def default_config() -> TrainConfig:
+    """The offline default bundle (three members, frozen MiniLM text tower)."""
+    members = (
+        MemberConfig(
+            name="m1",
+            model={"embed_dim": EMBED_DIM, "vision_cfg": VIT_S8, "text_cfg": MINILM_TEXT},
+            loss="clip+ce",
+            seed=1,
+            epochs=3,
+            steps_per_epoch=STEPS_PER_EPOCH,
+            warmup_steps=30,
+        ),
+        MemberConfig(
+            name="m2",
+            model={"embed_dim": EMBED_DIM, "vision_cfg": _timm("test_byobnet"), "text_cfg": MINILM_TEXT},
+            loss="clip+supcon",
+            seed=2,
+            epochs=3,
+            steps_per_epoch=STEPS_PER_EPOCH,
+            warmup_steps=30,
+        ),
+        MemberConfig(
+            name="m3",
+            model={"embed_dim": EMBED_DIM, "vision_cfg": _timm("test_efficientnet"), "text_cfg": MINILM_TEXT},
+            loss="clip",
+            seed=3,
+            epochs=3,
+            steps_per_epoch=STEPS_PER_EPOCH,
+            warmup_steps=30,
+        ),
+    )
+    # Product names would add ~29k unique captions: minutes of MiniLM encoding on two cores.
+    return TrainConfig(name="fashion-small", members=members, name_captions=False)
+
+
+TINY_TEXT = {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}
+TINY_VISION = {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8, "head_width": 32}
+
+
+def tiny_config(names: tuple[str, ...] = ("m1", "m2", "m3"), steps: int = 40) -> TrainConfig:
+    """Tiny members for tests: 32 px ViT, a one-layer text transformer trained from scratch."""
+    losses = ("clip", "clip+supcon", "clip+ce")
+    members = tuple(
+        MemberConfig(
+            name=name,
+            model={"embed_dim": 32, "vision_cfg": TINY_VISION, "text_cfg": TINY_TEXT},
+            loss=losses[i % len(losses)],
+            sampler="pk",
+            pk=(7, 6),
+            class_power=0.0,
+            epochs=2,
+            steps_per_epoch=max(1, steps // 2),
+            lr=3e-3,
+            warmup_steps=5,
+            seed=i,
+        )
+        for i, name in enumerate(names)
+    )
+    return TrainConfig(name="tiny", members=members, kmeans_k=8, weight_grid=(0.0, 1.0, 2.0), min_category_items=3)

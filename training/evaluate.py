@@ -1,0 +1,137 @@
+"""``make evaluate``: score a bundle on a split of the catalog (and on In-shop when given).
+
+Members are loaded exactly as the embedder loads them (``services.embedder.members.load_member``)
+and fused with the search service's own fusion code. Reports text->image mAP@10 per category
+(articleType, subCategory, masterCategory; macro over categories with >= 10 items, and micro),
+image->image mAP@10, Recall@1/5/10 and mAP, for every member and fusion, with and without
+cluster-aware re-ranking. Writes ``eval-<split>.json`` and ``eval-<split>.png``.
+
+    python -m training.evaluate --bundle data/bundles/default --data ../shared/data/fashion-product-images
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from services.common.bundle import Bundle, load_bundle
+from services.embedder.members import load_member
+from services.embedder.preprocess import split_transform
+from training.data.catalog import Catalog, load_fashion, load_inshop
+from training.data.images import decode_catalog
+from training.data.split import SPLITS, make_split, read_split
+from training.ensemble import assign_clusters
+from training.queries import instance_queries
+from training.report import plot_report, print_report
+from training.retrieval import FUSED_METHODS, top_k
+from training.suite import MemberView, Suite, make_suite, rank_member, score_suite, systems
+from training.train import select_device
+
+log = logging.getLogger("vitrine.training.evaluate")
+
+
+def load_views(bundle: Bundle, catalog: Catalog, device: torch.device) -> list[MemberView]:
+    """Every bundle member loaded as served, with the catalog decoded by its own eval transform."""
+    views, decoded = [], {}
+    for spec in bundle.members:
+        member = load_member(spec, bundle, device)
+        transform = split_transform(member.preprocess)
+        if transform is None:
+            raise ValueError(f"member {spec.name}: its preprocess must end with ToTensor + Normalize")
+        if transform.key not in decoded:
+            decoded[transform.key] = decode_catalog(catalog, transform)
+        views.append(MemberView(spec.name, member.model, member.tokenizer, decoded[transform.key]))
+    return views
+
+
+def split_catalog(bundle: Bundle, catalog: Catalog, side: str) -> Catalog:
+    """The products on one side of the bundle's split (or a fresh seed-0 split when it has none)."""
+    split_file = bundle.resolve(bundle.split) if bundle.split else None
+    split = read_split(split_file) if split_file and split_file.exists() else make_split(catalog)
+    return catalog.subset(split.positions(catalog, side))
+
+
+def evaluate_fashion(bundle: Bundle, catalog: Catalog, device: torch.device, args) -> dict:
+    """All systems on the text->image and image->image sets of one split side."""
+    views = load_views(bundle, catalog, device)
+    suite = make_suite(catalog.products, np.arange(len(catalog)), min_items=args.min_items,
+                       image_queries_max=args.image_queries, depth=args.depth)
+    for view in views:
+        rank_member(suite, view, device)
+    return score_all(bundle, suite)
+
+
+def score_all(bundle: Bundle, suite: Suite) -> dict:
+    """Score singles and fusions (plain and cluster re-ranked) over a suite."""
+    centroids = bundle.load_centroids()
+    clusters = {m: assign_clusters(suite.vectors[m], c) for m, c in centroids.items() if m in suite.vectors}
+    names = list(bundle.member_names)
+    fused = list(FUSED_METHODS) if len(names) > 1 else []
+    plain = score_suite(suite, systems(names, fused), bundle.weights(), bundle.fusion.rrf_k, clusters)
+    reranked = score_suite(suite, fused, bundle.weights(), bundle.fusion.rrf_k, clusters, rerank=True) if clusters else {}
+    results: dict[str, dict] = {}
+    for system, sets in [*plain.items(), *((f"{n}+clusters", s) for n, s in reranked.items())]:
+        for set_name, scores in sets.items():
+            results.setdefault(set_name, {})[system] = scores
+    return results
+
+
+def evaluate_inshop(bundle: Bundle, folder: Path, device: torch.device, depth: int) -> dict:
+    """Recall@1/5/10 and mAP on In-shop query -> gallery (relevant = same item id)."""
+    parts = load_inshop(folder)
+    queries, gallery = parts["query"], parts["gallery"]
+    query_set = instance_queries(list(queries.products), list(gallery.products))
+    suite = Suite(np.arange(len(gallery)), [], (query_set, np.zeros(0, np.int64)), depth)
+    for qv, gv in zip(load_views(bundle, queries, device), load_views(bundle, gallery, device), strict=True):
+        from training.retrieval import embed_images
+
+        gallery_vectors = embed_images(gv.model, gv.pixels, np.arange(len(gallery)), device)
+        suite.vectors[gv.name] = gallery_vectors
+        query_vectors = embed_images(qv.model, qv.pixels, np.arange(len(queries)), device)
+        query_set.rankings[gv.name] = top_k(query_vectors, gallery_vectors, depth)
+    return score_all(bundle, suite)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=Path("data/bundles/default"))
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/fashion-product-images"))
+    parser.add_argument("--split", default="test", choices=SPLITS)
+    parser.add_argument("--inshop", type=Path, help="DeepFashion In-shop folder (list_eval_partition.txt + img/)")
+    parser.add_argument("--out", type=Path, help="folder for eval-<split>.json/.png (default: the bundle)")
+    parser.add_argument("--min-items", type=int, default=10, help="categories with fewer items are not queried")
+    parser.add_argument("--image-queries", type=int, default=1000)
+    parser.add_argument("--depth", type=int, default=100, help="hits per member fused per query")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    bundle = load_bundle(args.bundle)
+    device = select_device(args.device)
+    report: dict = {"bundle": {"name": bundle.name, "version": bundle.version, "fusion": bundle.fusion.method,
+                               "weights": bundle.weights(), "admitted": bundle.extra.get("admitted")}}
+    if (args.data / "styles.csv").exists():
+        catalog = split_catalog(bundle, load_fashion(args.data), args.split)
+        report["split"], report["items"] = args.split, len(catalog)
+        report["fashion"] = evaluate_fashion(bundle, catalog, device, args)
+    else:
+        log.warning("no catalog at %s; skipping the Fashion Product Images evaluation", args.data)
+    if args.inshop:
+        report["inshop"] = evaluate_inshop(bundle, args.inshop, device, args.depth)
+    out = args.out or args.bundle
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"eval-{args.split}.json").write_text(json.dumps(report, indent=2))
+    print_report(report)
+    plot_report(report, out / f"eval-{args.split}.png")
+    log.info("wrote %s and %s", out / f"eval-{args.split}.json", out / f"eval-{args.split}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Evaluation query sets: category prompts (text->image), item images (image->image), In-shop query/gallery."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from training.data.catalog import Product
+from training.data.prompts import CATEGORY_FIELDS, category_query
+from training.metrics import average_precision_at_k
+from training.retrieval import QuerySet, top_k
+
+
+
+def category_queries(gallery: Sequence[Product], field: str, min_items: int = 10) -> tuple[QuerySet, list[str]]:
+    """One "a photo of {category}" query per category with >= ``min_items`` gallery items; returns (set, texts)."""
+    if field not in CATEGORY_FIELDS:
+        raise ValueError(f"unknown category field {field!r}; valid: {list(CATEGORY_FIELDS)}")
+    values = np.array([getattr(p, field) for p in gallery])
+    counts = Counter(values.tolist())
+    keys = sorted(c for c, n in counts.items() if n >= min_items)
+    relevant = [values == c for c in keys]
+    return QuerySet(f"text->image {field}", keys, relevant), [category_query(c) for c in keys]
+
+
+def image_queries(gallery: Sequence[Product], max_queries: int = 1000, seed: int = 0, field: str = "articleType"):
+    """Up to ``max_queries`` gallery items as image queries (relevant = same ``field``, self excluded).
+
+    Returns (query set, query rows in the gallery).
+    """
+    values = np.array([getattr(p, field) for p in gallery])
+    counts = Counter(values.tolist())
+    eligible = np.array([i for i, v in enumerate(values) if counts[v] >= 2])
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(eligible, size=min(max_queries, len(eligible)), replace=False)) if len(eligible) else eligible
+    keys = [gallery[i].id for i in rows]
+    return QuerySet(f"image->image {field}", keys, [values == values[i] for i in rows]), rows
+
+
+def instance_queries(queries: Sequence[Product], gallery: Sequence[Product]) -> QuerySet:
+    """In-shop style: relevant = gallery items with the query's item id."""
+    items = np.array([p.item_id for p in gallery])
+    keys = [p.id for p in queries]
+    return QuerySet("in-shop query->gallery", keys, [items == p.item_id for p in queries])
+
+
+def quick_text_map(
+    text_vectors: np.ndarray, gallery_vectors: np.ndarray, query_set: QuerySet, k: int = 10
+) -> float:
+    """Macro AP@k of a single member's text queries, straight from its top-k (used every epoch)."""
+    if not query_set.keys:
+        return 0.0
+    indices, _ = top_k(text_vectors, gallery_vectors, k)
+    values = [
+        average_precision_at_k(query_set.relevant[q][indices[q]], int(query_set.relevant[q].sum()), k)
+        for q in range(len(query_set.keys))
+    ]
+    return float(np.mean(values))

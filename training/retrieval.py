@@ -1,0 +1,140 @@
+"""Embedding, per-member top-k rankings and scoring of single members and fused rankings.
+
+Fusion itself is ``services.search.fusion`` / ``services.search.rerank`` (the code the search
+service runs), applied per query to the members' top ``depth`` hits, so offline numbers measure
+exactly what is served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from services.search.fusion import FusedHit, RankedHit, borda, combmnz, combsum, rrf, single, weighted_rrf
+from services.search.rerank import cluster_rerank
+from training.data.images import Pixels
+from training.metrics import average_precision, average_precision_at_k, macro_micro, recall_at_k
+
+FUSED_METHODS = ("rrf", "weighted_rrf", "combsum", "combmnz", "borda")
+
+
+@torch.inference_mode()
+def embed_images(
+    model: torch.nn.Module, pixels: Pixels, positions: Sequence[int], device: torch.device, batch: int = 512
+) -> np.ndarray:
+    """L2-normalized image features (float32) of the given cache rows."""
+    out = []
+    positions = np.asarray(positions)
+    for start in range(0, len(positions), batch):
+        images = pixels.batch(positions[start : start + batch]).to(device)
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            out.append(F.normalize(model.encode_image(images).float(), dim=-1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 1), np.float32)
+
+
+@torch.inference_mode()
+def embed_texts(model: torch.nn.Module, tokenizer, texts: Sequence[str], device: torch.device) -> np.ndarray:
+    """L2-normalized text features (float32)."""
+    out = []
+    for start in range(0, len(texts), 256):
+        tokens = tokenizer(list(texts[start : start + 256])).to(device)
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            out.append(F.normalize(model.encode_text(tokens).float(), dim=-1).cpu())
+    return torch.cat(out).numpy()
+
+
+def top_k(queries: np.ndarray, gallery: np.ndarray, depth: int, exclude: np.ndarray | None = None):
+    """(indices, scores) of the ``depth`` most similar gallery rows per query; ``exclude[q]`` is left out."""
+    scores = queries @ gallery.T
+    if exclude is not None:
+        scores[np.arange(len(queries)), exclude] = -np.inf
+    depth = min(depth, gallery.shape[0] - (exclude is not None))
+    part = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
+
+
+@dataclass
+class QuerySet:
+    """Queries with relevance over a gallery; ``rankings[member] = (indices, scores)`` per query."""
+
+    name: str
+    keys: list[str]
+    relevant: list[np.ndarray]  # per query: bool mask over the gallery
+    rankings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def totals(self, excluded_self: bool = False) -> list[int]:
+        """Relevant items per query (minus the query itself for image queries)."""
+        return [int(r.sum()) - int(excluded_self) for r in self.relevant]
+
+
+def ranked_lists(query_set: QuerySet, q: int, clusters: Mapping[str, np.ndarray] | None) -> dict[str, list[RankedHit]]:
+    """The members' ranked lists for query ``q`` in the shape fusion.py takes (ids = gallery rows)."""
+    lists = {}
+    for member, (indices, scores) in query_set.rankings.items():
+        assigned = clusters.get(member) if clusters else None
+        lists[member] = [
+            RankedHit(str(int(i)), float(s), int(assigned[i]) if assigned is not None else -1)
+            for i, s in zip(indices[q], scores[q], strict=True)
+        ]
+    return lists
+
+
+def fusion_function(method: str, weights: Mapping[str, float], rrf_k: float, depth: int) -> Callable:
+    """``lists -> fused hits`` for a method of ``FUSED_METHODS`` or ``single:<member>``."""
+    table: dict[str, Callable] = {
+        "rrf": lambda lists: rrf(lists, rrf_k),
+        "weighted_rrf": lambda lists: weighted_rrf(lists, weights, rrf_k),
+        "combsum": combsum,
+        "combmnz": combmnz,
+        "borda": lambda lists: borda(lists, depth),
+    }
+    if method.startswith("single:"):
+        member = method.split(":", 1)[1]
+        return lambda lists: single(lists, member)
+    if method not in table:
+        raise ValueError(f"unknown fusion {method!r}; valid: {list(table)} or single:<member>")
+    return table[method]
+
+
+def fused_rows(hits: Sequence[FusedHit], limit: int) -> np.ndarray:
+    """Gallery rows of the first ``limit`` fused hits."""
+    return np.array([int(h.id) for h in hits[:limit]], dtype=np.int64)
+
+
+def score_system(
+    query_set: QuerySet,
+    fuse: Callable,
+    clusters: Mapping[str, np.ndarray] | None = None,
+    rerank: bool = False,
+    k: int = 10,
+    excluded_self: bool = False,
+) -> dict[str, float | dict[str, float]]:
+    """AP@k per query, macro and micro, for one fused (or single) system; also Recall@1/5/10 and mAP."""
+    totals = query_set.totals(excluded_self)
+    per_query: dict[str, float] = {}
+    recalls = {1: [], 5: [], 10: []}
+    full_ap = []
+    for q, key in enumerate(query_set.keys):
+        lists = ranked_lists(query_set, q, clusters)
+        hits = fuse(lists)
+        if rerank:
+            hits = cluster_rerank(hits, lists)
+        relevant = query_set.relevant[q][fused_rows(hits, len(hits))]
+        per_query[key] = average_precision_at_k(relevant, totals[q], k)
+        full_ap.append(average_precision(relevant, totals[q]))
+        for r in recalls:
+            recalls[r].append(recall_at_k(relevant, r))
+    macro, micro = macro_micro(per_query, dict(zip(query_set.keys, totals, strict=True)))
+    return {
+        "macro": macro,
+        "micro": micro,
+        "per_query": per_query,
+        **{f"recall@{r}": float(np.mean(v)) if v else 0.0 for r, v in recalls.items()},
+        "map": float(np.mean(full_ap)) if full_ap else 0.0,
+    }
