@@ -1,0 +1,159 @@
+"""``make demo``: the whole product, offline, on the embedded store.
+
+1. build or reuse the offline default ensemble bundle (``training.build_default``, cached);
+2. start the stack on loopback (``services.stack``: embedder + ingest + search over Qdrant Edge);
+3. ingest the catalog from ``--data`` (the shared Fashion Product Images folder, else a generated
+   synthetic catalog, said so) with a progress bar; a rerun finds it indexed and skips this;
+4. run text, image and text+image queries and print the hits with member explanations;
+5. print the bundle's evaluation table; stop the stack and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+from services.common.bundle import load_bundle
+from services.common.config import PROJECT_ROOT, load_config
+from services.demo_queries import run_queries
+from services.ingest.loader import iter_catalog, load_via_rpc, with_image_bytes
+from services.stack import _wait_upstream
+from training.data.synthetic import write_synthetic_catalog
+from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
+
+DATA_DIR = PROJECT_ROOT / "data"
+SYNTHETIC_ITEMS = 2100
+
+
+def banner(text: str) -> None:
+    """A visible section title."""
+    print(f"\n{'=' * 8} {text} {'=' * max(0, 70 - len(text))}", flush=True)
+
+
+def resolve_catalog(data: Path) -> tuple[Path, bool]:
+    """The catalog to demo on, and whether it is synthetic."""
+    if (data / "styles.csv").exists():
+        return data, False
+    synthetic = DATA_DIR / "demo" / "synthetic-catalog"
+    if not (synthetic / "styles.csv").exists():
+        write_synthetic_catalog(synthetic, SYNTHETIC_ITEMS)
+    print(f"NOTE: no catalog at {data}; using a generated synthetic catalog at {synthetic}", flush=True)
+    return synthetic, True
+
+
+def build_bundle(catalog: Path, bundle_dir: Path) -> None:
+    """Run the (cached) training build; its own log shows progress."""
+    cmd = [sys.executable, "-m", "training.build_default", "--data", str(catalog), "--out", str(bundle_dir)]
+    subprocess.run(cmd, check=True, cwd=PROJECT_ROOT)
+
+
+async def ingest(address: str, catalog: Path, limit: int | None) -> None:
+    """Stream the catalog through Ingest.Upsert unless the index already holds all of it."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = ingest_pb2_grpc.IngestStub(channel)
+        total = sum(1 for _ in iter_catalog(catalog, limit))
+        have = (await stub.Count(ingest_pb2.CountRequest(), timeout=30)).count
+        if have >= total:
+            print(f"index already holds {have} items (catalog: {total}); reusing it", flush=True)
+            return
+        started = time.perf_counter()
+        report = await load_via_rpc(channel, with_image_bytes(iter_catalog(catalog, limit)), total=total)
+        seconds = time.perf_counter() - started
+        print(
+            f"ingested {report.upserted} items ({report.failed} failed) into {report.collection} "
+            f"in {seconds:.0f}s ({report.upserted / max(seconds, 1e-9):.0f} items/s)",
+            flush=True,
+        )
+
+
+def print_evaluation(bundle_dir: Path) -> None:
+    """Print the evaluation report that admitted the bundle."""
+    from training.report import print_report  # matplotlib is only needed here
+
+    bundle = load_bundle(bundle_dir)
+    path = bundle.resolve(bundle.eval_report) if bundle.eval_report else None
+    if path is None or not path.exists():
+        print(f"no evaluation report in {bundle_dir}; run `make evaluate`")
+        return
+    import json
+
+    print_report(json.loads(path.read_text()))
+
+
+def start_stack(bundle_dir: Path, store_dir: Path) -> subprocess.Popen:
+    """``python -m services.stack`` without the web gateway, logs to data/demo/stack.log."""
+    log_path = DATA_DIR / "demo" / "stack.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "VITRINE_LOG_JSON": "true"}
+    with log_path.open("w") as log_file:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "services.stack",
+                "--bundle",
+                str(bundle_dir),
+                "--store",
+                str(store_dir),
+                "--no-web",
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def demo(args: argparse.Namespace) -> int:
+    """Run every step; returns the exit code."""
+    started = time.perf_counter()
+    cfg = load_config()
+    catalog, synthetic = resolve_catalog(args.data)
+    banner("1/5 ensemble bundle")
+    build_bundle(catalog, args.bundle)
+    banner("2/5 start the stack (embedder + ingest + search, Qdrant Edge)")
+    stack = start_stack(args.bundle, args.store)
+    search_addr = f"127.0.0.1:{cfg.search_server.port}"
+    try:
+        await _wait_upstream(search_addr, stack, "stack (see data/demo/stack.log)", timeout_s=600)
+        print(f"stack ready: search {search_addr}, ingest 127.0.0.1:{cfg.ingest_server.port}", flush=True)
+        banner("3/5 ingest the catalog" + (" (synthetic)" if synthetic else ""))
+        await ingest(f"127.0.0.1:{cfg.ingest_server.port}", catalog, args.limit)
+        banner("4/5 queries")
+        ok = await run_queries(search_addr, catalog, synthetic)
+        banner("5/5 evaluation of the bundle (held-out test split)")
+        print_evaluation(args.bundle)
+    finally:
+        stack.terminate()
+        stack.wait(timeout=60)
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f}s", flush=True)
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(
+        prog="python -m services.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path(os.environ.get("VITRINE_DATA", "../shared/data/fashion-product-images")),
+    )
+    parser.add_argument("--bundle", type=Path, default=DATA_DIR / "bundles" / "default")
+    parser.add_argument("--store", type=Path, default=DATA_DIR / "store" / "demo")
+    parser.add_argument("--limit", type=int, help="ingest at most this many items")
+    return asyncio.run(demo(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
