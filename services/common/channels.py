@@ -13,6 +13,8 @@ from pathlib import Path
 import grpc
 
 RETRY_SERVICE_CONFIG = {
+    # Spread calls over every address a name resolves to (e.g. dns:///embedder-headless:50051 in k8s).
+    "loadBalancingConfig": [{"round_robin": {}}],
     "methodConfig": [
         {
             "name": [{"service": "vitrine.v1.Embedder"}],
