@@ -35,6 +35,16 @@ def random_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(bundle, catalog): three members briefly trained on a synthetic catalog, built once per session."""
+    from training.tiny import build_tiny_bundle
+
+    root = tmp_path_factory.mktemp("tiny-trained")
+    bundle = build_tiny_bundle(root)
+    return bundle, root / "catalog"
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared Fashion Product Images folder, or skip when it is absent."""
     if not (SHARED_DATA / "styles.csv").exists():
