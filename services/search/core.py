@@ -30,7 +30,7 @@ from services.search.errors import (
     SearchUnavailable,
     SearchValidationError,
 )
-from services.search.fusion import FusedHit, RankedHit
+from services.search.fusion import FusedHit, RankedHit, parse_fusion
 from services.search.hits import attributes_of, clusters_of, ranked_hits, result_hit
 from services.search.model import ResultHit, SearchOptions, SearchQuery, SearchResult, SimilarQuery
 from services.search.plan import Plan, check_config, make_plan, mix, text_weight
@@ -58,6 +58,7 @@ class SearchCore:
         self, cfg: SearchConfig, store: VectorStore, bundle: Bundle, embedder: EmbedClient, collection: str
     ) -> None:
         check_config(cfg)
+        parse_fusion(bundle.fusion.method, bundle.member_names)  # a bad bundle default fails at startup
         self.cfg = cfg
         self.store = store
         self.bundle = bundle
@@ -164,9 +165,8 @@ class SearchCore:
         answered.raise_if_empty()
         lists = {m: ranked_hits(answered.lists[m], m) for m in plan.members if m in answered.lists}
         payloads = _payloads(answered)
-        clusters = {hit_id: clusters_of(payload) for hit_id, payload in payloads.items()}
         fused = [h for h in plan.method.fuse(lists, depth=plan.depth) if h.id != exclude]
-        fused = self._rerank(plan, fused, lists, clusters)
+        fused = self._rerank(plan, fused, lists, payloads)
         if plan.mmr_lambda > 0.0 and fused:
             fused = await self._diversify(plan, fused, collection, lists, deadline)
         page = fused[plan.offset : plan.end]
@@ -184,9 +184,12 @@ class SearchCore:
         plan: Plan,
         fused: list[FusedHit],
         lists: Mapping[str, Sequence[RankedHit]],
-        clusters: Mapping[str, Mapping[str, int]],
+        payloads: Mapping[str, Mapping[str, Any]],
     ) -> list[FusedHit]:
         """Cluster boost, score threshold and per-cluster cap, in that order."""
+        clusters: dict[str, dict[str, int]] = {}
+        if plan.cluster_rerank or plan.max_per_cluster > 0:
+            clusters = {hit_id: clusters_of(payload) for hit_id, payload in payloads.items()}
         if plan.cluster_rerank:
             fused = cluster_rerank(
                 fused, lists, boost=self.cfg.cluster_boost, top_n=self.cfg.cluster_top_n, clusters=clusters

@@ -20,6 +20,22 @@ from services.storage.port import ScoredPoint
 NO_CLUSTER = -1
 
 
+def _cluster_id(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def cluster_under(payload: Mapping[str, Any], member: str) -> int:
+    """The product's cluster under one member, or -1 (the hot path: one lookup per hit)."""
+    nested = payload.get(CLUSTER_FIELD)
+    value = nested.get(member) if isinstance(nested, Mapping) else payload.get(f"{CLUSTER_FIELD}.{member}")
+    found = _cluster_id(value)
+    return NO_CLUSTER if found is None else found
+
+
 def clusters_of(payload: Mapping[str, Any]) -> dict[str, int]:
     """``{member: cluster id}`` from a payload (unknown or malformed entries are left out)."""
     found: dict[str, int] = {}
@@ -30,10 +46,9 @@ def clusters_of(payload: Mapping[str, Any]) -> dict[str, int]:
         prefix = f"{CLUSTER_FIELD}."
         items = [(key[len(prefix) :], value) for key, value in payload.items() if key.startswith(prefix)]
     for member, value in items:
-        if isinstance(value, int) and not isinstance(value, bool):
-            found[str(member)] = value
-        elif isinstance(value, float) and value.is_integer():
-            found[str(member)] = int(value)
+        cluster = _cluster_id(value)
+        if cluster is not None:
+            found[str(member)] = cluster
     return found
 
 
@@ -73,7 +88,7 @@ def attributes_of(payload: Mapping[str, Any]) -> dict[str, str]:
 
 def ranked_hits(points: Sequence[ScoredPoint], member: str) -> list[RankedHit]:
     """One member's store hits as fusion input (cluster under that member, -1 when unknown)."""
-    return [RankedHit(p.id, p.score, clusters_of(p.payload).get(member, NO_CLUSTER)) for p in points]
+    return [RankedHit(p.id, p.score, cluster_under(p.payload, member)) for p in points]
 
 
 def result_hit(hit: FusedHit, payload: Mapping[str, Any], explain: bool) -> ResultHit:

@@ -83,6 +83,7 @@ async def query_members(
     deadline: Deadline,
 ) -> MemberLists:
     """Query every member concurrently, each in a thread; collect what comes back by the deadline."""
+    left = deadline.check("querying the store")
     result = MemberLists()
     tasks: dict[asyncio.Task[dict[str, list[ScoredPoint]]], str] = {}
     for member in members:
@@ -93,7 +94,7 @@ async def query_members(
         tasks[asyncio.create_task(asyncio.to_thread(store.query, collection, [query], filters))] = member
     if not tasks:
         return result
-    done, pending = await asyncio.wait(tasks, timeout=deadline.check("querying the store"))
+    done, pending = await asyncio.wait(tasks, timeout=left)
     for task in pending:
         task.cancel()
         result.timed_out.append(tasks[task])

@@ -150,3 +150,10 @@ def test_bad_config_is_refused(change):
     name = next(iter(change))
     with pytest.raises(ValueError, match=f"search.{name}"):
         check_config(dataclasses.replace(CFG, **change))
+
+
+def test_a_bad_bundle_default_fusion_fails_at_startup():
+    with pytest.raises(ValueError, match="unknown fusion 'nope'"):
+        SearchCore(
+            CFG, open_store(StoreConfig(backend="qdrant", url=":memory:")), search_bundle("nope"), None, ALIAS
+        )

@@ -1,0 +1,80 @@
+"""Run ``python -m services.stack`` on free loopback ports and load a catalog into it (tests, UI checks)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.procs import ROOT, free_port, start_module, wait_serving
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    """Addresses of a running stack and its process."""
+
+    ports: dict[str, int]
+    env: dict[str, str]
+    proc: subprocess.Popen
+
+    def addr(self, service: str) -> str:
+        """``127.0.0.1:<port>`` of embedder, ingest or search."""
+        return f"127.0.0.1:{self.ports[service]}"
+
+    @property
+    def web_url(self) -> str:
+        """Base URL of the web gateway."""
+        return f"http://127.0.0.1:{self.ports['web']}"
+
+    def load(self, catalog: Path) -> subprocess.CompletedProcess:
+        """``python -m services.ingest load CATALOG`` against this stack's ingest."""
+        return subprocess.run(
+            [sys.executable, "-m", "services.ingest", "load", str(catalog), "--addr", self.addr("ingest")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@contextmanager
+def running_stack(
+    bundle: Path, store: Path, web: bool = False, image_root: Path | None = None
+) -> Iterator[RunningStack]:
+    """Start the stack, wait until search is SERVING, stop it on exit."""
+    ports = {name: free_port() for name in ("embedder", "ingest", "search", "web")}
+    env = {
+        "VITRINE_EMBEDDER_SERVER_PORT": str(ports["embedder"]),
+        "VITRINE_INGEST_SERVER_PORT": str(ports["ingest"]),
+        "VITRINE_SEARCH_SERVER_PORT": str(ports["search"]),
+        "VITRINE_WEB_PORT": str(ports["web"]),
+        "VITRINE_INGEST_EMBEDDER_ADDR": f"127.0.0.1:{ports['embedder']}",
+        "VITRINE_SEARCH_EMBEDDER_ADDR": f"127.0.0.1:{ports['embedder']}",
+        "VITRINE_WEB_EMBEDDER_ADDR": f"127.0.0.1:{ports['embedder']}",
+        "VITRINE_EMBEDDER_THREADS": "1",
+    }
+    if image_root is not None:
+        env["VITRINE_WEB_IMAGE_ROOT"] = str(image_root)
+    args = ["--bundle", str(bundle), "--store", str(store)] + ([] if web else ["--no-web"])
+    proc = start_module("services.stack", args, env)
+    stack = RunningStack(ports, env, proc)
+    try:
+        wait_serving(stack.addr("search"), proc, timeout=180)
+        yield stack
+    finally:
+        stack.stop()
