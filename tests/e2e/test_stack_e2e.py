@@ -8,69 +8,28 @@ from __future__ import annotations
 
 import csv
 import signal
-import subprocess
-import sys
 
 import grpc
 import pytest
 
-from tests.support.procs import ROOT, free_port, start_module, wait_serving
+from tests.support.stack import running_stack
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 
 
 @pytest.fixture(scope="module")
 def stack(tiny_trained, tmp_path_factory):
-    """Start the stack (no web) and load the synthetic catalog; yield (search stub, ingest stub, rows)."""
+    """Start the stack (no web) and load the synthetic catalog; yield (search stub, ingest stub, rows, proc)."""
     bundle, catalog = tiny_trained
-    ports = {name: free_port() for name in ("embedder", "ingest", "search")}
-    env = {
-        "VITRINE_EMBEDDER_SERVER_PORT": str(ports["embedder"]),
-        "VITRINE_INGEST_SERVER_PORT": str(ports["ingest"]),
-        "VITRINE_SEARCH_SERVER_PORT": str(ports["search"]),
-        "VITRINE_INGEST_EMBEDDER_ADDR": f"127.0.0.1:{ports['embedder']}",
-        "VITRINE_SEARCH_EMBEDDER_ADDR": f"127.0.0.1:{ports['embedder']}",
-        "VITRINE_EMBEDDER_THREADS": "1",
-    }
-    store = tmp_path_factory.mktemp("stack-store")
-    proc = start_module("services.stack", ["--bundle", str(bundle), "--store", str(store), "--no-web"], env)
-    try:
-        wait_serving(f"127.0.0.1:{ports['search']}", proc, timeout=120)
-        load = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "services.ingest",
-                "load",
-                str(catalog),
-                "--addr",
-                f"127.0.0.1:{ports['ingest']}",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**env, "PATH": "/usr/bin:/bin"},
-        )
+    with running_stack(bundle, tmp_path_factory.mktemp("stack-store")) as running:
+        load = running.load(catalog)
         assert load.returncode == 0, load.stdout + load.stderr
         with (catalog / "styles.csv").open() as fh:
             rows = {row["id"]: row for row in csv.DictReader(fh)}
-        search_channel = grpc.insecure_channel(f"127.0.0.1:{ports['search']}")
-        ingest_channel = grpc.insecure_channel(f"127.0.0.1:{ports['ingest']}")
-        yield (
-            search_pb2_grpc.SearchStub(search_channel),
-            ingest_pb2_grpc.IngestStub(ingest_channel),
-            rows,
-            proc,
-        )
-        search_channel.close()
-        ingest_channel.close()
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        with (
+            grpc.insecure_channel(running.addr("search")) as search,
+            grpc.insecure_channel(running.addr("ingest")) as ingest,
+        ):
+            yield search_pb2_grpc.SearchStub(search), ingest_pb2_grpc.IngestStub(ingest), rows, running.proc
 
 
 def test_every_item_is_indexed(stack):
