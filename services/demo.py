@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,6 @@ from pathlib import Path
 
 import grpc
 
-from services.common.bundle import load_bundle
 from services.common.config import PROJECT_ROOT, load_config
 from services.demo_queries import run_queries
 from services.ingest.loader import iter_catalog, load_via_rpc, with_image_bytes
@@ -29,6 +29,7 @@ from training.data.synthetic import write_synthetic_catalog
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
 
 DATA_DIR = PROJECT_ROOT / "data"
+TEST_REPORT = "eval-test.json"
 SYNTHETIC_ITEMS = 2100
 
 
@@ -74,17 +75,21 @@ async def ingest(address: str, catalog: Path, limit: int | None) -> None:
 
 
 def print_evaluation(bundle_dir: Path) -> None:
-    """Print the evaluation report that admitted the bundle."""
-    from training.report import print_report  # matplotlib is only needed here
-
-    bundle = load_bundle(bundle_dir)
-    path = bundle.resolve(bundle.eval_report) if bundle.eval_report else None
-    if path is None or not path.exists():
-        print(f"no evaluation report in {bundle_dir}; run `make evaluate`")
+    """Print the headline rows of the bundle's held-out test evaluation (``make evaluate`` prints all)."""
+    path = bundle_dir / TEST_REPORT
+    if not path.exists():
+        print(f"no {TEST_REPORT} in {bundle_dir}; run `make evaluate` to produce it")
         return
-    import json
-
-    print_report(json.loads(path.read_text()))
+    report = json.loads(path.read_text())
+    sets = {name: rows for name, rows in report.get("fashion", {}).items() if "articleType" in name}
+    print(f"{report.get('items', '?')} held-out items; mAP@10 macro / micro over article types")
+    names = list(sets)
+    print(f"  {'system':<24}" + "".join(f"{n[:26]:>28}" for n in names))
+    systems = list(next(iter(sets.values()), {}))
+    for system in systems:
+        cells = "".join(f"{sets[n][system]['macro']:>19.3f} / {sets[n][system]['micro']:.3f}" for n in names)
+        print(f"  {system:<24}{cells}")
+    print(f"full tables: make evaluate (or {path})")
 
 
 def start_stack(bundle_dir: Path, store_dir: Path) -> subprocess.Popen:
@@ -117,7 +122,10 @@ async def demo(args: argparse.Namespace) -> int:
     cfg = load_config()
     catalog, synthetic = resolve_catalog(args.data)
     banner("1/5 ensemble bundle")
-    build_bundle(catalog, args.bundle)
+    if args.no_train:
+        print(f"using the bundle at {args.bundle} as it is (--no-train)", flush=True)
+    else:
+        build_bundle(catalog, args.bundle)
     banner("2/5 start the stack (embedder + ingest + search, Qdrant Edge)")
     stack = start_stack(args.bundle, args.store)
     search_addr = f"127.0.0.1:{cfg.search_server.port}"
@@ -152,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, default=DATA_DIR / "bundles" / "default")
     parser.add_argument("--store", type=Path, default=DATA_DIR / "store" / "demo")
     parser.add_argument("--limit", type=int, help="ingest at most this many items")
+    parser.add_argument(
+        "--no-train", action="store_true", help="use --bundle as it is, without the cached build step"
+    )
     return asyncio.run(demo(parser.parse_args(argv)))
 
 
