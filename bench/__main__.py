@@ -1,25 +1,37 @@
-"""``python -m bench [part ...]``: run benchmark parts (default: all available)."""
+"""``python -m bench [part ...] [--quick]``: run benchmark parts (default: every default part).
+
+``search-1m`` (1M items x 3 members on Edge, a long HNSW build) runs only when named.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 
 PARTS = ("embedder", "store", "ingest", "search")
+OPT_IN = ("search-1m",)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen parts in order; a part whose module is missing is reported, not hidden."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("parts", nargs="*", default=list(PARTS), help=f"any of {PARTS}")
+    parser.add_argument("parts", nargs="*", default=list(PARTS), help=f"any of {PARTS + OPT_IN}")
+    parser.add_argument("--quick", action="store_true", help="small sizes, result files not written")
     args = parser.parse_args(argv)
-    unknown = [p for p in args.parts if p not in PARTS]
+    unknown = [p for p in args.parts if p not in PARTS + OPT_IN]
     if unknown:
-        parser.error(f"unknown part(s) {unknown}; valid: {list(PARTS)}")
+        parser.error(f"unknown part(s) {unknown}; valid: {list(PARTS + OPT_IN)}")
     for part in args.parts:
         print(f"== bench {part}", flush=True)
-        importlib.import_module(f"bench.{part}").main()
+        run = importlib.import_module(f"bench.{part.replace('-', '_')}").main
+        if not args.quick:
+            run()
+        elif inspect.signature(run).parameters:
+            run(["--quick"])
+        else:
+            parser.error(f"part {part!r} has no --quick mode")
     return 0
 
 

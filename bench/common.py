@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -77,7 +78,9 @@ def bench_bundle() -> tuple[Path, str]:
 def describe_bundle(path: Path) -> list[dict[str, Any]]:
     """Member names, archs, dims and image sizes."""
     bundle = load_bundle(path)
-    return [{"name": m.name, "arch": m.arch, "dim": m.dim, "image_size": m.image_size} for m in bundle.members]
+    return [
+        {"name": m.name, "arch": m.arch, "dim": m.dim, "image_size": m.image_size} for m in bundle.members
+    ]
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:
@@ -87,3 +90,42 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2))
     print(f"wrote {path}")
     return path
+
+
+def figure(what: str, value: float | str, goal: str = "", met: bool | None = None) -> dict[str, Any]:
+    """One row of the README benchmark table: what was measured, its value, the goal and whether met."""
+    return {"what": what, "value": value, "goal": goal, "met": met}
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator`` rounded to 2 decimals (nan when the denominator is 0)."""
+    return round(numerator / denominator, 2) if denominator else float("nan")
+
+
+def finish(name: str, result: dict[str, Any], quick: bool) -> None:
+    """Write the result file of a full run; a ``--quick`` run only prints its figures (it proves the code)."""
+    if quick:
+        for row in result.get("figures", []):
+            print(f"  {row['what']}: {row['value']}  (goal {row['goal'] or '-'}, met {row['met']})")
+        print(f"--quick: {name} result not written")
+        return
+    write_result(name, result)
+
+
+def shared_catalog() -> Path:
+    """The shared Fashion Product Images folder (``$VITRINE_DATA``, else ../shared/data/...)."""
+    default = PROJECT_ROOT.parent / "shared" / "data" / "fashion-product-images"
+    return Path(os.environ.get("VITRINE_DATA", default))
+
+
+def bench_catalog(count: int) -> tuple[Path, str]:
+    """A catalog folder with at least ``count`` items: the shared one when present, else synthetic."""
+    folder = shared_catalog()
+    if (folder / "styles.csv").is_file():
+        return folder, f"shared catalog {folder}"
+    from training.data.synthetic import write_synthetic_catalog
+
+    directory = Path(tempfile.mkdtemp(prefix="vitrine-bench-catalog-"))
+    return write_synthetic_catalog(
+        directory, count=count
+    ), f"synthetic catalog ({count} items; no shared data)"

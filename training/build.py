@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from services.common.bundle import Bundle
+from services.embedder.members import make_tokenizer
 from training.config import TrainConfig
 from training.data.images import geometry_for
 from training.data.prepared import Prepared, prepare
@@ -25,12 +26,17 @@ KMEANS_SAMPLE = 8000
 
 def member_view(run: MemberRun, data: Prepared) -> MemberView:
     """The evaluation view of a trained member."""
-    from services.embedder.members import make_tokenizer
+    return MemberView(
+        run.name,
+        run.model,
+        make_tokenizer(run.model_cfg),
+        data.pixels(geometry_for(run.model_cfg, run.preprocess_cfg)),
+    )
 
-    return MemberView(run.name, run.model, make_tokenizer(run.model_cfg), data.pixels(geometry_for(run.model_cfg, run.preprocess_cfg)))
 
-
-def member_centroids(view: MemberView, data: Prepared, k: int, device: torch.device, seed: int = 0) -> np.ndarray:
+def member_centroids(
+    view: MemberView, data: Prepared, k: int, device: torch.device, seed: int = 0
+) -> np.ndarray:
     """k-means centroids over (a sample of) the member's training-image embeddings."""
     train = data.positions("train")
     if len(train) > KMEANS_SAMPLE:
@@ -39,19 +45,36 @@ def member_centroids(view: MemberView, data: Prepared, k: int, device: torch.dev
 
 
 def build_bundle(
-    cfg: TrainConfig, data_folder: Path, out_dir: Path, work_dir: Path, cache_dir: Path | None, extra: dict | None = None
+    cfg: TrainConfig,
+    data_folder: Path,
+    out_dir: Path,
+    work_dir: Path,
+    cache_dir: Path | None,
+    extra: dict | None = None,
 ) -> Bundle:
     """Train every member (resuming from ``work_dir``), select the fusion on val and write the bundle."""
     cfg.validate()
     device = select_device(cfg.device)
     started = time.time()
     first = cfg.members[0]
-    data = prepare(data_folder, geometry_for(first.model_config(), first.preprocess), cache_dir, cfg.split_seed,
-                   cfg.split_fractions, cfg.max_items, cfg.name_captions)
+    data = prepare(
+        data_folder,
+        geometry_for(first.model_config(), first.preprocess),
+        cache_dir,
+        cfg.split_seed,
+        cfg.split_fractions,
+        cfg.max_items,
+        cfg.name_captions,
+    )
     runs = [train_member(m, data, work_dir / m.name, device) for m in cfg.members]
     trained = time.time()
-    suite = make_suite(data.catalog.products, data.positions("val"), min_items=cfg.min_category_items,
-                       image_queries_max=500, depth=cfg.fusion_depth)
+    suite = make_suite(
+        data.catalog.products,
+        data.positions("val"),
+        min_items=cfg.min_category_items,
+        image_queries_max=500,
+        depth=cfg.fusion_depth,
+    )
     centroids, clusters = {}, {}
     for run in runs:
         view = member_view(run, data)
@@ -65,11 +88,24 @@ def build_bundle(
     split_file = data.split.write(staging / "split.json")
     timing = {"train_s": round(trained - started, 1), "total_s": round(time.time() - started, 1)}
     skipped = dict(data.catalog.report.skipped)
-    bundle = write_ensemble(staging, cfg, runs, centroids, selection, split_file,
-                            {**(extra or {}), "timing": timing, "data": {"items": len(data.catalog), "skipped": skipped}})
+    bundle = write_ensemble(
+        staging,
+        cfg,
+        runs,
+        centroids,
+        selection,
+        split_file,
+        {**(extra or {}), "timing": timing, "data": {"items": len(data.catalog), "skipped": skipped}},
+    )
     if out_dir.exists():
         shutil.rmtree(out_dir)
     staging.rename(out_dir)
-    log.info("bundle %s written to %s (%s members, fusion %s, %.0f s)", bundle.version, out_dir,
-             len(bundle.members), bundle.fusion.method, time.time() - started)
+    log.info(
+        "bundle %s written to %s (%s members, fusion %s, %.0f s)",
+        bundle.version,
+        out_dir,
+        len(bundle.members),
+        bundle.fusion.method,
+        time.time() - started,
+    )
     return bundle

@@ -53,8 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/fashion-product-images"))
     parser.add_argument("--out", type=Path, default=Path("data/bundles/default"))
-    parser.add_argument("--work", type=Path, default=Path("data/work"), help="checkpoints per member and epoch")
-    parser.add_argument("--cache", type=Path, default=Path("data/cache"), help="decoded pixels and text features")
+    parser.add_argument(
+        "--work", type=Path, default=Path("data/work"), help="checkpoints per member and epoch"
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=Path("data/cache"), help="decoded pixels and text features"
+    )
     parser.add_argument("--config", type=Path, help="JSON training config (default: the built-in one)")
     parser.add_argument("--force", action="store_true", help="rebuild even when the bundle is up to date")
     args = parser.parse_args(argv)
@@ -68,11 +72,22 @@ def main(argv: list[str] | None = None) -> int:
         log.info("bundle at %s is up to date (fingerprint %s); nothing to do", args.out, fingerprint)
         return 0
     started = time.time()
-    bundle = build_bundle(cfg, data, args.out, args.work / fingerprint, args.cache,
-                          extra={"fingerprint": fingerprint, "synthetic_data": synthetic, "data_path": str(data)})
+    bundle = build_bundle(
+        cfg,
+        data,
+        args.out,
+        args.work / fingerprint,
+        args.cache,
+        extra={"fingerprint": fingerprint, "synthetic_data": synthetic, "data_path": str(data)},
+    )
     report = json.loads((args.out / "eval.json").read_text())
-    log.info("done in %.0f s: members %s, fusion %s, admitted %s", time.time() - started,
-             list(bundle.member_names), bundle.fusion.method, report["admitted"])
+    log.info(
+        "done in %.0f s: members %s, fusion %s, admitted %s",
+        time.time() - started,
+        list(bundle.member_names),
+        bundle.fusion.method,
+        report["admitted"],
+    )
     return 0
 
 

@@ -73,7 +73,9 @@ class MemberConfig:
             return json.loads(Path(self.arch).read_text())
         cfg = open_clip.get_model_config(self.arch)
         if cfg is None:
-            raise ValueError(f"member {self.name}: unknown open_clip arch {self.arch!r}; see open_clip.list_models()")
+            raise ValueError(
+                f"member {self.name}: unknown open_clip arch {self.arch!r}; see open_clip.list_models()"
+            )
         return cfg
 
     def batch(self) -> int:
@@ -128,7 +130,9 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Build a TrainConfig from a plain dict (e.g. a JSON file); unknown keys are errors."""
     data = dict(data)
-    members = tuple(_build(MemberConfig, m, f"member {m.get('name', i)}") for i, m in enumerate(data.pop("members", [])))
+    members = tuple(
+        _build(MemberConfig, m, f"member {m.get('name', i)}") for i, m in enumerate(data.pop("members", []))
+    )
     config = _build(TrainConfig, {**data, "members": members}, "training config")
     config.validate()
     return config

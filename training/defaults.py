@@ -15,7 +15,7 @@ from training.config import MINILM, MemberConfig, TrainConfig
 
 IMAGE_SIZE = 32
 EMBED_DIM = 128
-STEPS_PER_EPOCH = 100  # x 128 images; about one pass over the training split in 3 epochs
+STEPS_PER_EPOCH = 200  # x 128 images; about two passes over the training split in 3 epochs
 MINILM_TEXT: dict[str, Any] = {
     "hf_model_name": MINILM,
     "hf_tokenizer_name": MINILM,
@@ -43,8 +43,10 @@ def default_config() -> TrainConfig:
     members = (
         MemberConfig(
             name="m1",
-            model={"embed_dim": EMBED_DIM, "vision_cfg": VIT_S8, "text_cfg": MINILM_TEXT},
+            model={"embed_dim": EMBED_DIM, "vision_cfg": _timm("test_byobnet"), "text_cfg": MINILM_TEXT},
             loss="clip+ce",
+            aux_weight=1.0,
+            lr=5e-3,
             seed=1,
             epochs=3,
             steps_per_epoch=STEPS_PER_EPOCH,
@@ -54,6 +56,7 @@ def default_config() -> TrainConfig:
             name="m2",
             model={"embed_dim": EMBED_DIM, "vision_cfg": _timm("test_byobnet"), "text_cfg": MINILM_TEXT},
             loss="clip+supcon",
+            lr=5e-3,
             seed=2,
             epochs=3,
             steps_per_epoch=STEPS_PER_EPOCH,
@@ -63,6 +66,7 @@ def default_config() -> TrainConfig:
             name="m3",
             model={"embed_dim": EMBED_DIM, "vision_cfg": _timm("test_efficientnet"), "text_cfg": MINILM_TEXT},
             loss="clip",
+            lr=5e-3,
             seed=3,
             epochs=3,
             steps_per_epoch=STEPS_PER_EPOCH,
@@ -75,25 +79,33 @@ def default_config() -> TrainConfig:
 
 TINY_TEXT = {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}
 TINY_VISION = {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8, "head_width": 32}
+TINY_TOWERS = ("test_byobnet", "test_byobnet", "test_efficientnet")
+TINY_LOSSES = ("clip+ce", "clip+supcon", "clip+ce")
 
 
-def tiny_config(names: tuple[str, ...] = ("m1", "m2", "m3"), steps: int = 40) -> TrainConfig:
-    """Tiny members for tests: 32 px ViT, a one-layer text transformer trained from scratch."""
-    losses = ("clip", "clip+supcon", "clip+ce")
+def tiny_config(names: tuple[str, ...] = ("m1", "m2", "m3"), steps: int = 60) -> TrainConfig:
+    """Tiny members for tests: 32 px timm convnets, a one-layer text transformer trained from scratch."""
     members = tuple(
         MemberConfig(
             name=name,
-            model={"embed_dim": 32, "vision_cfg": TINY_VISION, "text_cfg": TINY_TEXT},
-            loss=losses[i % len(losses)],
+            model={
+                "embed_dim": 32,
+                "vision_cfg": {**_timm(TINY_TOWERS[i % 3]), "image_size": 32},
+                "text_cfg": TINY_TEXT,
+            },
+            loss=TINY_LOSSES[i % 3],
+            aux_weight=1.0,
             sampler="pk",
             pk=(7, 6),
             class_power=0.0,
             epochs=2,
             steps_per_epoch=max(1, steps // 2),
-            lr=3e-3,
+            lr=5e-3,
             warmup_steps=5,
             seed=i,
         )
         for i, name in enumerate(names)
     )
-    return TrainConfig(name="tiny", members=members, kmeans_k=8, weight_grid=(0.0, 1.0, 2.0), min_category_items=3)
+    return TrainConfig(
+        name="tiny", members=members, kmeans_k=8, weight_grid=(0.0, 1.0, 2.0), min_category_items=3
+    )

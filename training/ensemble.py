@@ -76,7 +76,9 @@ class Selection:
     report: dict
 
 
-def select_fusion(suite: Suite, members: Sequence[str], clusters: Mapping[str, np.ndarray], cfg: TrainConfig) -> Selection:
+def select_fusion(
+    suite: Suite, members: Sequence[str], clusters: Mapping[str, np.ndarray], cfg: TrainConfig
+) -> Selection:
     """Learn weights (weighted RRF), score every system on validation and decide admission."""
     text_set = suite.text_sets[0][0]
     sets = [text_set, suite.image_set[0]]
@@ -84,10 +86,16 @@ def select_fusion(suite: Suite, members: Sequence[str], clusters: Mapping[str, n
     def weighted_score(weights: dict[str, float]) -> float:
         return objective(score_suite(suite, ["weighted_rrf"], weights, cfg.rrf_k, sets=sets)["weighted_rrf"])
 
-    weights, _ = coordinate_search(members, cfg.weight_grid, weighted_score) if len(members) > 1 else ({members[0]: 1.0}, 0)
+    weights, _ = (
+        coordinate_search(members, cfg.weight_grid, weighted_score)
+        if len(members) > 1
+        else ({members[0]: 1.0}, 0)
+    )
     plain = score_suite(suite, systems(members), weights, cfg.rrf_k, clusters)
     reranked = score_suite(suite, systems(members)[len(members) :], weights, cfg.rrf_k, clusters, rerank=True)
-    table = {name: objective(s) for name, s in plain.items()} | {f"{n}+clusters": objective(s) for n, s in reranked.items()}
+    table = {name: objective(s) for name, s in plain.items()} | {
+        f"{n}+clusters": objective(s) for n, s in reranked.items()
+    }
     best_single = max((f"single:{m}" for m in members), key=lambda n: table[n])
     fused = {n: v for n, v in table.items() if not n.startswith("single:")}
     best_fused = max(fused, key=lambda n: fused[n]) if fused else best_single
@@ -104,8 +112,14 @@ def select_fusion(suite: Suite, members: Sequence[str], clusters: Mapping[str, n
     if admitted:
         method, rerank = best_fused.removesuffix("+clusters"), best_fused.endswith("+clusters")
         return Selection(weights, method, rerank, tuple(members), True, report)
-    log.warning("ensemble not admitted: best fused %s (%.4f) < best member %s (%.4f); keeping %s alone",
-                best_fused, fused.get(best_fused, 0.0), best_single, table[best_single], best_single)
+    log.warning(
+        "ensemble not admitted: best fused %s (%.4f) < best member %s (%.4f); keeping %s alone",
+        best_fused,
+        fused.get(best_fused, 0.0),
+        best_single,
+        table[best_single],
+        best_single,
+    )
     only = best_single.split(":", 1)[1]
     return Selection({only: 1.0}, "rrf", False, (only,), False, report)
 
@@ -133,13 +147,23 @@ def write_ensemble(
         save_member(run.model, run.model_cfg, run.preprocess_cfg, out_dir / "members" / run.name)
         np.save(out_dir / "centroids" / f"{run.name}.npy", centroids[run.name])
         vision = run.model_cfg["vision_cfg"]
-        arch = vision.get("timm_model_name") or f"vit-w{vision.get('width')}-l{vision.get('layers')}-p{vision.get('patch_size')}"
+        arch = (
+            vision.get("timm_model_name")
+            or f"vit-w{vision.get('width')}-l{vision.get('layers')}-p{vision.get('patch_size')}"
+        )
         text = run.model_cfg.get("text_cfg", {}).get("hf_model_name", "")
-        specs.append(MemberSpec(
-            name=run.name, arch=arch, dim=int(run.model_cfg["embed_dim"]), image_size=int(vision["image_size"]),
-            path=f"members/{run.name}", centroids=f"centroids/{run.name}.npy",
-            weight=float(selection.weights.get(run.name, 1.0)), text_encoder=f"hf:{text}" if text else "",
-        ))
+        specs.append(
+            MemberSpec(
+                name=run.name,
+                arch=arch,
+                dim=int(run.model_cfg["embed_dim"]),
+                image_size=int(vision["image_size"]),
+                path=f"members/{run.name}",
+                centroids=f"centroids/{run.name}.npy",
+                weight=float(selection.weights.get(run.name, 1.0)),
+                text_encoder=f"hf:{text}" if text else "",
+            )
+        )
     report = {**selection.report, "members": {r.name: r.history for r in runs}}
     (out_dir / "eval.json").write_text(json.dumps(report, indent=2))
     context = min(int(r.model_cfg.get("text_cfg", {}).get("context_length", 77)) for r in runs)

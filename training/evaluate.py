@@ -29,7 +29,7 @@ from training.data.split import SPLITS, make_split, read_split
 from training.ensemble import assign_clusters
 from training.queries import instance_queries
 from training.report import plot_report, print_report
-from training.retrieval import FUSED_METHODS, top_k
+from training.retrieval import FUSED_METHODS, embed_images, top_k
 from training.suite import MemberView, Suite, make_suite, rank_member, score_suite, systems
 from training.train import select_device
 
@@ -60,8 +60,13 @@ def split_catalog(bundle: Bundle, catalog: Catalog, side: str) -> Catalog:
 def evaluate_fashion(bundle: Bundle, catalog: Catalog, device: torch.device, args) -> dict:
     """All systems on the text->image and image->image sets of one split side."""
     views = load_views(bundle, catalog, device)
-    suite = make_suite(catalog.products, np.arange(len(catalog)), min_items=args.min_items,
-                       image_queries_max=args.image_queries, depth=args.depth)
+    suite = make_suite(
+        catalog.products,
+        np.arange(len(catalog)),
+        min_items=args.min_items,
+        image_queries_max=args.image_queries,
+        depth=args.depth,
+    )
     for view in views:
         rank_member(suite, view, device)
     return score_all(bundle, suite)
@@ -74,7 +79,11 @@ def score_all(bundle: Bundle, suite: Suite) -> dict:
     names = list(bundle.member_names)
     fused = list(FUSED_METHODS) if len(names) > 1 else []
     plain = score_suite(suite, systems(names, fused), bundle.weights(), bundle.fusion.rrf_k, clusters)
-    reranked = score_suite(suite, fused, bundle.weights(), bundle.fusion.rrf_k, clusters, rerank=True) if clusters else {}
+    reranked = (
+        score_suite(suite, fused, bundle.weights(), bundle.fusion.rrf_k, clusters, rerank=True)
+        if clusters
+        else {}
+    )
     results: dict[str, dict] = {}
     for system, sets in [*plain.items(), *((f"{n}+clusters", s) for n, s in reranked.items())]:
         for set_name, scores in sets.items():
@@ -89,8 +98,6 @@ def evaluate_inshop(bundle: Bundle, folder: Path, device: torch.device, depth: i
     query_set = instance_queries(list(queries.products), list(gallery.products))
     suite = Suite(np.arange(len(gallery)), [], (query_set, np.zeros(0, np.int64)), depth)
     for qv, gv in zip(load_views(bundle, queries, device), load_views(bundle, gallery, device), strict=True):
-        from training.retrieval import embed_images
-
         gallery_vectors = embed_images(gv.model, gv.pixels, np.arange(len(gallery)), device)
         suite.vectors[gv.name] = gallery_vectors
         query_vectors = embed_images(qv.model, qv.pixels, np.arange(len(queries)), device)
@@ -100,13 +107,19 @@ def evaluate_inshop(bundle: Bundle, folder: Path, device: torch.device, depth: i
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--bundle", type=Path, default=Path("data/bundles/default"))
     parser.add_argument("--data", type=Path, default=Path("../shared/data/fashion-product-images"))
     parser.add_argument("--split", default="test", choices=SPLITS)
-    parser.add_argument("--inshop", type=Path, help="DeepFashion In-shop folder (list_eval_partition.txt + img/)")
+    parser.add_argument(
+        "--inshop", type=Path, help="DeepFashion In-shop folder (list_eval_partition.txt + img/)"
+    )
     parser.add_argument("--out", type=Path, help="folder for eval-<split>.json/.png (default: the bundle)")
-    parser.add_argument("--min-items", type=int, default=10, help="categories with fewer items are not queried")
+    parser.add_argument(
+        "--min-items", type=int, default=10, help="categories with fewer items are not queried"
+    )
     parser.add_argument("--image-queries", type=int, default=1000)
     parser.add_argument("--depth", type=int, default=100, help="hits per member fused per query")
     parser.add_argument("--device", default="auto")
@@ -114,8 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     bundle = load_bundle(args.bundle)
     device = select_device(args.device)
-    report: dict = {"bundle": {"name": bundle.name, "version": bundle.version, "fusion": bundle.fusion.method,
-                               "weights": bundle.weights(), "admitted": bundle.extra.get("admitted")}}
+    report: dict = {
+        "bundle": {
+            "name": bundle.name,
+            "version": bundle.version,
+            "fusion": bundle.fusion.method,
+            "weights": bundle.weights(),
+            "admitted": bundle.extra.get("admitted"),
+        }
+    }
     if (args.data / "styles.csv").exists():
         catalog = split_catalog(bundle, load_fashion(args.data), args.split)
         report["split"], report["items"] = args.split, len(catalog)

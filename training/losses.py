@@ -67,5 +67,7 @@ def parse_loss(spec: str) -> tuple[str, ...]:
     """``"clip"``, ``"clip+supcon"``, ``"clip+triplet"``, ``"clip+ce"`` (aux terms may be combined)."""
     parts = tuple(p.strip() for p in spec.split("+") if p.strip())
     if not parts or parts[0] != "clip" or any(p not in AUX_LOSSES for p in parts[1:]):
-        raise ValueError(f"unknown loss {spec!r}; valid: 'clip' optionally followed by '+' and any of {AUX_LOSSES}")
+        raise ValueError(
+            f"unknown loss {spec!r}; valid: 'clip' optionally followed by '+' and any of {AUX_LOSSES}"
+        )
     return parts[1:]

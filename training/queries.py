@@ -13,8 +13,9 @@ from training.metrics import average_precision_at_k
 from training.retrieval import QuerySet, top_k
 
 
-
-def category_queries(gallery: Sequence[Product], field: str, min_items: int = 10) -> tuple[QuerySet, list[str]]:
+def category_queries(
+    gallery: Sequence[Product], field: str, min_items: int = 10
+) -> tuple[QuerySet, list[str]]:
     """One "a photo of {category}" query per category with >= ``min_items`` gallery items; returns (set, texts)."""
     if field not in CATEGORY_FIELDS:
         raise ValueError(f"unknown category field {field!r}; valid: {list(CATEGORY_FIELDS)}")
@@ -25,7 +26,9 @@ def category_queries(gallery: Sequence[Product], field: str, min_items: int = 10
     return QuerySet(f"text->image {field}", keys, relevant), [category_query(c) for c in keys]
 
 
-def image_queries(gallery: Sequence[Product], max_queries: int = 1000, seed: int = 0, field: str = "articleType"):
+def image_queries(
+    gallery: Sequence[Product], max_queries: int = 1000, seed: int = 0, field: str = "articleType"
+):
     """Up to ``max_queries`` gallery items as image queries (relevant = same ``field``, self excluded).
 
     Returns (query set, query rows in the gallery).
@@ -34,7 +37,11 @@ def image_queries(gallery: Sequence[Product], max_queries: int = 1000, seed: int
     counts = Counter(values.tolist())
     eligible = np.array([i for i, v in enumerate(values) if counts[v] >= 2])
     rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(eligible, size=min(max_queries, len(eligible)), replace=False)) if len(eligible) else eligible
+    rows = (
+        np.sort(rng.choice(eligible, size=min(max_queries, len(eligible)), replace=False))
+        if len(eligible)
+        else eligible
+    )
     keys = [gallery[i].id for i in rows]
     return QuerySet(f"image->image {field}", keys, [values == values[i] for i in rows]), rows
 

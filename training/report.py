@@ -16,7 +16,9 @@ def _rows(sets: dict) -> list[str]:
     lines = []
     for set_name, by_system in sets.items():
         lines.append(f"\n{set_name}")
-        lines.append(f"  {'system':<24}{'mAP@10 macro':>13}{'micro':>8}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'mAP':>7}")
+        lines.append(
+            f"  {'system':<24}{'mAP@10 macro':>13}{'micro':>8}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'mAP':>7}"
+        )
         for system, s in by_system.items():
             lines.append(
                 f"  {system:<24}{s['macro']:>13.4f}{s['micro']:>8.4f}{s['recall@1']:>7.3f}"
@@ -31,7 +33,10 @@ def per_category_table(by_system: dict, systems: list[str], limit: int = 40) -> 
     head = f"  {'category':<28}" + "".join(f"{s[:14]:>15}" for s in systems)
     lines = [head]
     for category in categories[:limit]:
-        lines.append(f"  {category[:27]:<28}" + "".join(f"{by_system[s]['per_query'][category]:>15.3f}" for s in systems))
+        lines.append(
+            f"  {category[:27]:<28}"
+            + "".join(f"{by_system[s]['per_query'][category]:>15.3f}" for s in systems)
+        )
     if len(categories) > limit:
         lines.append(f"  ... {len(categories) - limit} more in the JSON report")
     return lines
@@ -40,7 +45,9 @@ def per_category_table(by_system: dict, systems: list[str], limit: int = 40) -> 
 def print_report(report: dict) -> None:
     """Print every table of an evaluation report."""
     bundle = report["bundle"]
-    print(f"bundle {bundle['name']} {bundle['version']}: fusion {bundle['fusion']}, weights {bundle['weights']}")
+    print(
+        f"bundle {bundle['name']} {bundle['version']}: fusion {bundle['fusion']}, weights {bundle['weights']}"
+    )
     for section in ("fashion", "inshop"):
         if section in report:
             print(f"\n== {section} ({report.get('split', 'query/gallery')}) ==")
@@ -62,7 +69,10 @@ def plot_report(report: dict, path: Path) -> Path:
     for ax, (set_name, by_system) in zip(axes[0], sets.items(), strict=False):
         names = list(by_system)
         values = [by_system[n]["macro"] for n in names]
-        colours = ["tab:blue" if n.startswith("single:") else "tab:orange" if "clusters" not in n else "tab:green" for n in names]
+        colours = [
+            "tab:blue" if n.startswith("single:") else "tab:orange" if "clusters" not in n else "tab:green"
+            for n in names
+        ]
         ax.barh(names, values, color=colours)
         ax.set_xlim(0, 1)
         ax.set_title(set_name, fontsize=9)

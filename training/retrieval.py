@@ -73,7 +73,9 @@ class QuerySet:
         return [int(r.sum()) - int(excluded_self) for r in self.relevant]
 
 
-def ranked_lists(query_set: QuerySet, q: int, clusters: Mapping[str, np.ndarray] | None) -> dict[str, list[RankedHit]]:
+def ranked_lists(
+    query_set: QuerySet, q: int, clusters: Mapping[str, np.ndarray] | None
+) -> dict[str, list[RankedHit]]:
     """The members' ranked lists for query ``q`` in the shape fusion.py takes (ids = gallery rows)."""
     lists = {}
     for member, (indices, scores) in query_set.rankings.items():

@@ -36,7 +36,13 @@ class PKBatches:
     (0 = uniform, 1 = as in the data); a class with fewer than K items is sampled with replacement."""
 
     def __init__(
-        self, positions: Sequence[int], labels: Sequence[int], p: int, k: int, seed: int = 0, power: float = 0.5
+        self,
+        positions: Sequence[int],
+        labels: Sequence[int],
+        p: int,
+        k: int,
+        seed: int = 0,
+        power: float = 0.5,
     ):
         if p <= 0 or k <= 0:
             raise ValueError(f"P and K must be > 0, got P={p}, K={k}")
@@ -64,6 +70,7 @@ class PKBatches:
         for _ in range(steps):
             chosen = rng.choice(len(self.classes), size=self.p, replace=False, p=self.probability)
             batch = [
-                rng.choice(self.members[c], size=self.k, replace=len(self.members[c]) < self.k) for c in chosen
+                rng.choice(self.members[c], size=self.k, replace=len(self.members[c]) < self.k)
+                for c in chosen
             ]
             yield np.concatenate(batch)

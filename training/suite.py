@@ -15,7 +15,15 @@ import torch
 from training.data.catalog import Product
 from training.data.images import Pixels
 from training.queries import category_queries, image_queries
-from training.retrieval import FUSED_METHODS, QuerySet, embed_images, embed_texts, fusion_function, score_system, top_k
+from training.retrieval import (
+    FUSED_METHODS,
+    QuerySet,
+    embed_images,
+    embed_texts,
+    fusion_function,
+    score_system,
+    top_k,
+)
 
 
 @dataclass
@@ -65,10 +73,14 @@ def rank_member(suite: Suite, view: MemberView, device: torch.device) -> np.ndar
     suite.vectors[view.name] = gallery_vectors
     for query_set, texts in suite.text_sets:
         if texts:
-            query_set.rankings[view.name] = top_k(embed_texts(view.model, view.tokenizer, texts, device), gallery_vectors, suite.depth)
+            query_set.rankings[view.name] = top_k(
+                embed_texts(view.model, view.tokenizer, texts, device), gallery_vectors, suite.depth
+            )
     image_set, rows = suite.image_set
     if len(rows):
-        image_set.rankings[view.name] = top_k(gallery_vectors[rows], gallery_vectors, suite.depth, exclude=rows)
+        image_set.rankings[view.name] = top_k(
+            gallery_vectors[rows], gallery_vectors, suite.depth, exclude=rows
+        )
     return gallery_vectors
 
 
@@ -101,5 +113,7 @@ def score_suite(
 
 def objective(scores: Mapping[str, dict]) -> float:
     """Validation objective: mean of text->image articleType macro mAP@10 and image->image mAP@10."""
-    parts = [scores[k]["macro"] for k in ("text->image articleType", "image->image articleType") if k in scores]
+    parts = [
+        scores[k]["macro"] for k in ("text->image articleType", "image->image articleType") if k in scores
+    ]
     return float(np.mean(parts)) if parts else 0.0

@@ -52,7 +52,8 @@ def build_caption_table(products: Sequence[Product], with_names: bool = True) ->
         return index[text]
 
     per_product = tuple(
-        np.array([intern(c) for c in captions(p, with_name=with_names)] or [intern(p.articleType)]) for p in products
+        np.array([intern(c) for c in captions(p, with_name=with_names)] or [intern(p.articleType)])
+        for p in products
     )
     values = sorted({getattr(p, f) for p in products for f in CATEGORY_FIELDS})
     class_prompt = {v: intern(category_query(v)) for v in values}
@@ -103,7 +104,9 @@ def cached_pooled(
 class TextSide:
     """Turns caption ids into normalized text features for a member during training."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer, table: CaptionTable, tower_name: str, cache_dir: Path | None):
+    def __init__(
+        self, model: torch.nn.Module, tokenizer, table: CaptionTable, tower_name: str, cache_dir: Path | None
+    ):
         self.frozen_hf = is_hf_tower(model)
         if self.frozen_hf:
             log.info("encoding %d unique captions with the frozen text tower", len(table.texts))

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from tqdm import tqdm
 
 from services.embedder.members import WEIGHTS_FILE, build_model, make_tokenizer, save_member
 from training.config import MemberConfig
-from training.data.images import augment, geometry_for
+from training.data.images import Pixels, augment, geometry_for
 from training.data.prepared import Prepared
 from training.losses import clip_loss, parse_loss, prompt_ce_loss, supcon_loss, triplet_loss
 from training.queries import category_queries, quick_text_map
@@ -73,7 +74,14 @@ def create_model(cfg: MemberConfig) -> tuple[torch.nn.Module, dict]:
 def trainable_parameters(model: torch.nn.Module, cfg: MemberConfig) -> list[dict]:
     """Parameter groups (decay / no decay); a frozen text tower keeps only its projection trainable."""
     hf = is_hf_tower(model)
-    text_prefixes = ("text.", "transformer.", "token_embedding", "positional_embedding", "ln_final", "text_projection")
+    text_prefixes = (
+        "text.",
+        "transformer.",
+        "token_embedding",
+        "positional_embedding",
+        "ln_final",
+        "text_projection",
+    )
     lock_text = hf or (cfg.lock_text and bool(cfg.pretrained))
     decay, no_decay = [], []
     for name, param in model.named_parameters():
@@ -105,7 +113,15 @@ def _sampler(cfg: MemberConfig, data: Prepared, train: np.ndarray):
     return RandomBatches(train, cfg.batch_size, seed=cfg.seed)
 
 
-def _aux_loss(kind: str, image, text_side, model, labels, class_ids, logit_scale) -> torch.Tensor:
+def _aux_loss(
+    kind: str,
+    image: torch.Tensor,
+    text_side: TextSide,
+    model: torch.nn.Module,
+    labels: torch.Tensor,
+    class_ids: torch.Tensor,
+    logit_scale: torch.Tensor,
+) -> torch.Tensor:
     if kind == "supcon":
         return supcon_loss(image, labels)
     if kind == "triplet":
@@ -113,7 +129,9 @@ def _aux_loss(kind: str, image, text_side, model, labels, class_ids, logit_scale
     return prompt_ce_loss(image, text_side.features(model, class_ids), logit_scale, labels)
 
 
-def validate(model, tokenizer, data: Prepared, pixels, device: torch.device) -> float:
+def validate(
+    model: torch.nn.Module, tokenizer: Callable, data: Prepared, pixels: Pixels, device: torch.device
+) -> float:
     """Validation text->image macro mAP@10 by articleType."""
     val = data.positions("val")
     if len(val) == 0:
@@ -122,7 +140,9 @@ def validate(model, tokenizer, data: Prepared, pixels, device: torch.device) -> 
     if not texts:
         return 0.0
     model.eval()
-    score = quick_text_map(embed_texts(model, tokenizer, texts, device), embed_images(model, pixels, val, device), queries)
+    score = quick_text_map(
+        embed_texts(model, tokenizer, texts, device), embed_images(model, pixels, val, device), queries
+    )
     model.train()
     return score
 
@@ -141,7 +161,9 @@ def _resume(run_dir: Path, model, optimizer, scheduler, scaler) -> tuple[int, li
     return epoch, json.loads((run_dir / HISTORY_FILE).read_text())
 
 
-def train_member(cfg: MemberConfig, data: Prepared, run_dir: Path, device: torch.device | None = None) -> MemberRun:
+def train_member(
+    cfg: MemberConfig, data: Prepared, run_dir: Path, device: torch.device | None = None
+) -> MemberRun:
     """Train (or resume, or just reload when finished) one member and return it."""
     cfg.validate()
     device = device or select_device()
@@ -162,19 +184,47 @@ def train_member(cfg: MemberConfig, data: Prepared, run_dir: Path, device: torch
     done, history = _resume(run_dir, model, optimizer, scheduler, scaler)
     for epoch in tqdm(range(done + 1, cfg.epochs + 1), desc=cfg.name, initial=done, total=cfg.epochs):
         start = time.time()
-        loss = _train_epoch(cfg, data, model, text_side, sampler, (optimizer, scheduler, scaler), epoch, steps, pixels, device)
+        loss = _train_epoch(
+            cfg, data, model, text_side, sampler, (optimizer, scheduler, scaler), epoch, steps, pixels, device
+        )
         save_member(model, model_cfg, cfg.preprocess, run_dir / f"epoch-{epoch}")
         score = validate(model, tokenizer, data, pixels, device)
-        history.append({"epoch": epoch, "loss": loss, "val_text_map10": score, "seconds": time.time() - start})
-        log.info("%s epoch %d: loss %.4f, val text->image mAP@10 %.4f (%.0f s)", cfg.name, epoch, loss, score, history[-1]["seconds"])
+        history.append(
+            {"epoch": epoch, "loss": loss, "val_text_map10": score, "seconds": time.time() - start}
+        )
+        log.info(
+            "%s epoch %d: loss %.4f, val text->image mAP@10 %.4f (%.0f s)",
+            cfg.name,
+            epoch,
+            loss,
+            score,
+            history[-1]["seconds"],
+        )
         (run_dir / HISTORY_FILE).write_text(json.dumps(history, indent=2))
-        state = {"epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict()}
+        state = {
+            "epoch": epoch,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+        }
         torch.save(state, run_dir / STATE_FILE)
     model.eval()
     return MemberRun(cfg.name, model, model_cfg, cfg.preprocess, run_dir, history)
 
 
-def _train_epoch(cfg, data, model, text_side, sampler, optim, epoch, steps, pixels, device) -> float:
+def _train_epoch(
+    cfg: MemberConfig,
+    data: Prepared,
+    model: torch.nn.Module,
+    text_side: TextSide,
+    sampler: PKBatches | RandomBatches,
+    optim: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, torch.amp.GradScaler],
+    epoch: int,
+    steps: int,
+    pixels: Pixels,
+    device: torch.device,
+) -> float:
+    """One epoch of ``steps`` batches; returns the mean loss."""
     optimizer, scheduler, scaler = optim
     aux = parse_loss(cfg.loss)
     labels_all, classes = data.labels(cfg.label)
@@ -182,9 +232,13 @@ def _train_epoch(cfg, data, model, text_side, sampler, optim, epoch, steps, pixe
     rng = np.random.default_rng([cfg.seed, epoch, 1])
     generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
     losses = []
-    bar = tqdm(sampler.epoch(epoch, steps), total=steps, desc=f"{cfg.name} epoch {epoch}", leave=False, mininterval=5)
+    bar = tqdm(
+        sampler.epoch(epoch, steps), total=steps, desc=f"{cfg.name} epoch {epoch}", leave=False, mininterval=5
+    )
     for positions in bar:
-        images = augment(pixels, positions, generator, cfg.augment_shift, cfg.augment_jitter).to(device, non_blocking=True)
+        images = augment(pixels, positions, generator, cfg.augment_shift, cfg.augment_jitter).to(
+            device, non_blocking=True
+        )
         caption_ids = torch.from_numpy(data.captions.sample(positions, rng)).to(device)
         labels = torch.from_numpy(labels_all[positions]).to(device)
         with torch.autocast(device.type, enabled=device.type == "cuda"):
@@ -193,11 +247,15 @@ def _train_epoch(cfg, data, model, text_side, sampler, optim, epoch, steps, pixe
             scale = model.logit_scale.exp()
             loss = clip_loss(image, text, scale, caption_ids)
             for kind in aux:
-                loss = loss + cfg.aux_weight * _aux_loss(kind, image, text_side, model, labels, class_ids, scale)
+                loss = loss + cfg.aux_weight * _aux_loss(
+                    kind, image, text_side, model, labels, class_ids, scale
+                )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(
+            [p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip
+        )
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()

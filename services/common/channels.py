@@ -30,14 +30,26 @@ RETRY_SERVICE_CONFIG = {
 }
 
 
+# Reconnect to a restarted upstream within this long (gRPC's default back-off grows to 120 s).
+MAX_RECONNECT_BACKOFF_MS = 2_000
+
+
 def channel_options(max_message_mb: int = 32, retries: bool = True) -> list[tuple[str, object]]:
-    """Options for an internal client channel."""
+    """Options for an internal client channel.
+
+    The per-call retry buffer holds a whole request (gRPC's default of 256 KiB would silently turn
+    retries off for an ingest batch of larger images), and reconnect back-off is capped so a
+    restarted embedder is used again within about two seconds.
+    """
     size = max_message_mb * 1024 * 1024
     options: list[tuple[str, object]] = [
         ("grpc.max_receive_message_length", size),
         ("grpc.max_send_message_length", size),
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.enable_retries", 1 if retries else 0),
+        ("grpc.per_rpc_retry_buffer_size", size),
+        ("grpc.initial_reconnect_backoff_ms", 250),
+        ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS),
     ]
     if retries:
         options.append(("grpc.service_config", json.dumps(RETRY_SERVICE_CONFIG)))

@@ -16,6 +16,7 @@ import grpc
 import numpy as np
 
 from services.common.channels import open_channel
+from services.common.deadlines import DeadlinePassed, bounded
 from vitrine.v1 import embedder_pb2, embedder_pb2_grpc
 
 MemberVectors = dict[str, np.ndarray]
@@ -100,7 +101,11 @@ class EmbedderClient:
         return self.members if members is None else list(members)
 
     def _timeout(self, timeout: float | None) -> float:
-        return self.timeout_s if timeout is None else timeout
+        """The call's deadline: ``timeout`` (default ``timeout_s``), never past the caller's own."""
+        try:
+            return bounded(self.timeout_s if timeout is None else timeout)
+        except DeadlinePassed as exc:
+            raise EmbedderTimeout(str(exc), grpc.StatusCode.DEADLINE_EXCEEDED) from exc
 
     async def embed_texts(
         self, texts: Sequence[str], members: Sequence[str] | None = None, timeout: float | None = None

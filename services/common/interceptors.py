@@ -12,6 +12,8 @@ from typing import Any
 import grpc
 from prometheus_client import Counter, Histogram
 
+from services.common.deadlines import request_deadline
+
 log = logging.getLogger("vitrine.rpc")
 
 RPC_REQUESTS = Counter(
@@ -71,7 +73,8 @@ async def _observe(
         if token and not _check_token(context, token):
             code = "UNAUTHENTICATED"
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
-        result = await call()
+        with request_deadline(context.time_remaining()):  # internal calls inherit the caller's deadline
+            result = await call()
         status = context.code()
         if status is not None and status != grpc.StatusCode.OK:
             code = status.name
@@ -101,7 +104,8 @@ async def _observe(
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
-    """Request id, JSON access log, Prometheus counters/latency and optional bearer-token auth.
+    """Request id, JSON access log, Prometheus counters/latency, optional bearer-token auth, and the
+    caller's deadline recorded for internal calls (see :mod:`services.common.deadlines`).
 
     Health and reflection stay reachable without a token so probes keep working.
     """

@@ -285,7 +285,9 @@ class IngestCore:
     ) -> int:
         """Blobs first (a point never exists without its image), then every target collection.
 
-        A product that now comes by image_uri loses an older blob, so a reindex reads the uri.
+        A product that now comes by image_uri loses an older blob, so a reindex reads the uri. The
+        store is flushed at every batch boundary, so a crash loses at most the batch being written
+        and a re-run of the stream (same uuid5 ids) completes it without duplicates.
         """
         if self.blobs is not None:
             for item, _ in embedded:
@@ -295,6 +297,8 @@ class IngestCore:
                     self.blobs.delete([item.product.id])
         for target in targets:
             self.store.upsert(target, points)
+        if points:
+            self.store.flush()
         return len(points)
 
     # -- delete / count ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 import urllib.error
 import urllib.request
 import warnings
@@ -23,6 +24,10 @@ from services.common.config import IngestConfig
 RESERVED_FIELDS = ("id", "text", "image_uri", "cluster", "bundle_version")
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
 MAX_ID_CHARS = 256
+MAX_TEXT_CHARS = 4000  # product title/description stored in the payload
+MAX_ATTRIBUTES = 64
+MAX_ATTRIBUTE_CHARS = 1000
+_ALLOWED_CONTROL = {"\t", "\n", "\r"}
 URI_SCHEMES = ("file", "http", "https")
 
 
@@ -46,12 +51,31 @@ class ItemRejected(Exception):
         self.message = message
 
 
+def _check_text(field_name: str, value: str, limit: int) -> None:
+    """Bounded length and no control characters (tab and newlines allowed)."""
+    if len(value) > limit:
+        raise ItemRejected(
+            "INVALID_ARGUMENT", f"{field_name}: {len(value)} characters, over the limit of {limit}"
+        )
+    if any(unicodedata.category(c) == "Cc" and c not in _ALLOWED_CONTROL for c in value):
+        raise ItemRejected("INVALID_ARGUMENT", f"{field_name}: contains control characters")
+
+
 def check_product(product: Product) -> None:
-    """Id and attribute names must be usable as point ids and payload keys."""
+    """Id, text and attributes must be usable as point ids and payload, within their limits."""
     if not product.id or not product.id.strip():
         raise ItemRejected("INVALID_ARGUMENT", "id: required")
     if len(product.id) > MAX_ID_CHARS:
         raise ItemRejected("INVALID_ARGUMENT", f"id: longer than {MAX_ID_CHARS} characters")
+    _check_text("id", product.id, MAX_ID_CHARS)
+    _check_text("text", product.text, MAX_TEXT_CHARS)
+    if len(product.attributes) > MAX_ATTRIBUTES:
+        raise ItemRejected(
+            "INVALID_ARGUMENT",
+            f"attributes: {len(product.attributes)} given, over the limit of {MAX_ATTRIBUTES}",
+        )
+    for name, value in product.attributes.items():
+        _check_text(f"attributes[{name!r}]", value, MAX_ATTRIBUTE_CHARS)
     for name in product.attributes:
         if name in RESERVED_FIELDS:
             raise ItemRejected(

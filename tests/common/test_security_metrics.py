@@ -6,13 +6,13 @@ import urllib.request
 
 import grpc
 import pytest
-import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common.config import ServerConfig
 from services.common.server import GrpcServer, ServiceBinding
 from services.embedder.server import SERVICE_NAME, EmbedderServicer
 from tests.support.procs import free_port
+from tests.support.tls import make_pki
 from vitrine.v1 import embedder_pb2, embedder_pb2_grpc
 
 TOKEN = "s3cret-token"
@@ -51,32 +51,27 @@ async def test_bearer_token_required_but_health_open(core):
 
 
 async def test_tls_and_mutual_tls_round_trip(core, tmp_path):
-    ca = trustme.CA()
-    server_cert = ca.issue_cert("localhost")
-    client_cert = ca.issue_cert("client")
-    server_cert.private_key_pem.write_to_path(tmp_path / "server.key")
-    server_cert.cert_chain_pems[0].write_to_path(tmp_path / "server.crt")
-    ca.cert_pem.write_to_path(tmp_path / "ca.crt")
+    pki = make_pki(tmp_path)
     cfg = ServerConfig(
         port=0,
-        tls_cert=str(tmp_path / "server.crt"),
-        tls_key=str(tmp_path / "server.key"),
-        tls_client_ca=str(tmp_path / "ca.crt"),
+        tls_cert=str(pki.server_cert),
+        tls_key=str(pki.server_key),
+        tls_client_ca=str(pki.ca_file),
     )
     server, port = await start(core, cfg)
     options = (("grpc.ssl_target_name_override", "localhost"),)
     try:
         good = grpc.ssl_channel_credentials(
-            root_certificates=ca.cert_pem.bytes(),
-            private_key=client_cert.private_key_pem.bytes(),
-            certificate_chain=client_cert.cert_chain_pems[0].bytes(),
+            root_certificates=pki.ca_pem,
+            private_key=pki.client_key_pem,
+            certificate_chain=pki.client_cert_pem,
         )
         async with grpc.aio.secure_channel(f"127.0.0.1:{port}", good, options=options) as channel:
             resp = await embedder_pb2_grpc.EmbedderStub(channel).EmbedTexts(
                 embedder_pb2.EmbedTextsRequest(texts=["x"])
             )
             assert len(resp.embeddings) == 1
-        no_client_cert = grpc.ssl_channel_credentials(root_certificates=ca.cert_pem.bytes())
+        no_client_cert = grpc.ssl_channel_credentials(root_certificates=pki.ca_pem)
         async with grpc.aio.secure_channel(f"127.0.0.1:{port}", no_client_cert, options=options) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await embedder_pb2_grpc.EmbedderStub(channel).EmbedTexts(

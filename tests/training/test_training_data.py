@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from training.data.catalog import STYLE_COLUMNS, CatalogError, load_fashion, load_inshop
 from training.data.images import augment, geometry_for
@@ -84,20 +86,18 @@ def test_prompts_skip_templates_with_empty_fields(fashion: Path):
 
 
 def test_synthetic_images_and_errors():
-    image = draw_item("dress", "Red", np.random.default_rng(0) and __import__("random").Random(0))
+    image = draw_item("dress", "Red", random.Random(0))
     assert image.size == (60, 80)
     red = np.asarray(image)[35:45, 25:35].reshape(-1, 3).mean(axis=0)
     assert red[0] > 150 and red[1] < 90, "the dress is drawn in its colour"
     with pytest.raises(ValueError, match="valid"):
-        draw_item("hat", "Red", __import__("random").Random(0))
+        draw_item("hat", "Red", random.Random(0))
     assert set(KINDS) >= {"tshirt", "dress", "shoe", "watch", "bag"}
 
 
 def test_augment_keeps_shape_and_range(fashion: Path):
     data = prepare(fashion, geometry_for(TINY_MODEL, PREPROCESS), None)
     pixels = data.pixels(geometry_for(TINY_MODEL, PREPROCESS))
-    import torch
-
     batch = augment(pixels, np.arange(8), torch.Generator().manual_seed(0))
     assert batch.shape == (8, 3, 32, 32)
     assert batch.min() >= -1.0 - 1e-6 and batch.max() <= 1.0 + 1e-6
@@ -114,7 +114,7 @@ def test_inshop_loader(tmp_path: Path):
     ]
     for path, _, _ in rows[:4]:
         (root / path).parent.mkdir(parents=True, exist_ok=True)
-        draw_item("dress", "Blue", __import__("random").Random(1)).save(root / path)
+        draw_item("dress", "Blue", random.Random(1)).save(root / path)
     lines = [str(len(rows)), "image_name item_id evaluation_status"]
     lines += [" ".join(r) for r in rows] + ["broken line"]
     (root / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")

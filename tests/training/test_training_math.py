@@ -32,7 +32,9 @@ def test_clip_loss_treats_equal_captions_as_positives():
     text = torch.tensor([[1.0, 0.0], [0.8, 0.6]])  # paired with caption id 7 both: positives of each other
     logits = 3.0 * image @ text.t()
     half = torch.full((2, 2), 0.5)
-    expected = -0.5 * ((half * logits.log_softmax(1)).sum(1).mean() + (half * logits.t().log_softmax(1)).sum(1).mean())
+    expected = -0.5 * (
+        (half * logits.log_softmax(1)).sum(1).mean() + (half * logits.t().log_softmax(1)).sum(1).mean()
+    )
     shared = clip_loss(image, text, torch.tensor(3.0), torch.tensor([7, 7]))
     assert torch.allclose(shared, expected)
     assert not torch.allclose(shared, clip_loss(image, text, torch.tensor(3.0), torch.tensor([1, 2])))
@@ -120,9 +122,12 @@ def test_evaluation_fusion_is_the_search_services_fusion():
     query_set.rankings["m2"] = (np.array([[1, 2, 0]]), np.array([[0.7, 0.6, 0.5]]))
     weights = {"m1": 2.0, "m2": 1.0}
     fused = weighted_rrf(
-        {"m1": [RankedHit("0", 0.9), RankedHit("1", 0.8), RankedHit("2", 0.1)],
-         "m2": [RankedHit("1", 0.7), RankedHit("2", 0.6), RankedHit("0", 0.5)]},
-        weights, 60,
+        {
+            "m1": [RankedHit("0", 0.9), RankedHit("1", 0.8), RankedHit("2", 0.1)],
+            "m2": [RankedHit("1", 0.7), RankedHit("2", 0.6), RankedHit("0", 0.5)],
+        },
+        weights,
+        60,
     )
     scores = score_system(query_set, fusion_function("weighted_rrf", weights, 60, 3))
     relevant = [int(h.id) in (0, 2) for h in fused]

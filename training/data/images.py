@@ -65,7 +65,9 @@ def decode_catalog(catalog: Catalog, transform: SplitTransform, workers: int = 2
     paths = [p.image for p in catalog.products]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(lambda p: _decode(p, transform), paths, chunksize=64)
-        for i, pixels in enumerate(tqdm(results, total=len(paths), desc="decode", leave=False, mininterval=5)):
+        for i, pixels in enumerate(
+            tqdm(results, total=len(paths), desc="decode", leave=False, mininterval=5)
+        ):
             if pixels is not None:
                 array[i] = pixels
                 ok[i] = True
@@ -75,7 +77,9 @@ def decode_catalog(catalog: Catalog, transform: SplitTransform, workers: int = 2
     return Pixels(array, ok, transform)
 
 
-def cached_pixels(catalog: Catalog, transform: SplitTransform, cache_dir: Path | None, data_key: str) -> Pixels:
+def cached_pixels(
+    catalog: Catalog, transform: SplitTransform, cache_dir: Path | None, data_key: str
+) -> Pixels:
     """Decoded pixels from ``cache_dir`` when present for this data and geometry, else decode and store."""
     if cache_dir is None:
         return decode_catalog(catalog, transform)
@@ -98,14 +102,18 @@ def augment(
     pixels: Pixels, positions: np.ndarray, generator: torch.Generator, shift: int = 3, jitter: float = 0.1
 ) -> torch.Tensor:
     """Normalized (B, 3, H, W) batch with random horizontal flips, shifts and brightness/contrast jitter."""
-    batch = torch.from_numpy(np.ascontiguousarray(pixels.array[positions])).permute(0, 3, 1, 2).float() / 255.0
+    batch = (
+        torch.from_numpy(np.ascontiguousarray(pixels.array[positions])).permute(0, 3, 1, 2).float() / 255.0
+    )
     count, _, height, width = batch.shape
     flip = torch.rand(count, generator=generator) < 0.5
     batch[flip] = batch[flip].flip(-1)
     if shift > 0:
         padded = torch.nn.functional.pad(batch, (shift, shift, shift, shift), mode="replicate")
         offsets = torch.randint(0, 2 * shift + 1, (count, 2), generator=generator).tolist()
-        batch = torch.stack([padded[i, :, dy : dy + height, dx : dx + width] for i, (dy, dx) in enumerate(offsets)])
+        batch = torch.stack(
+            [padded[i, :, dy : dy + height, dx : dx + width] for i, (dy, dx) in enumerate(offsets)]
+        )
     if jitter > 0:
         gain = 1.0 + (torch.rand(count, 1, 1, 1, generator=generator) * 2 - 1) * jitter
         bias = (torch.rand(count, 1, 1, 1, generator=generator) * 2 - 1) * jitter / 2

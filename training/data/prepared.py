@@ -54,7 +54,9 @@ class Prepared:
     def pixels(self, transform: SplitTransform) -> Pixels:
         """Decoded pixels for a member's geometry (decoded once, cached on disk)."""
         if transform.key not in self._pixels:
-            self._pixels[transform.key] = cached_pixels(self.catalog, transform, self.cache_dir, self.data_key)
+            self._pixels[transform.key] = cached_pixels(
+                self.catalog, transform, self.cache_dir, self.data_key
+            )
         return self._pixels[transform.key]
 
 
@@ -83,6 +85,8 @@ def prepare(
         pixels = Pixels(np.ascontiguousarray(pixels.array[keep]), np.ones(len(keep), bool), transform)
     split = make_split(catalog, split_seed, fractions)
     log.info("split: train %d, val %d, test %d", len(split.train), len(split.val), len(split.test))
-    prepared = Prepared(catalog, split, build_caption_table(catalog.products, name_captions), data_key, cache_dir)
+    prepared = Prepared(
+        catalog, split, build_caption_table(catalog.products, name_captions), data_key, cache_dir
+    )
     prepared._pixels[transform.key] = pixels
     return prepared

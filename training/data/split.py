@@ -40,7 +40,11 @@ class Split:
 
     def to_json(self) -> dict:
         """The split.json content."""
-        return {"seed": self.seed, "fractions": list(self.fractions), **{s: list(self.ids(s)) for s in SPLITS}}
+        return {
+            "seed": self.seed,
+            "fractions": list(self.fractions),
+            **{s: list(self.ids(s)) for s in SPLITS},
+        }
 
     def write(self, path: str | Path) -> Path:
         """Write split.json."""
@@ -76,7 +80,9 @@ def _unit(seed: int, key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def make_split(catalog: Catalog, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> Split:
+def make_split(
+    catalog: Catalog, seed: int = 0, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+) -> Split:
     """Split ``catalog`` by product id (duplicate groups kept together)."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
         raise ValueError(f"split fractions must be three numbers >= 0 summing to 1, got {fractions}")

@@ -53,12 +53,32 @@ KINDS: dict[str, Kind] = {
 Shape = Callable[[ImageDraw.ImageDraw, float, float, float, tuple[int, int, int]], None]
 
 
-def _poly(draw: ImageDraw.ImageDraw, points: Sequence[tuple[float, float]], cx: float, cy: float, s: float, fill):
+def _poly(
+    draw: ImageDraw.ImageDraw, points: Sequence[tuple[float, float]], cx: float, cy: float, s: float, fill
+):
     draw.polygon([(cx + x * s, cy + y * s) for x, y in points], fill=fill)
 
 
 def _tshirt(d, cx, cy, s, fill):
-    _poly(d, [(-8, -12), (-20, -6), (-16, 0), (-10, -3), (-10, 14), (10, 14), (10, -3), (16, 0), (20, -6), (8, -12)], cx, cy, s, fill)
+    _poly(
+        d,
+        [
+            (-8, -12),
+            (-20, -6),
+            (-16, 0),
+            (-10, -3),
+            (-10, 14),
+            (10, 14),
+            (10, -3),
+            (16, 0),
+            (20, -6),
+            (8, -12),
+        ],
+        cx,
+        cy,
+        s,
+        fill,
+    )
 
 
 def _dress(d, cx, cy, s, fill):
@@ -116,7 +136,9 @@ def draw_item(kind: str, colour: str, rng: random.Random) -> Image.Image:
     return image
 
 
-def synthetic_products(count: int, seed: int = 0, kinds: Sequence[str] | None = None) -> list[tuple[Product, str]]:
+def synthetic_products(
+    count: int, seed: int = 0, kinds: Sequence[str] | None = None
+) -> list[tuple[Product, str]]:
     """``count`` products (cycling kinds x colours) with their kind, ids starting at 1."""
     kinds = list(kinds or KINDS)
     unknown = [k for k in kinds if k not in KINDS]

@@ -1,0 +1,85 @@
+"""Fused search latency through the real :class:`SearchCore`, with ready query vectors (no embedding).
+
+``SearchCore.search_vectors`` runs the whole query path after embedding: alias lookup, one store
+query per member in its own thread, fusion, re-ranking and the page of attributes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from bench.common import summary_ms
+from services.common.bundle import Bundle, FusionSpec, MemberSpec
+from services.common.config import SearchConfig
+from services.common.embed_client import MemberVectors
+from services.search.core import SearchCore
+from services.search.model import SearchOptions
+from services.storage.port import VectorStore
+
+MEMBER_WEIGHTS = {"m1": 1.0, "m2": 3.0, "m3": 1.0}  # as in the default bundle (weighted_rrf)
+VARIANTS: dict[str, SearchOptions] = {
+    "rrf": SearchOptions(top_k=10, fusion="rrf"),
+    "weighted_rrf": SearchOptions(top_k=10, fusion="weighted_rrf"),
+    "combsum": SearchOptions(top_k=10, fusion="combsum"),
+    "rrf+cluster_rerank": SearchOptions(top_k=10, fusion="rrf", cluster_rerank=True),
+    "rrf+filter": SearchOptions(top_k=10, fusion="rrf", filters={"gender": "Women"}),
+}
+
+
+class VectorsOnly:
+    """The embedder slot of a core that only ever receives query vectors: embedding is refused."""
+
+    async def embed_texts(
+        self, texts: Sequence[str], members: Sequence[str] | None = None, timeout: float | None = None
+    ) -> list[MemberVectors]:
+        """Refuse: this benchmark measures search after embedding."""
+        raise RuntimeError("the vector benchmark passes query vectors; it has no embedder")
+
+    async def embed_images(
+        self, images: Sequence[bytes], members: Sequence[str] | None = None, timeout: float | None = None
+    ) -> list[MemberVectors]:
+        """Refuse: this benchmark measures search after embedding."""
+        raise RuntimeError("the vector benchmark passes query vectors; it has no embedder")
+
+
+def vector_bundle(dims: Mapping[str, int]) -> Bundle:
+    """A bundle description for stored synthetic vectors (names, dims, weights; no model files)."""
+    members = tuple(
+        MemberSpec(name=name, arch="synthetic", dim=dim, weight=MEMBER_WEIGHTS.get(name, 1.0))
+        for name, dim in dims.items()
+    )
+    return Bundle(name="bench", version="1", members=members, fusion=FusionSpec("rrf", 60))
+
+
+def search_core(store: VectorStore, collection: str, dims: Mapping[str, int]) -> SearchCore:
+    """A search core with the default search settings over ``collection``."""
+    return SearchCore(SearchConfig(), store, vector_bundle(dims), VectorsOnly(), collection)
+
+
+async def _latencies(
+    cores: Mapping[str, SearchCore], queries: Sequence[Mapping[str, np.ndarray]], options: SearchOptions
+) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in cores}
+    for core in cores.values():  # warm-up
+        await core.search_vectors(queries[0], options)
+    for query in tqdm(queries, desc=options.fusion, unit="q", leave=False):
+        for name, core in cores.items():
+            begin = time.perf_counter()
+            result = await core.search_vectors(query, options)
+            times[name].append(time.perf_counter() - begin)
+            if result.partial or len(result.hits) < 1:
+                raise RuntimeError(f"{name}: partial or empty result, the figure would be wrong")
+    return times
+
+
+def fused_latency(
+    cores: Mapping[str, SearchCore], queries: Sequence[Mapping[str, np.ndarray]], options: SearchOptions
+) -> dict[str, dict[str, float]]:
+    """p50/p90/p99 of ``search_vectors`` per core; each query runs on every core before the next."""
+    times = asyncio.run(_latencies(cores, queries, options))
+    return {name: summary_ms(values) for name, values in times.items()}

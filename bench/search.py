@@ -1,0 +1,203 @@
+"""Search benchmark: fused query latency after embedding, Edge vs local mode, index build scaling, and
+end-to-end text search over gRPC.
+
+1. Catalog size (44,441 items x 3 members x 256, Edge, HNSW built): ``SearchCore.search_vectors``
+   latency (top_k 10) for rrf, weighted_rrf, combsum, rrf + cluster re-rank and rrf + a filter.
+2. Edge vs qdrant-client local mode on the same data through the same core (rrf), at 10k (Edge
+   unindexed: both exact) and at 44,441 (Edge indexed, local mode exact: it has no index).
+3. Scale probe: 100k items x 3 x 64 on Edge: optimize() time, fused latency, and the 1M build
+   extrapolated from it (``python -m bench search-1m`` measures 1M itself; it is opt-in).
+4. End to end: text Search RPCs against the running stack (see :mod:`bench.search_e2e`).
+
+Writes bench/results/search.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.common import bench_bundle, figure, finish, ratio
+from bench.fused import VARIANTS, fused_latency, search_core
+from bench.search_e2e import text_search_e2e
+from bench.vectors import Dataset, build_index, edge_store, index_label, load, local_store, make_dataset
+
+DIM = 256
+CATALOG_N = 44_441
+COMPARE_N = 10_000
+SCALE_N, SCALE_DIM, FULL_N = 100_000, 64, 1_000_000
+GOAL_P50_MS = 5.0
+GOAL_SPEEDUP = 20.0
+COLLECTION = "bench"
+
+
+def catalog_size(data: Dataset, queries: int, local_queries: int) -> dict[str, Any]:
+    """Every fusion variant on indexed Edge, then Edge vs local mode (rrf) on the same data."""
+    sample = data.queries(queries)
+    with tempfile.TemporaryDirectory(prefix="vitrine-bench-search-") as tmp:
+        edge, local = edge_store(Path(tmp)), local_store()
+        try:
+            load(edge, COLLECTION, data, "edge")
+            build = build_index(edge, COLLECTION)
+            edge_core = search_core(edge, COLLECTION, data.dims)
+            variants = {
+                name: fused_latency({"edge": edge_core}, sample, options)["edge"]
+                for name, options in VARIANTS.items()
+            }
+            load(local, COLLECTION, data, "local")
+            cores = {"edge": edge_core, "local": search_core(local, COLLECTION, data.dims)}
+            versus = fused_latency(cores, sample[:local_queries], VARIANTS["rrf"])
+        finally:
+            edge.close()
+            local.close()
+    return {
+        "n": data.n,
+        "dim": data.dim,
+        **build,
+        "edge_variants": variants,
+        "edge_vs_local_rrf": _speedup(versus),
+    }
+
+
+def same_size_exact(data: Dataset, queries: int) -> dict[str, Any]:
+    """Edge as loaded (exact search) vs local mode through the same core, rrf."""
+    with tempfile.TemporaryDirectory(prefix="vitrine-bench-search-") as tmp:
+        edge, local = edge_store(Path(tmp)), local_store()
+        try:
+            load(edge, COLLECTION, data, "edge")
+            load(local, COLLECTION, data, "local")
+            cores = {
+                "edge": search_core(edge, COLLECTION, data.dims),
+                "local": search_core(local, COLLECTION, data.dims),
+            }
+            versus = fused_latency(cores, data.queries(queries), VARIANTS["rrf"])
+        finally:
+            edge.close()
+            local.close()
+    return {"n": data.n, "dim": data.dim, "edge": "as loaded, no optimize(): exact", **_speedup(versus)}
+
+
+def _speedup(versus: dict[str, dict[str, float]]) -> dict[str, Any]:
+    return {
+        **versus,
+        "speedup_p50": ratio(versus["local"]["p50_ms"], versus["edge"]["p50_ms"]),
+        "speedup_p99": ratio(versus["local"]["p99_ms"], versus["edge"]["p99_ms"]),
+    }
+
+
+def scale_probe(data: Dataset, queries: int, full_n: int) -> dict[str, Any]:
+    """Build time and fused latency at ``data.n``; the build at ``full_n`` extrapolated as n log n."""
+    with tempfile.TemporaryDirectory(prefix="vitrine-bench-search-") as tmp:
+        edge = edge_store(Path(tmp))
+        try:
+            rate = load(edge, COLLECTION, data, "edge")
+            build = build_index(edge, COLLECTION)
+            latency = fused_latency(
+                {"edge": search_core(edge, COLLECTION, data.dims)}, data.queries(queries), VARIANTS["rrf"]
+            )
+        finally:
+            edge.close()
+    growth = (full_n / data.n) * math.log(full_n) / math.log(data.n)
+    return {
+        "n": data.n,
+        "dim": data.dim,
+        "upsert_points_per_s": round(rate, 1),
+        **build,
+        "rrf": latency["edge"],
+        "extrapolated": {"n": full_n, "optimize_s": round(build["optimize_s"] * growth), "model": "n log n"},
+    }
+
+
+def figures(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """README rows for this part's result."""
+    catalog, exact = result["catalog_size"], result["same_size_exact"]
+    scale, e2e = result["scale_probe"], result["end_to_end_text"]
+    big, label = f"{catalog['n'] / 1000:.1f}k", index_label(catalog)
+    rows = []
+    for name, stats in catalog["edge_variants"].items():
+        goal = name == "rrf"
+        rows.append(
+            figure(
+                f"fused search, no embedding, {name}, p50 / p99 ({big} x 3 x {DIM}, {label})",
+                f"{stats['p50_ms']} / {stats['p99_ms']} ms",
+                f"p50 <= {GOAL_P50_MS} ms" if goal else "",
+                stats["p50_ms"] <= GOAL_P50_MS if goal else None,
+            )
+        )
+    for compared, versus in (
+        (f"{big}, {label} vs local exact", catalog["edge_vs_local_rrf"]),
+        (f"{exact['n'] // 1000}k, both exact", exact),
+    ):
+        rows.append(
+            figure(
+                f"fused search, local mode / Edge p50 ({compared})",
+                f"{versus['speedup_p50']}x ({versus['local']['p50_ms']} / {versus['edge']['p50_ms']} ms)",
+                f">= {GOAL_SPEEDUP:g}x",
+                versus["speedup_p50"] >= GOAL_SPEEDUP,
+            )
+        )
+    rows.append(
+        figure(
+            f"Edge optimize() {scale['n'] // 1000}k x 3 x {scale['dim']} ({index_label(scale)}); 1M extrapolated (n log n)",
+            f"{scale['optimize_s']} s; ~{scale['extrapolated']['optimize_s'] / 60:.0f} min",
+        )
+    )
+    rows.append(
+        figure(
+            f"text Search RPC end to end, CPU, p50 / p99 ({e2e['items_ingested']} items)",
+            f"{e2e['search_rpc']['p50_ms']} / {e2e['search_rpc']['p99_ms']} ms "
+            f"(embedding alone p50 {e2e['embed_text_rpc_alone']['p50_ms']} ms)",
+        )
+    )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run every search measurement and write the result file (``--quick``: small sizes)."""
+    parser = argparse.ArgumentParser(prog="python -m bench search")
+    parser.add_argument("--quick", action="store_true", help="small sizes and few queries (a smoke run)")
+    args = parser.parse_args(argv or [])
+    if args.quick:
+        catalog_n, compare_n, scale_n, queries, local_queries, items = 3_000, 1_000, 5_000, 20, 10, 64
+    else:
+        catalog_n, compare_n, scale_n, queries, local_queries, items = (
+            CATALOG_N,
+            COMPARE_N,
+            SCALE_N,
+            300,
+            60,
+            2_000,
+        )
+    catalog = catalog_size(make_dataset(catalog_n, DIM), queries, local_queries)
+    print(f"catalog size {catalog_n}: {catalog['edge_variants']['rrf']}", flush=True)
+    exact = same_size_exact(make_dataset(compare_n, DIM, seed=1), local_queries)
+    print(f"same size {compare_n}: speedup p50 {exact['speedup_p50']}", flush=True)
+    scale = scale_probe(make_dataset(scale_n, SCALE_DIM, seed=2), queries, FULL_N)
+    print(
+        f"scale {scale_n} x {SCALE_DIM}: optimize {scale['optimize_s']} s, 1M ~{scale['extrapolated']}",
+        flush=True,
+    )
+    bundle, bundle_source = bench_bundle()
+    e2e = text_search_e2e(bundle, items, queries=50 if args.quick else 200)
+    print(f"end to end: {e2e['search_rpc']}", flush=True)
+    result = {
+        "setup": {
+            "core": "SearchCore.search_vectors (default SearchConfig: 100 candidates per member, top_k 10)",
+            "data": "clustered random unit vectors, 3 members (bench/vectors.py)",
+            "bundle_e2e": bundle_source,
+        },
+        "catalog_size": catalog,
+        "same_size_exact": exact,
+        "scale_probe": scale,
+        "end_to_end_text": e2e,
+    }
+    result["figures"] = figures(result)
+    finish("search", result, quick=args.quick)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""End-to-end text search over gRPC on CPU: Search RPC latency, embedding included.
+
+Starts the whole stack (``running_stack``) on the bench bundle, ingests catalog items through the
+Ingest RPC, then sends text queries (product names of items that were not ingested). Each query is
+first embedded alone (Embedder.EmbedTexts) and then searched (Search.Search), so the embedding's
+share of the end-to-end latency is measured side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from bench.common import describe_bundle, summary_ms
+from bench.live import bench_stack, catalog_items, ingest
+from services.common.channels import open_channel
+from tests.support.stack import RunningStack
+from vitrine.v1 import embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
+
+
+async def _time_queries(stack: RunningStack, texts: list[str]) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {"embed_text": [], "search_rpc": []}
+    async with (
+        open_channel(stack.addr("embedder")) as embed_channel,
+        open_channel(stack.addr("search")) as channel,
+    ):
+        embedder = embedder_pb2_grpc.EmbedderStub(embed_channel)
+        search = search_pb2_grpc.SearchStub(channel)
+        await search.Search(search_pb2.SearchRequest(text=texts[0], top_k=10), timeout=30)  # warm-up
+        for text in tqdm(texts, desc="search rpc", unit="q", leave=False):
+            begin = time.perf_counter()
+            await embedder.EmbedTexts(embedder_pb2.EmbedTextsRequest(texts=[text]), timeout=30)
+            middle = time.perf_counter()
+            reply = await search.Search(search_pb2.SearchRequest(text=text, top_k=10), timeout=30)
+            end = time.perf_counter()
+            if reply.partial or not reply.hits:
+                raise RuntimeError(f"search {text!r}: partial or empty reply; the figure would be wrong")
+            times["embed_text"].append(middle - begin)
+            times["search_rpc"].append(end - middle)
+    return times
+
+
+def text_search_e2e(bundle: Path, items: int, queries: int) -> dict[str, Any]:
+    """Ingest ``items`` catalog items into a fresh stack, then time ``queries`` text Search RPCs."""
+    products, source = catalog_items(items + queries)
+    stored, held_out = products[:items], products[items:]
+    texts = [p.text or p.attributes.get("articleType", p.id) for p in held_out]
+    with bench_stack(bundle) as stack:
+        report, ingest_s = asyncio.run(ingest(stack, stored))
+        times = asyncio.run(_time_queries(stack, texts))
+    search, embed = summary_ms(times["search_rpc"]), summary_ms(times["embed_text"])
+    return {
+        "catalog": source,
+        "members": describe_bundle(bundle),
+        "items_ingested": report.upserted,
+        "ingest_s": round(ingest_s, 1),
+        "queries": len(texts),
+        "query_text_example": texts[0],
+        "search_rpc": search,
+        "embed_text_rpc_alone": embed,
+        "embedding_share_p50": round(embed["p50_ms"] / search["p50_ms"], 2),
+    }
