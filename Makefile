@@ -49,8 +49,10 @@ down:
 bench: install
 	$(PY) -m bench
 
+# Load, crash, dependency-loss, bad-input, fault and auth scenarios; figures -> bench/results/reliability.json
 reliability: install
-	$(PY) -m pytest -m "not gpu" tests/reliability -p no:cacheprovider -s
+	VITRINE_RELIABILITY_RESULTS=$(abspath bench/results/reliability.json) \
+		$(PY) -m pytest -m "not gpu" tests/reliability -p no:cacheprovider -s
 
 lint: install
 	$(VENV)/bin/ruff check services training tests bench scripts

@@ -6,7 +6,6 @@ All figures in one run, side by side. Writes bench/results/embedder.json.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 
 from bench.common import bench_bundle, best_of, describe_bundle, write_result
 from services.common.config import EmbedderConfig
-from services.embedder.encoder import EnsembleEncoder, TextItem
+from services.embedder.encoder import EnsembleEncoder
 from services.embedder.images import decode_image
 from services.embedder.text import encode_text_trimmed, trim_padding
 from tests.support.images import encode, gradient
@@ -26,14 +25,24 @@ from tests.support.procs import free_port, start_module, wait_serving
 from vitrine.v1 import embedder_pb2, embedder_pb2_grpc
 
 BATCH_SIZES = (1, 8, 16, 32, 64, 128)
-QUERIES = ["white polo t-shirts", "watches for men", "red floral summer dress", "black leather handbag",
-           "blue denim jeans", "running shoes", "gold earrings", "sunglasses"]
+QUERIES = [
+    "white polo t-shirts",
+    "watches for men",
+    "red floral summer dress",
+    "black leather handbag",
+    "blue denim jeans",
+    "running shoes",
+    "gold earrings",
+    "sunglasses",
+]
 
 
 def sample_images(n: int) -> list[bytes]:
     """n distinct 60x80 JPEGs (catalog-sized)."""
     base = gradient((60, 80))
-    return [encode(base.rotate(i * 7 % 360, fillcolor=(i % 255, 80, 160)), "JPEG", quality=90) for i in range(n)]
+    return [
+        encode(base.rotate(i * 7 % 360, fillcolor=(i % 255, 80, 160)), "JPEG", quality=90) for i in range(n)
+    ]
 
 
 def raw_forward(encoder: EnsembleEncoder, images: list[bytes]) -> dict[str, Any]:
@@ -73,8 +82,11 @@ async def _drive(address: str, requests: list[list[bytes]], concurrency: int) ->
 def served(bundle: Path, requests: list[list[bytes]], concurrency: int, env: dict[str, str]) -> float:
     """Images/s through a real ``python -m services.embedder`` process on loopback."""
     port = free_port()
-    proc = start_module("services.embedder", ["--bundle", str(bundle), "--port", str(port)],
-                        env={"VITRINE_LOG_LEVEL": "WARNING", **env})
+    proc = start_module(
+        "services.embedder",
+        ["--bundle", str(bundle), "--port", str(port)],
+        env={"VITRINE_LOG_LEVEL": "WARNING", **env},
+    )
     try:
         wait_serving(f"127.0.0.1:{port}", proc, timeout=120)
         return asyncio.run(_drive(f"127.0.0.1:{port}", requests, concurrency))
@@ -97,9 +109,12 @@ def text_trim(n_texts: int = 64) -> dict[str, Any]:
     cosine = F.cosine_similarity(full, trimmed, dim=-1).min().item()
     return {
         "arch": "ViT-B-32 text tower (width 512, 12 layers, context 77), random init",
-        "texts": n_texts, "trimmed_length": int(trimmed_tokens.shape[1]),
-        "padded77_texts_per_s": round(n_texts / t_full, 1), "trimmed_texts_per_s": round(n_texts / t_trim, 1),
-        "speedup": round(t_full / t_trim, 2), "min_cosine": round(cosine, 6),
+        "texts": n_texts,
+        "trimmed_length": int(trimmed_tokens.shape[1]),
+        "padded77_texts_per_s": round(n_texts / t_full, 1),
+        "trimmed_texts_per_s": round(n_texts / t_trim, 1),
+        "speedup": round(t_full / t_trim, 2),
+        "min_cosine": round(cosine, 6),
     }
 
 
@@ -118,13 +133,25 @@ def main() -> dict[str, Any]:
     on = served(bundle, singles, 32, batch_env)
     off = served(bundle, singles, 32, {**batch_env, "VITRINE_EMBEDDER_BATCHING": "false"})
     result = {
-        "bundle": source, "members": describe_bundle(bundle), "device": str(encoder.device),
+        "bundle": source,
+        "members": describe_bundle(bundle),
+        "device": str(encoder.device),
         "raw_forward": raw,
-        "served": {"images_per_s": round(served_rate, 1), "request_size": best, "concurrency": 2,
-                   "ratio_vs_raw": round(served_rate / raw["best_images_per_s"], 2), "goal": ">= 0.8"},
-        "concurrent_single_image": {"clients": 32, "requests": len(singles), "batching_on_images_per_s": round(on, 1),
-                                    "batching_off_images_per_s": round(off, 1), "speedup": round(on / off, 2),
-                                    "goal": ">= 3"},
+        "served": {
+            "images_per_s": round(served_rate, 1),
+            "request_size": best,
+            "concurrency": 2,
+            "ratio_vs_raw": round(served_rate / raw["best_images_per_s"], 2),
+            "goal": ">= 0.8",
+        },
+        "concurrent_single_image": {
+            "clients": 32,
+            "requests": len(singles),
+            "batching_on_images_per_s": round(on, 1),
+            "batching_off_images_per_s": round(off, 1),
+            "speedup": round(on / off, 2),
+            "goal": ">= 3",
+        },
         "text_trim": {**text_trim(), "goal": ">= 3x, cosine >= 0.9999"},
     }
     write_result("embedder", result)

@@ -1,13 +1,14 @@
 """``python -m bench.readme_table [--write README.md]``: the README benchmark table from bench/results.
 
-Reads every ``bench/results/*.json`` present. Parts list their README rows under ``figures``
-(what, value, goal, met); the embedder part's rows are read from its own keys. ``--write``
+Reads every ``bench/results/*.json`` present. A part's ``figures(result)`` turns its result into
+rows (what, value, goal, met); the embedder part's rows are read here from its own keys. ``--write``
 replaces the text between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in the given file.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 from collections.abc import Callable
@@ -49,12 +50,19 @@ SPECIAL: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {"embedde
 
 
 def rows_of(name: str, result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The README rows of one result file."""
+    """The README rows of one result file: from its part's ``figures(result)`` (current labels and
+    goals without re-measuring), else the rows stored in the file, else a reader kept here."""
+    try:
+        module = importlib.import_module(f"bench.{name.replace('-', '_')}")
+    except ModuleNotFoundError:
+        module = None
+    if module is not None and hasattr(module, "figures"):
+        return list(module.figures(result))
     if "figures" in result:
         return list(result["figures"])
     if name in SPECIAL:
         return SPECIAL[name](result)
-    raise ValueError(f"bench/results/{name}.json has no 'figures' and no reader; readers: {sorted(SPECIAL)}")
+    raise ValueError(f"bench/results/{name}.json: no figures(result) in its part, no 'figures' in the file")
 
 
 def _sort_key(path: Path) -> tuple[int, str]:

@@ -101,12 +101,22 @@ def figures(result: dict[str, Any]) -> list[dict[str, Any]]:
     """README rows for this part's result."""
     same, catalog = result["same_data"], result["edge_catalog"]
     n, big = f"{same['n'] // 1000}k", f"{catalog['n'] / 1000:.1f}k"
-    versus = same["edge_vs_local"]
+    versus, edge, local = same["edge_vs_local"], same["edge"], same["local"]
     indexed = catalog["indexed"]
     return [
-        figure(f"store upsert, Edge / local mode ({n} x 3 x {DIM})", f"{versus['upsert_ratio']}x"),
-        figure(f"store 3-member query, local / Edge p50 ({n})", f"{versus['query_speedup_p50']}x"),
-        figure(f"store filtered query, local / Edge p50 ({n})", f"{versus['filtered_speedup_p50']}x"),
+        figure(
+            f"store upsert, Edge / local mode ({n} x 3 x {DIM}, batches of {UPSERT_BATCH})",
+            f"{versus['upsert_ratio']}x ({edge['upsert_points_per_s']:.0f} / {local['upsert_points_per_s']:.0f} points/s)",
+        ),
+        figure(
+            f"store 3-member query, local / Edge p50 ({n}, both exact)",
+            f"{versus['query_speedup_p50']}x ({local['query']['p50_ms']} / {edge['query']['p50_ms']} ms)",
+        ),
+        figure(
+            f"store filtered query, local / Edge p50 ({n}, both exact)",
+            f"{versus['filtered_speedup_p50']}x "
+            f"({local['query_filtered']['p50_ms']} / {edge['query_filtered']['p50_ms']} ms)",
+        ),
         figure(f"Edge optimize() ({big} x 3 x {DIM}, {index_label(catalog)})", f"{catalog['optimize_s']} s"),
         figure(
             f"Edge 3-member query p50 / p99, before optimize(): exact ({big})",

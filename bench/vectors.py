@@ -173,8 +173,13 @@ def interleaved_latency(
     return {name: summary_ms(values) for name, values in times.items()}
 
 
-def recall_at(store: VectorStore, collection: str, data: Dataset, queries: Sequence[Mapping[str, np.ndarray]],
-              k: int = 10) -> float:  # fmt: skip
+def recall_at(
+    store: VectorStore,
+    collection: str,
+    data: Dataset,
+    queries: Sequence[Mapping[str, np.ndarray]],
+    k: int = 10,
+) -> float:
     """Mean recall@k of the store's top k against exact cosine search in numpy, over members."""
     found, total = 0, 0
     for query in queries:

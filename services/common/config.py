@@ -32,6 +32,9 @@ class ServerConfig:
     port: int = 0
     max_message_mb: int = 32
     grace_s: float = 10.0
+    # On SIGTERM: report NOT_SERVING but keep accepting calls this long, so load balancers and
+    # readiness probes stop routing here before new calls are refused (then drain for grace_s).
+    drain_delay_s: float = 0.0
     max_concurrent_rpcs: int = 256
     metrics_port: int = 0  # 0 disables the Prometheus endpoint
     tls_cert: str = ""

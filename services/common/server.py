@@ -88,6 +88,7 @@ class GrpcServer:
         )
         self.port = 0
         self._stopping = asyncio.Event()
+        self._signalled = False
         self._metrics_started = False
 
     async def start(self) -> int:
@@ -109,7 +110,12 @@ class GrpcServer:
         return self.port
 
     async def set_serving(self, serving: bool) -> None:
-        """Report SERVING or NOT_SERVING for the overall server and each named service."""
+        """Report SERVING or NOT_SERVING for the overall server and each named service.
+
+        Once a stop signal has arrived the server stays NOT_SERVING (a dependency watch coming back
+        during the drain does not advertise it again).
+        """
+        serving = serving and not self._signalled
         status = (
             health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         )
@@ -125,15 +131,19 @@ class GrpcServer:
         self._stopping.set()
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT start a graceful stop (once)."""
+        """SIGTERM/SIGINT start a graceful stop (once): NOT_SERVING, ``drain_delay_s``, then drain."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda s=sig: asyncio.ensure_future(self._on_signal(s)))
 
     async def _on_signal(self, sig: signal.Signals) -> None:
-        if self._stopping.is_set():
+        if self._signalled:
             return
-        log.info("signal received", extra={"signal": sig.name})
+        self._signalled = True
+        log.info("signal received", extra={"signal": sig.name, "drain_delay_s": self.cfg.drain_delay_s})
+        await self.set_serving(False)
+        if self.cfg.drain_delay_s > 0:
+            await asyncio.sleep(self.cfg.drain_delay_s)  # still answering while probes see NOT_SERVING
         await self.stop()
 
     async def wait_for_termination(self) -> None:

@@ -118,7 +118,9 @@ def search_cases() -> list[Case]:
         Case("nan_min_score", "Search", search(text="dress", min_score=nan), INVALID),
         Case("nan_mmr_lambda", "Search", search(text="dress", mmr_lambda=nan), INVALID),
         Case("nan_text_weight", "Search", search(text="dress", image=solid(), text_weight=nan), INVALID),
-        Case("text_weight_above_one", "Search", search(text="dress", image=solid(), text_weight=1.5), INVALID),
+        Case(
+            "text_weight_above_one", "Search", search(text="dress", image=solid(), text_weight=1.5), INVALID
+        ),
         Case("unknown_fusion", "Search", search(text="dress", fusion="magic"), INVALID),
         Case("unknown_member", "Search", search(text="dress", members=["zz"]), INVALID),
         Case("unknown_filter_field", "Search", search(text="dress", filters={"soul": "x"}), INVALID),
@@ -192,7 +194,11 @@ def ingest_items(image_root_parent: str) -> list[tuple[str, ingest_pb2.Product, 
             product(id="b-19", image=ok, attributes={f"a{i}": "v" for i in range(100)}),
             "INVALID_ARGUMENT",
         ),
-        ("overlong_attribute", product(id="b-20", image=ok, attributes={"gender": "w" * 2000}), "INVALID_ARGUMENT"),
+        (
+            "overlong_attribute",
+            product(id="b-20", image=ok, attributes={"gender": "w" * 2000}),
+            "INVALID_ARGUMENT",
+        ),
     ]
 
 

@@ -25,5 +25,7 @@ def image_root(tmp_path: Path) -> Path:
 @pytest.fixture
 async def stack(encoder, random_bundle, tmp_path, image_root):
     """Embedder, ingest and search in this process (4 MiB message limit) over an Edge store in tmp_path."""
-    async with inprocess_stack(encoder, random_bundle, tmp_path / "store", image_root, max_message_mb=4) as running:
+    async with inprocess_stack(
+        encoder, random_bundle, tmp_path / "store", image_root, max_message_mb=4
+    ) as running:
         yield running

@@ -37,7 +37,11 @@ class EmbedderFaults(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler:
         """Wrap the embedder's unary handlers; leave health and reflection alone."""
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None or not handler_call_details.method.startswith(self.methods):
+        if (
+            handler is None
+            or handler.unary_unary is None
+            or not handler_call_details.method.startswith(self.methods)
+        ):
             return handler
         inner = handler.unary_unary
 

@@ -128,7 +128,11 @@ async def inprocess_stack(
     ingest_core = IngestCore(store, bundle, ingest_client, ingest_cfg, CATALOG)
     ingest_core.open()
     search_core = SearchCore(
-        SearchConfig(embedder_addr=address, rpc_timeout_s=search_timeout_s), store, bundle, search_client, CATALOG
+        SearchConfig(embedder_addr=address, rpc_timeout_s=search_timeout_s),
+        store,
+        bundle,
+        search_client,
+        CATALOG,
     )
     servers = [embedder]
     watch: DependencyWatch | None = None
@@ -137,14 +141,18 @@ async def inprocess_stack(
         ingest = await _start(
             GrpcServer(
                 security.server(max_message_mb=max_message_mb),
-                _binding(INGEST_SERVICE, ingest_pb2_grpc.add_IngestServicer_to_server, IngestServicer(ingest_core)),
+                _binding(
+                    INGEST_SERVICE, ingest_pb2_grpc.add_IngestServicer_to_server, IngestServicer(ingest_core)
+                ),
             )
         )
         servers.append(ingest)
         search = await _start(
             GrpcServer(
                 security.server(max_message_mb=max_message_mb),
-                _binding(SEARCH_SERVICE, search_pb2_grpc.add_SearchServicer_to_server, SearchServicer(search_core)),
+                _binding(
+                    SEARCH_SERVICE, search_pb2_grpc.add_SearchServicer_to_server, SearchServicer(search_core)
+                ),
             )
         )
         servers.append(search)

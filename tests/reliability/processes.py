@@ -30,7 +30,11 @@ def start_logged(module: str, args: list[str], env: dict[str, str], log: Path) -
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "VITRINE_LOG_JSON": "true", **env}
     with log.open("a") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", module, *args], cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -44,7 +48,9 @@ def health_status(address: str, timeout: float = 1.0) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
 
-def wait_health(address: str, proc: subprocess.Popen, log: Path, want: str = "SERVING", timeout: float = 180) -> None:
+def wait_health(
+    address: str, proc: subprocess.Popen, log: Path, want: str = "SERVING", timeout: float = 180
+) -> None:
     """Poll health until ``want``; raise with the log tail if the process dies or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -122,7 +128,9 @@ def stack_env(ports: dict[str, int], extra: dict[str, str] | None = None) -> dic
     }
 
 
-def start_stack(bundle: Path, store: Path, log: Path, extra_env: dict[str, str] | None = None) -> StackProcess:
+def start_stack(
+    bundle: Path, store: Path, log: Path, extra_env: dict[str, str] | None = None
+) -> StackProcess:
     """Start the stack (no web) and wait until search is SERVING."""
     ports = {name: free_port() for name in ("embedder", "ingest", "search")}
     args = ["--bundle", str(bundle), "--store", str(store), "--no-web"]
@@ -136,7 +144,9 @@ def start_stack(bundle: Path, store: Path, log: Path, extra_env: dict[str, str] 
     return stack
 
 
-def start_embedder(bundle: Path, port: int, log: Path, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_embedder(
+    bundle: Path, port: int, log: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """``python -m services.embedder`` on ``port`` (CPU, one torch thread)."""
     env = {"VITRINE_EMBEDDER_THREADS": "1", "VITRINE_EMBEDDER_DEVICE": "cpu", **(extra_env or {})}
     return start_logged("services.embedder", ["--bundle", str(bundle), "--port", str(port)], env, log)

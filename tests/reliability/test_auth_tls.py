@@ -15,7 +15,14 @@ from services.common.embed_client import EmbedderClient, EmbedderUnavailable
 from tests.reliability.figures import record
 from tests.reliability.harness import Security, inprocess_stack
 from tests.support.tls import make_pki
-from vitrine.v1 import embedder_pb2, embedder_pb2_grpc, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
+from vitrine.v1 import (
+    embedder_pb2,
+    embedder_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+)
 
 TOKEN = "reliability-token-7f3a"
 BAD_METADATA = {
@@ -44,7 +51,9 @@ async def _code_and_ms(call) -> tuple[grpc.StatusCode, float]:
 async def test_token_and_tls_guard_every_service(encoder, random_bundle, tmp_path, image_root):
     pki = make_pki(tmp_path / "pki")
     security = Security(str(pki.server_cert), str(pki.server_key), str(pki.ca_file), TOKEN)
-    async with inprocess_stack(encoder, random_bundle, tmp_path / "store", image_root, security=security) as stack:
+    async with inprocess_stack(
+        encoder, random_bundle, tmp_path / "store", image_root, security=security
+    ) as stack:
         calls = {
             "embedder": lambda ch, md: embedder_pb2_grpc.EmbedderStub(ch).EmbedTexts(
                 embedder_pb2.EmbedTextsRequest(texts=["shirt"]), metadata=md, timeout=10
@@ -65,7 +74,9 @@ async def test_token_and_tls_guard_every_service(encoder, random_bundle, tmp_pat
                     code, ms = await _code_and_ms(lambda: call(channel, metadata))  # noqa: B023
                     refused[f"{service}/{name}"] = code
                     refusal_ms.append(ms)
-                check = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+                check = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=5
+                )
                 health[service] = check.status
         async with security.channel(stack.addr("ingest")) as channel:
             summary = await ingest_pb2_grpc.IngestStub(channel).Upsert(_products(), metadata=GOOD, timeout=30)
@@ -75,7 +86,9 @@ async def test_token_and_tls_guard_every_service(encoder, random_bundle, tmp_pat
             )
         async with grpc.aio.insecure_channel(stack.addr("search")) as plaintext:
             plaintext_code, _ = await _code_and_ms(lambda: calls["search"](plaintext, GOOD))
-        tokenless = EmbedderClient.connect(stack.addr("embedder"), 5.0, tls_ca=str(pki.ca_file), wait_for_ready=False)
+        tokenless = EmbedderClient.connect(
+            stack.addr("embedder"), 5.0, tls_ca=str(pki.ca_file), wait_for_ready=False
+        )
         try:
             await tokenless.embed_texts(["shirt"])
             internal_code = grpc.StatusCode.OK
@@ -90,11 +103,13 @@ async def test_token_and_tls_guard_every_service(encoder, random_bundle, tmp_pat
             "refused_calls": len(refused),
             "unauthenticated": sum(c == grpc.StatusCode.UNAUTHENTICATED for c in refused.values()),
             "slowest_refusal_ms": round(max(refusal_ms), 2),
-            "health_serving_without_token": sum(s == health_pb2.HealthCheckResponse.SERVING for s in health.values()),
+            "health_serving_without_token": sum(
+                s == health_pb2.HealthCheckResponse.SERVING for s in health.values()
+            ),
             "tls_round_trip_upserted": summary.upserted,
             "tls_round_trip_hits": len(found.hits),
             "plaintext_to_tls": plaintext_code.name,
-            "internal_call_without_token": internal_code.name if internal_code else None,
+            "internal_call_without_token": internal_code.name,
         },
     )
     assert refused == dict.fromkeys(refused, grpc.StatusCode.UNAUTHENTICATED)

@@ -17,7 +17,14 @@ from tests.reliability.badinputs import (
 )
 from tests.reliability.figures import record
 from tests.support.images import solid
-from vitrine.v1 import embedder_pb2, embedder_pb2_grpc, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
+from vitrine.v1 import (
+    embedder_pb2,
+    embedder_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+)
 
 TIMEOUT_S = 20.0
 
@@ -58,7 +65,9 @@ async def test_malformed_requests_are_refused_and_nothing_is_written(stack, imag
         embedder = embedder_pb2_grpc.EmbedderStub(embedder_channel)
         ingest = ingest_pb2_grpc.IngestStub(ingest_channel)
         search = search_pb2_grpc.SearchStub(search_channel)
-        good = ingest_pb2.Product(id="good-1", image_uri="ok.jpg", text="Green shirt", attributes={"gender": "Men"})
+        good = ingest_pb2.Product(
+            id="good-1", image_uri="ok.jpg", text="Green shirt", attributes={"gender": "Men"}
+        )
         first = await ingest.Upsert(_requests([good]), timeout=TIMEOUT_S)
         assert (first.upserted, first.failed) == (1, 0), first
         before = (await ingest.Count(ingest_pb2.CountRequest(), timeout=TIMEOUT_S)).count
@@ -86,14 +95,20 @@ async def test_malformed_requests_are_refused_and_nothing_is_written(stack, imag
         awkward = {
             name: len(
                 (
-                    await embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[make()]), timeout=TIMEOUT_S)
+                    await embedder.EmbedImages(
+                        embedder_pb2.EmbedImagesRequest(images=[make()]), timeout=TIMEOUT_S
+                    )
                 ).embeddings
             )
             for name, make in AWKWARD_IMAGES.items()
         }
-        still_ok = await search.Search(search_pb2.SearchRequest(text="green shirt", top_k=3), timeout=TIMEOUT_S)
+        still_ok = await search.Search(
+            search_pb2.SearchRequest(text="green shirt", top_k=3), timeout=TIMEOUT_S
+        )
         alive = [await _alive(c) for c in (embedder_channel, ingest_channel, search_channel)]
-        again = await embedder.EmbedImages(embedder_pb2.EmbedImagesRequest(images=[solid()]), timeout=TIMEOUT_S)
+        again = await embedder.EmbedImages(
+            embedder_pb2.EmbedImagesRequest(images=[solid()]), timeout=TIMEOUT_S
+        )
 
     refused = len(embedder_cases()) + len(search_cases()) + len(ingest_unary_cases()) + len(items) + 1
     took = embedder_took + search_took + ingest_took

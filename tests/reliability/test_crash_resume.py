@@ -30,7 +30,9 @@ async def _count(address: str) -> int:
         return (await ingest_pb2_grpc.IngestStub(channel).Count(ingest_pb2.CountRequest(), timeout=10)).count
 
 
-async def _requests(products: list, hold_at: int | None, held: asyncio.Event) -> AsyncIterator[ingest_pb2.Product]:
+async def _requests(
+    products: list, hold_at: int | None, held: asyncio.Event
+) -> AsyncIterator[ingest_pb2.Product]:
     for i, product in enumerate(products):
         if i == hold_at:
             held.set()
@@ -71,7 +73,9 @@ async def _check_payloads(address: str, catalog: Path) -> tuple[int, list[str]]:
     async with grpc.aio.insecure_channel(address) as channel:
         stub = search_pb2_grpc.SearchStub(channel)
         for start in range(0, len(ids), 200):
-            response = await stub.GetItems(search_pb2.GetItemsRequest(ids=ids[start : start + 200]), timeout=30)
+            response = await stub.GetItems(
+                search_pb2.GetItemsRequest(ids=ids[start : start + 200]), timeout=30
+            )
             for hit in response.items:
                 found.append(hit.id)
                 row = rows[hit.id]

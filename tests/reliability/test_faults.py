@@ -42,12 +42,16 @@ async def test_injected_unavailable_is_invisible_to_clients(encoder, random_bund
             search = search_pb2_grpc.SearchStub(search_channel)
             first = await ingest.Upsert(_stream(iter_catalog(catalog)), timeout=120)
             ingest_calls, ingest_injected = faults.calls, faults.injected
-            again = await ingest.Upsert(_stream(iter_catalog(catalog)), timeout=120)  # the client retries a stream
+            again = await ingest.Upsert(
+                _stream(iter_catalog(catalog)), timeout=120
+            )  # the client retries a stream
             count = (await ingest.Count(ingest_pb2.CountRequest(), timeout=10)).count
             ids = [p.id for p in iter_catalog(catalog)]
             stored = []
             for start in range(0, len(ids), 200):
-                found = await search.GetItems(search_pb2.GetItemsRequest(ids=ids[start : start + 200]), timeout=10)
+                found = await search.GetItems(
+                    search_pb2.GetItemsRequest(ids=ids[start : start + 200]), timeout=10
+                )
                 stored += [h.id for h in found.items]
             before_search = (faults.calls, faults.injected)
             failures: list[str] = []

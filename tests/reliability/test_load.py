@@ -76,7 +76,10 @@ async def _run_load(stub: embedder_pb2_grpc.EmbedderStub, pid: int) -> dict:
     return {
         "admission_limit": ADMISSION_LIMIT,
         "images_per_call": IMAGES_PER_CALL,
-        "ramp": {str(c): {"ok_per_s": p["ok_per_s"], "p99_ms": p["ok_latency"].get("p99_ms")} for c, p in ramp.items()},
+        "ramp": {
+            str(c): {"ok_per_s": p["ok_per_s"], "p99_ms": p["ok_latency"].get("p99_ms")}
+            for c, p in ramp.items()
+        },
         "capacity_calls_per_s": capacity,
         "capacity_images_per_s": round(capacity * IMAGES_PER_CALL, 1),
         "hold_80pct": {"offered_per_s": round(0.8 * capacity, 1), **hold},
@@ -99,7 +102,10 @@ async def timed_normal_call(call) -> str:
 async def test_capacity_hold_and_overload(random_bundle, tmp_path):
     port = free_port()
     log = tmp_path / "embedder.log"
-    env = {"VITRINE_EMBEDDER_SERVER_MAX_CONCURRENT_RPCS": str(ADMISSION_LIMIT), "VITRINE_LOG_LEVEL": "WARNING"}
+    env = {
+        "VITRINE_EMBEDDER_SERVER_MAX_CONCURRENT_RPCS": str(ADMISSION_LIMIT),
+        "VITRINE_LOG_LEVEL": "WARNING",
+    }
     embedder = start_embedder(random_bundle, port, log, env)
     try:
         await asyncio.to_thread(wait_health, f"127.0.0.1:{port}", embedder, log)

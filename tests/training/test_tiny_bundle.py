@@ -18,15 +18,14 @@ from training import evaluate
 from training.data.images import geometry_for
 from training.data.prepared import prepare
 from training.retrieval import embed_images, embed_texts
-from training.tiny import build_tiny_bundle
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A three-member tiny bundle (its synthetic catalog sits beside it in ../catalog)."""
-    return build_tiny_bundle(tmp_path_factory.mktemp("tiny"))
+def tiny(tiny_trained: tuple[Path, Path]) -> Path:
+    """The session's three-member tiny bundle (its synthetic catalog sits beside it in ../catalog)."""
+    return tiny_trained[0]
 
 
 def test_tiny_bundle_layout(tiny: Path):
