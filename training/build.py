@@ -18,7 +18,7 @@ from training.data.prepared import Prepared, prepare
 from training.ensemble import assign_clusters, kmeans_centroids, select_fusion, write_ensemble
 from training.retrieval import embed_images
 from training.suite import MemberView, make_suite, rank_member
-from training.train import MemberRun, select_device, train_member
+from training.train import MemberRun, select_device, snapshot_member, train_member
 
 log = logging.getLogger("vitrine.training.build")
 KMEANS_SAMPLE = 8000
@@ -56,7 +56,7 @@ def build_bundle(
     cfg.validate()
     device = select_device(cfg.device)
     started = time.time()
-    first = cfg.members[0]
+    first = next(m for m in cfg.members if not m.snapshot_of)
     data = prepare(
         data_folder,
         geometry_for(first.model_config(), first.preprocess),
@@ -66,7 +66,16 @@ def build_bundle(
         cfg.max_items,
         cfg.name_captions,
     )
-    runs = [train_member(m, data, work_dir / m.name, device) for m in cfg.members]
+    by_name = {m.name: m for m in cfg.members}
+    trained = {
+        m.name: train_member(m, data, work_dir / m.name, device) for m in cfg.members if not m.snapshot_of
+    }
+    runs = [
+        snapshot_member(m, by_name[m.snapshot_of], trained[m.snapshot_of])
+        if m.snapshot_of
+        else trained[m.name]
+        for m in cfg.members
+    ]
     trained = time.time()
     suite = make_suite(
         data.catalog.products,

@@ -50,9 +50,17 @@ class MemberConfig:
     lock_text: bool = True  # freeze the text tower (always for a Hugging Face tower: LiT)
     augment_shift: int = 3
     augment_jitter: float = 0.1
+    # ENCLIP snapshot: this member is not trained; it is member ``snapshot_of`` as saved after
+    # epoch ``snapshot_epoch`` (one fine-tuning run gives several members at no extra training cost).
+    snapshot_of: str = ""
+    snapshot_epoch: int = 0
 
     def validate(self) -> None:
         """Raise ValueError naming the bad field and the valid choices."""
+        if self.snapshot_of:
+            if self.snapshot_epoch <= 0:
+                raise ValueError(f"member {self.name}: snapshot_epoch must be >= 1 with snapshot_of")
+            return
         parse_loss(self.loss)
         if self.sampler not in SAMPLERS:
             raise ValueError(f"member {self.name}: unknown sampler {self.sampler!r}; valid: {list(SAMPLERS)}")
@@ -109,6 +117,18 @@ class TrainConfig:
             raise ValueError(f"member names must be unique, got {names}")
         for m in self.members:
             m.validate()
+        trained = {m.name: m for m in self.members if not m.snapshot_of}
+        for m in self.members:
+            base = trained.get(m.snapshot_of)
+            if m.snapshot_of and base is None:
+                raise ValueError(
+                    f"member {m.name}: snapshot_of {m.snapshot_of!r} is not a trained member; "
+                    f"valid: {sorted(trained)}"
+                )
+            if base is not None and m.snapshot_epoch > base.epochs:
+                raise ValueError(
+                    f"member {m.name}: snapshot_epoch {m.snapshot_epoch} > {base.name}'s epochs ({base.epochs})"
+                )
         if self.kmeans_k <= 0:
             raise ValueError(f"kmeans_k must be > 0, got {self.kmeans_k}")
 

@@ -212,6 +212,18 @@ def train_member(
     return MemberRun(cfg.name, model, model_cfg, cfg.preprocess, run_dir, history)
 
 
+def snapshot_member(cfg: MemberConfig, base_cfg: MemberConfig, base: MemberRun) -> MemberRun:
+    """Member ``cfg`` as the trained run ``base`` was after epoch ``cfg.snapshot_epoch`` (ENCLIP)."""
+    weights = base.run_dir / f"epoch-{cfg.snapshot_epoch}" / WEIGHTS_FILE
+    if not weights.exists():
+        raise FileNotFoundError(f"member {cfg.name}: no checkpoint {weights} (snapshot of {base.name})")
+    model, model_cfg = create_model(base_cfg)
+    model.load_state_dict(load_file(str(weights)), strict=False)
+    model.to(next(base.model.parameters()).device).eval()
+    history = [h for h in base.history if h["epoch"] <= cfg.snapshot_epoch]
+    return MemberRun(cfg.name, model, model_cfg, base.preprocess_cfg, base.run_dir, history)
+
+
 def _train_epoch(
     cfg: MemberConfig,
     data: Prepared,
