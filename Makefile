@@ -35,7 +35,7 @@ train: install
 	$(PY) -m training.build_default --data "$(VITRINE_DATA)"
 
 evaluate: install
-	$(PY) -m training.evaluate --bundle data/bundles/default --data "$(VITRINE_DATA)"
+	$(PY) -m training.evaluate --bundle data/bundles/default --data "$(VITRINE_DATA)" --out bench/results/eval
 
 demo: install
 	$(PY) -m services.demo --data "$(VITRINE_DATA)"

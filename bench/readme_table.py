@@ -19,6 +19,7 @@ from bench.common import RESULTS, figure
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 ORDER = ("embedder", "store", "search", "search-1m", "ingest")
+OTHER_TABLES = {"reliability"}  # results with a README table of their own (scripts/reliability_table.py)
 
 
 def embedder_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -78,6 +79,8 @@ def table(results: Path = RESULTS) -> str:
     lines = ["| part | what | value | goal | met? |", "|---|---|---|---|---|"]
     notes = []
     for path in sorted(results.glob("*.json"), key=_sort_key):
+        if path.stem in OTHER_TABLES:
+            continue
         result = json.loads(path.read_text())
         for row in rows_of(path.stem, result):
             lines.append(

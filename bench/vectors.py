@@ -198,9 +198,10 @@ def build_index(store: VectorStore, collection: str) -> dict[str, float]:
     store.optimize(collection)
     seconds = time.perf_counter() - begin
     out = {"optimize_s": round(seconds, 1)}
-    if isinstance(store, EdgeStore):
+    inner = getattr(store, "inner", store)  # open_store wraps adapters in MeteredStore
+    if isinstance(inner, EdgeStore):
         # EdgeStore has no public shard info; the counter tells whether an index was really built.
-        _, shard = store._shard(collection)
+        _, shard = inner._shard(collection)
         out["indexed_vectors"] = int(shard.info().indexed_vectors_count)
     return out
 

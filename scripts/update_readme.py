@@ -1,4 +1,4 @@
-"""Refresh the generated parts of README.md: the configuration table and the benchmark table.
+"""Refresh the generated parts of README.md: configuration, benchmark, evaluation and reliability tables.
 
 ``python scripts/update_readme.py`` rewrites the text between ``<!-- NAME:start -->`` and
 ``<!-- NAME:end -->`` markers; everything else in the README is left as written.
@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import sys
 from contextlib import redirect_stdout
@@ -16,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from scripts.config_table import main as config_table  # noqa: E402
+from scripts.eval_table import DEFAULT_REPORT, eval_table  # noqa: E402
+from scripts.reliability_table import DEFAULT_RESULTS, reliability_table  # noqa: E402
 
 
 def _captured(fn) -> str:
@@ -44,6 +47,14 @@ def main() -> None:
         text = replace_block(text, "bench", _captured(bench_table))
     except ImportError:
         print("bench/readme_table.py not present; benchmark table left as is", file=sys.stderr)
+    if DEFAULT_REPORT.exists():
+        text = replace_block(text, "eval", eval_table(json.loads(DEFAULT_REPORT.read_text())))
+    else:
+        print(f"{DEFAULT_REPORT} not found (run make evaluate); evaluation table left as is", file=sys.stderr)
+    if DEFAULT_RESULTS.exists():
+        text = replace_block(text, "reliability", reliability_table(json.loads(DEFAULT_RESULTS.read_text())))
+    else:
+        print(f"{DEFAULT_RESULTS} not found (run make reliability); table left as is", file=sys.stderr)
     readme.write_text(text)
     print(f"updated {readme}")
 

@@ -50,9 +50,22 @@ def resolve_catalog(data: Path) -> tuple[Path, bool]:
 
 
 def build_bundle(catalog: Path, bundle_dir: Path) -> None:
-    """Run the (cached) training build; its own log shows progress."""
+    """Run the (cached) training build, then the test-split evaluation once per bundle version."""
     cmd = [sys.executable, "-m", "training.build_default", "--data", str(catalog), "--out", str(bundle_dir)]
     subprocess.run(cmd, check=True, cwd=PROJECT_ROOT)
+    if not _evaluated(bundle_dir):
+        print("evaluating the bundle on the held-out test split (once per bundle version)", flush=True)
+        cmd = [sys.executable, "-m", "training.evaluate", "--bundle", str(bundle_dir), "--data", str(catalog)]
+        subprocess.run(cmd + ["--quiet"], check=True, cwd=PROJECT_ROOT)
+
+
+def _evaluated(bundle_dir: Path) -> bool:
+    """True when the bundle's test report exists and belongs to its current version."""
+    path = bundle_dir / TEST_REPORT
+    if not path.exists():
+        return False
+    version = json.loads((bundle_dir / "bundle.json").read_text())["version"]
+    return json.loads(path.read_text()).get("bundle", {}).get("version") == version
 
 
 async def ingest(address: str, catalog: Path, limit: int | None) -> None:

@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-queries", type=int, default=1000)
     parser.add_argument("--depth", type=int, default=100, help="hits per member fused per query")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--quiet", action="store_true", help="write the files; do not print the tables")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     bundle = load_bundle(args.bundle)
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.bundle
     out.mkdir(parents=True, exist_ok=True)
     (out / f"eval-{args.split}.json").write_text(json.dumps(report, indent=2))
-    print_report(report)
+    if not args.quiet:
+        print_report(report)
     plot_report(report, out / f"eval-{args.split}.png")
     log.info("wrote %s and %s", out / f"eval-{args.split}.json", out / f"eval-{args.split}.png")
     return 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from prometheus_client import Counter
 
 from services.common.bundle import Bundle
 from services.common.config import IngestConfig
@@ -31,6 +32,10 @@ EmbedImages = Callable[[list[bytes]], Awaitable[list[dict[str, np.ndarray]]]]
 MAX_REPORTED_ERRORS = 1000
 NO_CLUSTER = -1
 REBUILD_SEPARATOR = ".r"
+
+INGEST_ITEMS = Counter(
+    "vitrine_ingest_items_total", "Products by outcome (rate() gives items/s)", ["outcome"]
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,15 @@ class IngestSummary:
     skipped: int = 0  # already present, left alone (``skip_existing`` only)
     errors: list[ItemError] = field(default_factory=list)
 
+    def add_upserted(self, count: int) -> None:
+        """Count items written to the store."""
+        self.upserted += count
+        INGEST_ITEMS.labels("upserted").inc(count)
+
     def add_error(self, index: int, product_id: str, code: str, message: str) -> None:
         """Count a failed item and keep its report while under the cap."""
         self.failed += 1
+        INGEST_ITEMS.labels("failed").inc()
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append(ItemError(index, product_id, code, message))
 
@@ -221,17 +232,19 @@ class IngestCore:
             embedded = await self._embed_isolating(batch, summary)
             points = self._points(embedded)
             if pending is not None:
-                summary.upserted += await pending
+                summary.add_upserted(await pending)
             pending = asyncio.create_task(asyncio.to_thread(self._store_batch, embedded, points, targets))
         if pending is not None:
-            summary.upserted += await pending
+            summary.add_upserted(await pending)
 
     async def _drop_existing(
         self, batch: list[Prepared], target: str, summary: IngestSummary
     ) -> list[Prepared]:
         present = await asyncio.to_thread(self.store.retrieve, target, [p.product.id for p in batch])
         known = {p.id for p in present}
-        summary.skipped += sum(p.product.id in known for p in batch)
+        skipped = sum(p.product.id in known for p in batch)
+        summary.skipped += skipped
+        INGEST_ITEMS.labels("skipped").inc(skipped)
         return [p for p in batch if p.product.id not in known]
 
     async def _embed_isolating(

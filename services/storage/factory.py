@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from services.common.config import StoreConfig
+from services.storage.metered import MeteredStore
 from services.storage.port import VectorStore
 
 BACKENDS = ("edge", "qdrant")
@@ -12,11 +13,14 @@ COLLECTION_SEPARATOR = "__"
 
 
 def open_store(cfg: StoreConfig) -> VectorStore:
-    """The adapter for ``cfg.backend``: ``edge`` (shards under ``cfg.path``) or ``qdrant`` (``cfg.url``)."""
+    """The adapter for ``cfg.backend``: ``edge`` (shards under ``cfg.path``) or ``qdrant`` (``cfg.url``).
+
+    Either is wrapped in :class:`MeteredStore` (Prometheus latency/error metrics per operation).
+    """
     if cfg.backend == "edge":
         from services.storage.edge import EdgeStore
 
-        return EdgeStore(cfg.path)
+        return MeteredStore(EdgeStore(cfg.path), "edge")
     if cfg.backend == "qdrant":
         from services.storage.qdrant import QdrantStore
 
@@ -24,7 +28,7 @@ def open_store(cfg: StoreConfig) -> VectorStore:
             raise ValueError(
                 "store.url is required for backend 'qdrant' (http(s)://host:6333, :memory:, path:DIR)"
             )
-        return QdrantStore.from_config(cfg)
+        return MeteredStore(QdrantStore.from_config(cfg), "qdrant")
     raise ValueError(f"unknown store backend {cfg.backend!r}; valid: {list(BACKENDS)}")
 
 

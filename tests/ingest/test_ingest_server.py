@@ -7,6 +7,7 @@ import signal
 
 import grpc
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
 from services.common.config import ServerConfig
 from services.common.server import GrpcServer, ServiceBinding
@@ -104,6 +105,32 @@ async def test_upsert_stream_delete_count(ingest):
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.Count(ingest_pb2.CountRequest(filters={"a.": "x"}))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "filters['a.']" in err.value.details()
+
+
+def _sample(name: str, labels: tuple[tuple[str, str], ...]) -> float:
+    return REGISTRY.get_sample_value(name, dict(labels)) or 0.0
+
+
+async def test_ingest_and_store_metrics_move(ingest):
+    _, _, stub = ingest
+    upserted = ("vitrine_ingest_items_total", (("outcome", "upserted"),))
+    failed = ("vitrine_ingest_items_total", (("outcome", "failed"),))
+    store_upserts = ("vitrine_store_seconds_count", (("backend", "edge"), ("op", "upsert")))
+    points = ("vitrine_store_points_upserted_total", (("backend", "edge"),))
+    before = {key: _sample(*key) for key in (upserted, failed, store_upserts, points)}
+
+    async def stream():
+        for i, colour in enumerate((RED, GREEN, BLUE, RED, GREEN)):
+            yield ingest_pb2.Product(id=f"m{i}", image=solid(colour))
+        yield ingest_pb2.Product(id="bad", image=b"not an image")
+
+    summary = await stub.Upsert(stream())
+    assert (summary.upserted, summary.failed) == (5, 1)
+    moved = {key: _sample(*key) - before[key] for key in before}
+    assert moved[upserted] == 5 and moved[failed] == 1 and moved[points] == 5
+    assert moved[store_upserts] >= 2  # batches of 4: at least two upsert calls, each timed
+    text = generate_latest(REGISTRY).decode()
+    assert 'vitrine_store_seconds_bucket{backend="edge",le="0.0005",op="upsert"}' in text
 
 
 async def test_reindex_rpc_and_status_codes(ingest):

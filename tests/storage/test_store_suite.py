@@ -245,7 +245,7 @@ def test_edge_shard_is_exclusive_and_indexed(tmp_path):
     second = EdgeStore(cfg.path)
     with pytest.raises(StoreError, match="another process"):
         second.count("c1")
-    assert set(first._shard("c1")[1].info().payload_schema) == set(INDEXES)
+    assert set(first.inner._shard("c1")[1].info().payload_schema) == set(INDEXES)
     first.close()
     assert second.count("c1") == 0
     second.close()

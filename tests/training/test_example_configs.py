@@ -1,0 +1,34 @@
+"""The training configs shipped in training/configs/ load, validate and stay in step with the code."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from training.config import load_config
+from training.defaults import default_config
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "training" / "configs").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_example_config_validates(path: Path):
+    cfg = load_config(path)
+    cfg.validate()
+    assert len(cfg.members) >= 2, "an ensemble config should name several members"
+
+
+def test_default_json_is_the_built_in_default():
+    shipped = load_config(CONFIGS[[p.stem for p in CONFIGS].index("default")])
+    assert dataclasses.asdict(shipped) == dataclasses.asdict(default_config()), (
+        "training/configs/default.json drifted from training.defaults.default_config(); regenerate it"
+    )
+
+
+def test_hub_config_uses_snapshots_of_a_pretrained_run():
+    cfg = load_config(CONFIGS[[p.stem for p in CONFIGS].index("hub-vit-b-32")])
+    trained = [m for m in cfg.members if not m.snapshot_of]
+    assert trained and all(m.pretrained and m.arch for m in trained)
+    assert {m.snapshot_of for m in cfg.members if m.snapshot_of} <= {m.name for m in trained}
