@@ -79,6 +79,11 @@ def build_model(model_cfg: dict[str, Any], hf_pretrained: bool = True) -> torch.
     text_cfg = cfg.get("text_cfg", {})
     if "hf_model_name" in text_cfg:
         text_cfg["hf_model_pretrained"] = hf_pretrained
+        from transformers.utils import logging as hf_logging
+
+        # The pooler weights of the sentence-transformers checkpoint are unused by open_clip's mean
+        # pooler; transformers' load report about them is noise in every log.
+        hf_logging.set_verbosity_error()
         return open_clip.CustomTextCLIP(**cfg)
     if cfg.pop("custom_text", False):
         return open_clip.CustomTextCLIP(**cfg)

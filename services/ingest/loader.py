@@ -4,6 +4,8 @@ Two layouts are understood:
 
 * Fashion Product Images: ``styles.csv`` + ``images/<id>.jpg``; text = ``productDisplayName``,
   attributes = the other columns (empty values left out).
+* DeepFashion In-shop: ``list_eval_partition.txt`` + ``img/...``; id = the image path, attributes
+  ``item_id``, ``gender`` and ``articleType`` (from the path) and ``evaluation_status``.
 * A plain folder with ``catalog.jsonl`` or ``catalog.csv``: fields ``id``, ``image`` (a path
   relative to the folder), ``text``; every other field becomes an attribute.
 
@@ -34,6 +36,7 @@ log = logging.getLogger("vitrine.ingest.loader")
 FASHION_TABLE = "styles.csv"
 FASHION_IMAGES = "images"
 FASHION_TEXT = "productDisplayName"
+INSHOP_TABLE = "list_eval_partition.txt"
 PLAIN_TABLES = ("catalog.jsonl", "catalog.csv")
 
 
@@ -45,6 +48,25 @@ def _fashion(directory: Path) -> Iterator[Product]:
             attributes = {k: v.strip() for k, v in row.items() if k and v and v.strip()}
             image = directory / FASHION_IMAGES / f"{product_id}.jpg"
             yield Product(id=product_id, image_uri=str(image), text=text, attributes=attributes)
+
+
+def _inshop(directory: Path) -> Iterator[Product]:
+    lines = (directory / INSHOP_TABLE).read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines[2:], start=3):  # a count line, then a header line
+        cells = line.split()
+        if not cells:
+            continue
+        if len(cells) != 3:
+            log.warning(
+                "%s:%d: skipped, expected 'image_name item_id status'", directory / INSHOP_TABLE, number
+            )
+            continue
+        path, item_id, status = cells
+        parts = Path(path).parts  # img/WOMEN/Dresses/id_00000002/02_1_front.jpg
+        attributes = {"item_id": item_id, "evaluation_status": status}
+        if len(parts) > 3:
+            attributes |= {"gender": parts[1].title(), "articleType": parts[2]}
+        yield Product(id=path, image_uri=str(directory / path), text="", attributes=attributes)
 
 
 def _plain_rows(table: Path) -> Iterator[dict[str, Any]]:
@@ -73,19 +95,24 @@ def _plain(directory: Path, table: Path) -> Iterator[Product]:
 def catalog_table(directory: str | Path) -> Path:
     """The table that describes a catalog folder; ValueError naming the expected layouts if none."""
     root = Path(directory).resolve()
-    for name in (FASHION_TABLE, *PLAIN_TABLES):
+    for name in (FASHION_TABLE, INSHOP_TABLE, *PLAIN_TABLES):
         if (root / name).is_file():
             return root / name
     raise ValueError(
         f"{root}: no catalog found; expected {FASHION_TABLE} + {FASHION_IMAGES}/<id>.jpg, "
-        f"or one of {list(PLAIN_TABLES)} with id,image,text columns"
+        f"{INSHOP_TABLE} + img/..., or one of {list(PLAIN_TABLES)} with id,image,text columns"
     )
 
 
 def iter_catalog(directory: str | Path, limit: int | None = None) -> Iterator[Product]:
     """Products of a catalog folder, with absolute ``image_uri`` paths, up to ``limit``."""
     table = catalog_table(directory)
-    products = _fashion(table.parent) if table.name == FASHION_TABLE else _plain(table.parent, table)
+    if table.name == FASHION_TABLE:
+        products = _fashion(table.parent)
+    elif table.name == INSHOP_TABLE:
+        products = _inshop(table.parent)
+    else:
+        products = _plain(table.parent, table)
     for count, product in enumerate(products):
         if limit is not None and count >= limit:
             return

@@ -18,6 +18,7 @@ from services.ingest.server import SERVICE_NAME, IngestServicer
 from tests.ingest.conftest import BLUE, GREEN, RED
 from tests.support.images import solid
 from tests.support.procs import free_port, start_module, wait_serving
+from training.data.catalog import STYLE_COLUMNS
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
 
 
@@ -39,21 +40,9 @@ async def ingest(make_core, bundle):
 def fashion_folder(root, n: int = 9):
     """A Fashion Product Images layout: styles.csv (with a quoted comma) + images/<id>.jpg."""
     (root / "images").mkdir(parents=True)
-    columns = [
-        "id",
-        "gender",
-        "masterCategory",
-        "subCategory",
-        "articleType",
-        "baseColour",
-        "season",
-        "year",
-        "usage",
-        "productDisplayName",
-    ]
     with (root / "styles.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(columns)
+        writer.writerow(STYLE_COLUMNS)
         for i in range(n):
             kind = ["Shirts", "Tshirts", "Jeans"][i % 3]
             writer.writerow(
@@ -256,3 +245,23 @@ def test_serve_command_runs_until_sigterm(bundle, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_inshop_folder_reads_as_products(tmp_path):
+    root = tmp_path / "inshop"
+    rows = [
+        ("img/WOMEN/Dresses/id_00000001/01_1_front.jpg", "id_00000001", "train"),
+        ("img/MEN/Denim/id_00000003/01_1_front.jpg", "id_00000003", "gallery"),
+    ]
+    lines = ["2", "image_name item_id evaluation_status", *(" ".join(r) for r in rows), "broken line"]
+    root.mkdir()
+    (root / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    products = list(iter_catalog(root))
+    assert [p.id for p in products] == [r[0] for r in rows]
+    assert products[1].attributes == {
+        "item_id": "id_00000003",
+        "evaluation_status": "gallery",
+        "gender": "Men",
+        "articleType": "Denim",
+    }
+    assert products[0].image_uri == str(root.resolve() / rows[0][0])
