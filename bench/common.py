@@ -24,7 +24,8 @@ DEFAULT_BUNDLE = PROJECT_ROOT / "data" / "bundles" / "default"
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     return {
-        "cpu_count": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,

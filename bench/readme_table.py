@@ -87,7 +87,7 @@ def table(results: Path = RESULTS) -> str:
                 f"| {path.stem} | {row['what']} | {row['value']} | {row['goal'] or '-'} | {_met(row['met'])} |"
             )
         machine = result.get("machine", {})
-        notes.append(f"{path.stem}: {machine.get('date', '?')}, {machine.get('cpu_count', '?')} CPU threads")
+        notes.append(f"{path.stem}: {machine.get('date', '?')}, {machine.get('cpu_count', '?')} CPUs")
     return "\n".join([*lines, "", "Measured: " + "; ".join(notes) + "."])
 
 

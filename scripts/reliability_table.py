@@ -31,7 +31,7 @@ def reliability_table(results: dict[str, Any]) -> str:
         lines.append(f"| {name} | {cells} |")
     machine = results.get("machine", {})
     lines.append("")
-    lines.append(f"Measured {machine.get('date', '?')}, {machine.get('cpu_count', '?')} CPU threads.")
+    lines.append(f"Measured {machine.get('date', '?')}, {machine.get('cpu_count', '?')} CPUs.")
     return "\n".join(lines)
 
 

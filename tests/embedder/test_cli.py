@@ -6,7 +6,7 @@ import signal
 
 import grpc
 
-from tests.support.procs import free_port, start_module, wait_serving
+from tests.support.procs import free_port, process_output, start_module, wait_serving
 from vitrine.v1 import embedder_pb2, embedder_pb2_grpc
 
 
@@ -21,7 +21,7 @@ def test_cli_serves_and_exits_cleanly_on_sigterm(random_bundle):
             assert len(resp.embeddings[0].vectors) == 2
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
-        output = proc.stdout.read()
+        output = process_output(proc)
         assert '"msg": "draining"' in output
     finally:
         if proc.poll() is None:

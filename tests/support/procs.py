@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,16 +24,29 @@ def free_port() -> int:
 
 
 def start_module(module: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-    """``python -m module args`` from the repo root, logs to a pipe."""
+    """``python -m module args`` from the repo root; its output goes to a temporary log file.
+
+    A file, not a pipe: nobody reads a pipe while the service runs, and a service that logs every
+    request would block on a full pipe buffer after a few hundred calls. ``process_output`` reads it.
+    """
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "VITRINE_LOG_JSON": "true", **(env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log = tempfile.NamedTemporaryFile(prefix=f"vitrine-{module}-", suffix=".log", delete=False)  # noqa: SIM115
+    with log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    proc.log_path = Path(log.name)  # type: ignore[attr-defined]
+    return proc
+
+
+def process_output(proc: subprocess.Popen) -> str:
+    """Everything a process started by ``start_module`` has printed so far."""
+    return proc.log_path.read_text(errors="replace")  # type: ignore[attr-defined]
 
 
 def wait_serving(address: str, proc: subprocess.Popen, timeout: float = 60.0, service: str = "") -> None:
@@ -42,7 +56,7 @@ def wait_serving(address: str, proc: subprocess.Popen, timeout: float = 60.0, se
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"process exited with {proc.returncode}:\n{proc.stdout.read()}")
+                raise RuntimeError(f"process exited with {proc.returncode}:\n{process_output(proc)}")
             try:
                 resp = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
                 if resp.status == health_pb2.HealthCheckResponse.SERVING:
@@ -51,4 +65,4 @@ def wait_serving(address: str, proc: subprocess.Popen, timeout: float = 60.0, se
                 pass
             time.sleep(0.2)
     proc.kill()
-    raise TimeoutError(f"{address} not SERVING after {timeout}s:\n{proc.stdout.read()}")
+    raise TimeoutError(f"{address} not SERVING after {timeout}s:\n{process_output(proc)}")
