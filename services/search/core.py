@@ -36,7 +36,12 @@ from services.search.model import ResultHit, SearchOptions, SearchQuery, SearchR
 from services.search.plan import Plan, check_config, make_plan, mix, text_weight
 from services.search.rerank import cap_per_cluster, cluster_of, cluster_rerank, mmr
 from services.search.retrieval import Deadline, MemberLists, call_store, query_members
+from services.storage.filters import CLUSTER_FIELD
 from services.storage.port import StoredPoint, VectorStore
+
+# What ranking needs from each hit's payload; the page's whole payloads are fetched afterwards.
+RANKING_FIELDS = ("id", CLUSTER_FIELD)
+PAGE_FETCH_RESERVE_S = 0.05  # of the deadline, kept for that fetch when a member query is slow
 
 
 class EmbedClient(Protocol):
@@ -160,7 +165,15 @@ class SearchCore:
         """Query the members, fuse, re-rank and cut the page."""
         collection = collection or await self._collection(deadline)
         answered = await query_members(
-            self.store, collection, vectors, plan.members, plan.depth, plan.filters or None, deadline
+            self.store,
+            collection,
+            vectors,
+            plan.members,
+            plan.depth,
+            plan.filters or None,
+            deadline,
+            payload_fields=RANKING_FIELDS,
+            reserve_s=PAGE_FETCH_RESERVE_S,
         )
         answered.raise_if_empty()
         lists = {m: ranked_hits(answered.lists[m], m) for m in plan.members if m in answered.lists}
@@ -171,13 +184,25 @@ class SearchCore:
             fused = await self._diversify(plan, fused, collection, lists, deadline)
         page = fused[plan.offset : plan.end]
         missing = answered.missing(plan.members)
+        full = await self._page_payloads(collection, [h.id for h in page], deadline)
         return SearchResult(
-            hits=[result_hit(h, payloads[h.id], plan.explain) for h in page],
+            hits=[result_hit(h, full.get(h.id, payloads[h.id]), plan.explain) for h in page],
             partial=bool(missing),
             missing_members=missing,
             fusion=plan.method.name,
             collection=collection,
         )
+
+    async def _page_payloads(
+        self, collection: str, ids: Sequence[str], deadline: Deadline
+    ) -> dict[str, Mapping[str, Any]]:
+        """Whole payloads of the page's hits (members ranked on ids and cluster ids only)."""
+        if not ids:
+            return {}
+        points = await call_store(
+            deadline, "fetching the page's payloads", self.store.retrieve, collection, ids
+        )
+        return {p.id: p.payload for p in points}
 
     def _rerank(
         self,

@@ -81,8 +81,14 @@ async def query_members(
     depth: int,
     filters: Filters | None,
     deadline: Deadline,
+    payload_fields: Sequence[str] | None = None,
+    reserve_s: float = 0.0,
 ) -> MemberLists:
-    """Query every member concurrently, each in a thread; collect what comes back by the deadline."""
+    """Query every member concurrently, each in a thread; collect what comes back by the deadline.
+
+    ``payload_fields`` limits the payload keys of the hits (see :meth:`VectorStore.query`);
+    ``reserve_s`` of the time left is kept for what the caller does next (at most half of it).
+    """
     left = deadline.check("querying the store")
     result = MemberLists()
     tasks: dict[asyncio.Task[dict[str, list[ScoredPoint]]], str] = {}
@@ -91,10 +97,11 @@ async def query_members(
             result.failed[member] = "no query vector for this member"
             continue
         query = MemberQuery(member, vectors[member], depth)
-        tasks[asyncio.create_task(asyncio.to_thread(store.query, collection, [query], filters))] = member
+        call = asyncio.to_thread(store.query, collection, [query], filters, payload_fields)
+        tasks[asyncio.create_task(call)] = member
     if not tasks:
         return result
-    done, pending = await asyncio.wait(tasks, timeout=left)
+    done, pending = await asyncio.wait(tasks, timeout=max(left / 2, left - reserve_s))
     for task in pending:
         task.cancel()
         result.timed_out.append(tasks[task])

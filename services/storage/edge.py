@@ -206,13 +206,20 @@ class EdgeStore(VectorStore):
             return int(shard.count(qe.CountRequest(exact=True, filter=flt)))
 
     def query(
-        self, collection: str, queries: Sequence[MemberQuery], filters: Filters | None = None
+        self,
+        collection: str,
+        queries: Sequence[MemberQuery],
+        filters: Filters | None = None,
+        payload_fields: Sequence[str] | None = None,
     ) -> dict[str, list[ScoredPoint]]:
         """All member queries as one ``query_batch`` call (one planned pass over the segments)."""
         if not queries:
             return {}
         target, shard = self._shard(collection)
         flt = edge_filter(filters)
+        payload = (
+            True if payload_fields is None else qe.PayloadSelector.Include(unique(["id", *payload_fields]))
+        )
         requests = []
         for q in queries:
             self._specs.check(target, {q.member: q.vector}, f"query for member {q.member!r}")
@@ -223,7 +230,7 @@ class EdgeStore(VectorStore):
                     limit=q.limit,
                     query=qe.Query.Nearest(as_vector(q.vector), using=q.member),
                     filter=flt,
-                    with_payload=True,
+                    with_payload=payload,
                 )
             )
         with edge_errors(f"query {target}"):

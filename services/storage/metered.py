@@ -74,11 +74,15 @@ class MeteredStore(VectorStore):
             return self.inner.count(collection, filters)
 
     def query(
-        self, collection: str, queries: Sequence[MemberQuery], filters: Filters | None = None
+        self,
+        collection: str,
+        queries: Sequence[MemberQuery],
+        filters: Filters | None = None,
+        payload_fields: Sequence[str] | None = None,
     ) -> dict[str, list[ScoredPoint]]:
         """See :meth:`VectorStore.query`."""
         with self._timed("query"):
-            return self.inner.query(collection, queries, filters)
+            return self.inner.query(collection, queries, filters, payload_fields)
 
     def retrieve(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
         """See :meth:`VectorStore.retrieve`."""

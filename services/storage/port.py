@@ -121,9 +121,18 @@ class VectorStore(abc.ABC):
 
     @abc.abstractmethod
     def query(
-        self, collection: str, queries: Sequence[MemberQuery], filters: Filters | None = None
+        self,
+        collection: str,
+        queries: Sequence[MemberQuery],
+        filters: Filters | None = None,
+        payload_fields: Sequence[str] | None = None,
     ) -> dict[str, list[ScoredPoint]]:
-        """Run one query per member, in one round trip where the backend allows; ranked lists by member."""
+        """Run one query per member, in one round trip where the backend allows; ranked lists by member.
+
+        ``payload_fields`` keeps only those top-level payload keys (``id`` always) in the hits; None
+        returns whole payloads. Converting payloads is most of a query's cost, so callers that only
+        rank ask for ids and fetch the page's payloads with :meth:`retrieve`.
+        """
 
     @abc.abstractmethod
     def retrieve(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:

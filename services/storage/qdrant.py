@@ -210,12 +210,17 @@ class QdrantStore(VectorStore):
             return int(self.client.count(collection, count_filter=flt, exact=True).count)
 
     def query(
-        self, collection: str, queries: Sequence[MemberQuery], filters: Filters | None = None
+        self,
+        collection: str,
+        queries: Sequence[MemberQuery],
+        filters: Filters | None = None,
+        payload_fields: Sequence[str] | None = None,
     ) -> dict[str, list[ScoredPoint]]:
         """All member queries in one ``query_batch_points`` round trip."""
         if not queries:
             return {}
         flt = qdrant_filter(filters)
+        payload: bool | list[str] = True if payload_fields is None else unique(["id", *payload_fields])
         requests = []
         for q in queries:
             self._specs.check(collection, {q.member: q.vector}, f"query for member {q.member!r}")
@@ -223,7 +228,7 @@ class QdrantStore(VectorStore):
                 raise ValueError(f"query for member {q.member!r}: limit must be > 0, got {q.limit}")
             requests.append(
                 models.QueryRequest(
-                    query=as_vector(q.vector), using=q.member, filter=flt, limit=q.limit, with_payload=True
+                    query=as_vector(q.vector), using=q.member, filter=flt, limit=q.limit, with_payload=payload
                 )
             )
         with self._call(f"query {collection}"):

@@ -186,14 +186,18 @@ class FaultyStore:
         self.slow = dict(slow or {})
 
     def query(
-        self, collection: str, queries: Sequence[MemberQuery], filters: Filters | None = None
+        self,
+        collection: str,
+        queries: Sequence[MemberQuery],
+        filters: Filters | None = None,
+        payload_fields: Sequence[str] | None = None,
     ) -> dict[str, list[ScoredPoint]]:
         for q in queries:
             if q.member in self.failing:
                 raise StoreError(f"member {q.member}: shard unavailable (test)")
             if q.member in self.slow:
                 time.sleep(self.slow[q.member])
-        return self.inner.query(collection, queries, filters)
+        return self.inner.query(collection, queries, filters, payload_fields)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
