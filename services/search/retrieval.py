@@ -1,4 +1,4 @@
-"""Store calls under the request deadline: one query per member in its own thread, partial results.
+"""Store calls under the request deadline: all members in one call, else one by one; partial results.
 
 The store port is synchronous, so each call runs in a worker thread and is awaited with the
 time left. A member whose query fails or is still running at the deadline is reported missing;
@@ -84,24 +84,57 @@ async def query_members(
     payload_fields: Sequence[str] | None = None,
     reserve_s: float = 0.0,
 ) -> MemberLists:
-    """Query every member concurrently, each in a thread; collect what comes back by the deadline.
+    """Query the members, collecting what comes back by the deadline.
 
+    First all members in one store call (one round trip; per-call overhead dominates small
+    queries), given half the time. If that call fails or is too slow, each member is queried on its
+    own, in its own thread, so one failing or slow member costs only its own list (``partial``).
     ``payload_fields`` limits the payload keys of the hits (see :meth:`VectorStore.query`);
     ``reserve_s`` of the time left is kept for what the caller does next (at most half of it).
     """
     left = deadline.check("querying the store")
     result = MemberLists()
-    tasks: dict[asyncio.Task[dict[str, list[ScoredPoint]]], str] = {}
+    queries = []
     for member in members:
-        if member not in vectors:
+        if member in vectors:
+            queries.append(MemberQuery(member, vectors[member], depth))
+        else:
             result.failed[member] = "no query vector for this member"
-            continue
-        query = MemberQuery(member, vectors[member], depth)
-        call = asyncio.to_thread(store.query, collection, [query], filters, payload_fields)
-        tasks[asyncio.create_task(call)] = member
-    if not tasks:
+    if not queries:
         return result
-    done, pending = await asyncio.wait(tasks, timeout=max(left / 2, left - reserve_s))
+    budget = max(left / 2, left - reserve_s)
+    together = asyncio.create_task(
+        asyncio.to_thread(store.query, collection, queries, filters, payload_fields)
+    )
+    done, _ = await asyncio.wait({together}, timeout=budget / 2)
+    if done and together.exception() is None:
+        lists = together.result()
+        result.lists.update({q.member: list(lists.get(q.member, [])) for q in queries})
+        return result
+    if not done:
+        together.cancel()  # the thread finishes on its own; its result is discarded
+    remaining = max(0.0, budget - (left - deadline.remaining()))
+    await _one_by_one(store, collection, queries, filters, payload_fields, remaining, result)
+    return result
+
+
+async def _one_by_one(
+    store: VectorStore,
+    collection: str,
+    queries: Sequence[MemberQuery],
+    filters: Filters | None,
+    payload_fields: Sequence[str] | None,
+    timeout: float,
+    result: MemberLists,
+) -> None:
+    """Each member in its own thread; failures and stragglers are recorded per member."""
+    tasks = {
+        asyncio.create_task(
+            asyncio.to_thread(store.query, collection, [q], filters, payload_fields)
+        ): q.member
+        for q in queries
+    }
+    done, pending = await asyncio.wait(tasks, timeout=timeout) if timeout > 0 else (set(), set(tasks))
     for task in pending:
         task.cancel()
         result.timed_out.append(tasks[task])
@@ -113,7 +146,6 @@ async def query_members(
             result.failed[member] = f"{type(exc).__name__}: {exc}"
             continue
         result.lists[member] = list(task.result().get(member, []))
-    return result
 
 
 __all__ = ["Deadline", "MemberLists", "call_store", "query_members"]
