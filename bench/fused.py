@@ -23,7 +23,8 @@ from services.storage.port import VectorStore
 
 MEMBER_WEIGHTS = {"m1": 1.0, "m2": 3.0, "m3": 1.0}  # as in the default bundle (weighted_rrf)
 VARIANTS: dict[str, SearchOptions] = {
-    "rrf": SearchOptions(top_k=10, fusion="rrf"),
+    "rrf": SearchOptions(top_k=10, fusion="rrf"),  # fused by the store (search.store_rrf)
+    "rrf+explain": SearchOptions(top_k=10, fusion="rrf", explain=True),  # fused here, with evidence
     "weighted_rrf": SearchOptions(top_k=10, fusion="weighted_rrf"),
     "combsum": SearchOptions(top_k=10, fusion="combsum"),
     "rrf+cluster_rerank": SearchOptions(top_k=10, fusion="rrf", cluster_rerank=True),

@@ -111,6 +111,9 @@ class SearchConfig:
     overfetch: float = 3.0  # each member returns (offset + top_k) * overfetch candidates ...
     min_candidates: int = 100  # ... but at least this many, so early pages fuse the same lists
     rrf_k: int = 0  # RRF k; 0 = the bundle's fusion.rrf_k
+    store_rrf: bool = (
+        True  # plain rrf without explain/re-rank is fused by the store in one call (matched_members 0)
+    )
     max_filters: int = 16
     cluster_boost: float = 0.5  # ENCLIP re-rank: relative boost for hits in the majority clusters
     cluster_top_n: int = 10  # ENCLIP re-rank: top hits per member that vote for its majority cluster

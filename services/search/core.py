@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -36,11 +36,12 @@ from services.search.model import ResultHit, SearchOptions, SearchQuery, SearchR
 from services.search.plan import Plan, check_config, make_plan, mix, text_weight
 from services.search.rerank import cap_per_cluster, cluster_of, cluster_rerank, mmr
 from services.search.retrieval import Deadline, MemberLists, call_store, query_members
+from services.search.store_fusion import can_fuse_in_store, fuse_in_store
 from services.storage.filters import CLUSTER_FIELD
-from services.storage.port import StoredPoint, VectorStore
+from services.storage.port import StoredPoint, VectorStore, point_id
 
-# What ranking needs from each hit's payload; the page's whole payloads are fetched afterwards.
-RANKING_FIELDS = ("id", CLUSTER_FIELD)
+# The payload that cluster re-ranking reads from every hit; plain ranking reads none.
+CLUSTER_FIELDS = (CLUSTER_FIELD,)
 PAGE_FETCH_RESERVE_S = 0.05  # of the deadline, kept for that fetch when a member query is slow
 
 
@@ -162,59 +163,78 @@ class SearchCore:
         exclude: str | None = None,
         collection: str | None = None,
     ) -> SearchResult:
-        """Query the members, fuse, re-rank and cut the page."""
-        collection = collection or await self._collection(deadline)
+        """Query the members, fuse, re-rank and cut the page.
+
+        Members rank on store keys and scores only (no payload read) unless clusters are needed
+        for re-ranking; the page's points are then read by key in one call.
+        """
+        excluded = point_id(exclude) if exclude is not None else None
+        if can_fuse_in_store(plan, self.cfg.store_rrf):
+            name = collection or self.collection
+            fused_by_store = await fuse_in_store(
+                self.store, name, collection is None, vectors, plan, deadline, excluded
+            )
+            if fused_by_store is not None:
+                target, hits = fused_by_store
+                return SearchResult(hits=hits, fusion=plan.method.name, collection=target)
+        needs_clusters = plan.cluster_rerank or plan.max_per_cluster > 0
         answered = await query_members(
             self.store,
-            collection,
+            collection or self.collection,
             vectors,
             plan.members,
             plan.depth,
             plan.filters or None,
             deadline,
-            payload_fields=RANKING_FIELDS,
+            payload_fields=CLUSTER_FIELDS if needs_clusters else (),
             reserve_s=PAGE_FETCH_RESERVE_S,
+            resolve=collection is None,
         )
         answered.raise_if_empty()
-        lists = {m: ranked_hits(answered.lists[m], m) for m in plan.members if m in answered.lists}
-        payloads = _payloads(answered)
-        fused = [h for h in plan.method.fuse(lists, depth=plan.depth) if h.id != exclude]
-        fused = self._rerank(plan, fused, lists, payloads)
+        collection = answered.collection
+        lists = {
+            m: ranked_hits(answered.lists[m], m, with_clusters=needs_clusters)
+            for m in plan.members
+            if m in answered.lists
+        }
+        fused = [h for h in plan.method.fuse(lists, depth=plan.depth) if h.id != excluded]
+        fused = self._rerank(plan, fused, lists, _clusters(answered) if needs_clusters else {})
         if plan.mmr_lambda > 0.0 and fused:
             fused = await self._diversify(plan, fused, collection, lists, deadline)
         page = fused[plan.offset : plan.end]
         missing = answered.missing(plan.members)
-        full = await self._page_payloads(collection, [h.id for h in page], deadline)
+        points = await self._page_points(collection, [h.id for h in page], deadline)
         return SearchResult(
-            hits=[result_hit(h, full.get(h.id, payloads[h.id]), plan.explain) for h in page],
+            # a page hit deleted between the query and the read is left out
+            hits=[result_hit(h, points[h.id], plan.explain) for h in page if h.id in points],
             partial=bool(missing),
             missing_members=missing,
             fusion=plan.method.name,
             collection=collection,
         )
 
-    async def _page_payloads(
-        self, collection: str, ids: Sequence[str], deadline: Deadline
-    ) -> dict[str, Mapping[str, Any]]:
-        """Whole payloads of the page's hits (members ranked on ids and cluster ids only)."""
-        if not ids:
+    async def _page_points(
+        self, collection: str, keys: Sequence[str], deadline: Deadline
+    ) -> dict[str, StoredPoint]:
+        """The page's points (whole payloads) by store key."""
+        if not keys:
             return {}
-        points = await call_store(
-            deadline, "fetching the page's payloads", self.store.retrieve, collection, ids
+        points: list[StoredPoint] = await call_store(
+            deadline, "fetching the page's payloads", self.store.retrieve_keys, collection, keys
         )
-        return {p.id: p.payload for p in points}
+        return {p.key: p for p in points}
 
     def _rerank(
         self,
         plan: Plan,
         fused: list[FusedHit],
         lists: Mapping[str, Sequence[RankedHit]],
-        payloads: Mapping[str, Mapping[str, Any]],
+        clusters: Mapping[str, Mapping[str, int]],
     ) -> list[FusedHit]:
-        """Cluster boost, score threshold and per-cluster cap, in that order."""
-        clusters: dict[str, dict[str, int]] = {}
-        if plan.cluster_rerank or plan.max_per_cluster > 0:
-            clusters = {hit_id: clusters_of(payload) for hit_id, payload in payloads.items()}
+        """Cluster boost, score threshold and per-cluster cap, in that order.
+
+        ``clusters`` is ``{store key: {member: cluster id}}`` (read only when boost or cap is on).
+        """
         if plan.cluster_rerank:
             fused = cluster_rerank(
                 fused, lists, boost=self.cfg.cluster_boost, top_n=self.cfg.cluster_top_n, clusters=clusters
@@ -237,10 +257,15 @@ class SearchCore:
         """MMR over the top ``depth`` candidates; similarity = mean cosine over the answering members."""
         pool = fused[: plan.depth]
         points: list[StoredPoint] = await call_store(
-            deadline, "reading vectors for MMR", self.store.retrieve, collection, [h.id for h in pool], True
+            deadline,
+            "reading vectors for MMR",
+            self.store.retrieve_keys,
+            collection,
+            [h.id for h in pool],
+            True,
         )
         members = [m for m in plan.members if m in lists]
-        vectors = {p.id: _joint_vector(p, members, self.bundle) for p in points}
+        vectors = {p.key: _joint_vector(p, members, self.bundle) for p in points}
         return mmr(pool, vectors, plan.mmr_lambda, limit=plan.end)
 
 
@@ -261,13 +286,14 @@ async def _embedded(
     return {m: np.asarray(v, dtype=np.float32) for m, v in result[0].items()}
 
 
-def _payloads(answered: MemberLists) -> dict[str, Mapping[str, Any]]:
-    """First payload seen per product id across the member lists."""
-    payloads: dict[str, Mapping[str, Any]] = {}
+def _clusters(answered: MemberLists) -> dict[str, dict[str, int]]:
+    """``{store key: {member: cluster id}}`` from the first payload seen per point."""
+    clusters: dict[str, dict[str, int]] = {}
     for points in answered.lists.values():
         for point in points:
-            payloads.setdefault(point.id, point.payload)
-    return payloads
+            if point.key not in clusters:
+                clusters[point.key] = clusters_of(point.payload)
+    return clusters
 
 
 def _joint_vector(point: StoredPoint, members: Sequence[str], bundle: Bundle) -> np.ndarray:

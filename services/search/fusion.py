@@ -32,23 +32,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 DEFAULT_RRF_K = 60
 METHODS = ("rrf", "weighted_rrf", "combsum", "combmnz", "borda")
 SINGLE_PREFIX = "single:"
 
 
-@dataclass(frozen=True)
-class RankedHit:
-    """One hit in one member's ranked list."""
+class RankedHit(NamedTuple):
+    """One hit in one member's ranked list (a tuple: hundreds are built per search)."""
 
     id: str
     score: float
     cluster: int = -1
 
 
-@dataclass(frozen=True)
-class Contribution:
+class Contribution(NamedTuple):
     """How one member ranked a fused hit."""
 
     member: str
@@ -57,8 +56,7 @@ class Contribution:
     cluster: int = -1
 
 
-@dataclass(frozen=True)
-class FusedHit:
+class FusedHit(NamedTuple):
     """A fused hit with the per-member evidence behind it (in member order)."""
 
     id: str
@@ -101,19 +99,34 @@ def collect(lists: RankedLists) -> dict[str, tuple[Contribution, ...]]:
             if hit.id in seen:
                 continue
             seen.add(hit.id)
-            found.setdefault(hit.id, []).append(Contribution(member, rank, float(hit.score), hit.cluster))
+            contribution = Contribution(member, rank, float(hit.score), hit.cluster)
+            previous = found.get(hit.id)
+            if previous is None:
+                found[hit.id] = [contribution]
+            else:
+                previous.append(contribution)
     return {hit_id: tuple(contribs) for hit_id, contribs in found.items()}
 
 
 def _fuse(lists: RankedLists, points: Callable[[Contribution], float], mnz: bool = False) -> list[FusedHit]:
     """Sum ``points`` over each id's contributions (times the member count for MNZ) and sort."""
-    fused = []
+    keyed = []
     for hit_id, contribs in collect(lists).items():
-        score = math.fsum(points(c) for c in contribs)
+        if len(contribs) == 1:
+            score = float(points(contribs[0]))
+            best = contribs[0].rank
+        else:
+            score = math.fsum([points(c) for c in contribs])
+            best = min([c.rank for c in contribs])
         if mnz:
             score *= len(contribs)
-        fused.append(FusedHit(hit_id, score, contribs))
-    return sorted(fused, key=sort_key)
+        keyed.append((-score, best, hit_id, contribs))
+    keyed.sort(key=_order)
+    return [FusedHit(hit_id, -negated, contribs) for negated, _, hit_id, contribs in keyed]
+
+
+def _order(row: tuple[float, int, str, tuple[Contribution, ...]]) -> tuple[float, int, str]:
+    return row[0], row[1], row[2]
 
 
 def _check_k(k: float) -> None:

@@ -12,10 +12,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.search.fusion import FusedHit, RankedHit
+from services.search.fusion import Contribution, FusedHit, RankedHit
 from services.search.model import ResultHit
 from services.storage.filters import CLUSTER_FIELD
-from services.storage.port import ScoredPoint
+from services.storage.port import ScoredPoint, StoredPoint
 
 NO_CLUSTER = -1
 
@@ -86,19 +86,36 @@ def attributes_of(payload: Mapping[str, Any]) -> dict[str, str]:
     return attributes
 
 
-def ranked_hits(points: Sequence[ScoredPoint], member: str) -> list[RankedHit]:
-    """One member's store hits as fusion input (cluster under that member, -1 when unknown)."""
-    return [RankedHit(p.id, p.score, cluster_under(p.payload, member)) for p in points]
+def ranked_hits(points: Sequence[ScoredPoint], member: str, with_clusters: bool = True) -> list[RankedHit]:
+    """One member's store hits as fusion input, keyed by store key (the product id is read later).
+
+    With ``with_clusters`` each hit carries its cluster under ``member`` (-1 when unknown); without,
+    every cluster is -1 (the query read no payload).
+    """
+    if not with_clusters:
+        return [RankedHit(p.key, p.score) for p in points]
+    return [RankedHit(p.key, p.score, cluster_under(p.payload, member)) for p in points]
 
 
-def result_hit(hit: FusedHit, payload: Mapping[str, Any], explain: bool) -> ResultHit:
-    """A fused hit with its attributes, and its member evidence when ``explain``."""
+def with_page_clusters(hit: FusedHit, payload: Mapping[str, Any]) -> tuple[Contribution, ...]:
+    """The hit's member evidence with clusters the ranking did not read filled in from ``payload``."""
+    if all(c.cluster != NO_CLUSTER for c in hit.contributions):
+        return hit.contributions
+    clusters = clusters_of(payload)
+    return tuple(
+        c if c.cluster != NO_CLUSTER else c._replace(cluster=clusters.get(c.member, NO_CLUSTER))
+        for c in hit.contributions
+    )
+
+
+def result_hit(hit: FusedHit, point: StoredPoint, explain: bool) -> ResultHit:
+    """A fused hit as the product ``point``, with its member evidence when ``explain``."""
     return ResultHit(
-        id=hit.id,
+        id=point.id,
         score=hit.score,
-        attributes=attributes_of(payload),
+        attributes=attributes_of(point.payload),
         matched_members=hit.matched_members,
-        members=hit.contributions if explain else (),
+        members=with_page_clusters(hit, point.payload) if explain else (),
     )
 
 
@@ -110,4 +127,5 @@ __all__ = [
     "is_internal",
     "ranked_hits",
     "result_hit",
+    "with_page_clusters",
 ]

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 
 import numpy as np
 
@@ -36,7 +35,7 @@ DEFAULT_CLUSTER_BOOST = 0.5
 DEFAULT_CLUSTER_TOP_N = 10
 
 ClusterMap = Mapping[str, Mapping[str, int]]
-"""``{product id: {member: cluster id}}``."""
+"""``{hit id: {member: cluster id}}`` (hit ids as fused: the search core fuses store keys)."""
 
 
 def majority_clusters(lists: RankedLists, top_n: int = DEFAULT_CLUSTER_TOP_N) -> dict[str, int]:
@@ -84,7 +83,7 @@ def cluster_rerank(
     for hit in fused:
         agree = sum(1 for m, c in majority.items() if cluster_of(hit, m, clusters) == c)
         score = hit.score + boost * (agree / len(majority)) * abs(hit.score)
-        boosted.append(replace(hit, score=score))
+        boosted.append(hit._replace(score=score))
     return sorted(boosted, key=sort_key)
 
 

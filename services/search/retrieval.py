@@ -55,6 +55,7 @@ async def call_store(deadline: Deadline, what: str, fn: Callable[..., T], *args:
 class MemberLists:
     """Ranked store hits per member that answered, and the members that did not."""
 
+    collection: str = ""  # the collection that answered (the alias resolved)
     lists: dict[str, list[ScoredPoint]] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)  # member -> reason
     timed_out: list[str] = field(default_factory=list)
@@ -83,6 +84,7 @@ async def query_members(
     deadline: Deadline,
     payload_fields: Sequence[str] | None = None,
     reserve_s: float = 0.0,
+    resolve: bool = False,
 ) -> MemberLists:
     """Query the members, collecting what comes back by the deadline.
 
@@ -91,9 +93,11 @@ async def query_members(
     own, in its own thread, so one failing or slow member costs only its own list (``partial``).
     ``payload_fields`` limits the payload keys of the hits (see :meth:`VectorStore.query`);
     ``reserve_s`` of the time left is kept for what the caller does next (at most half of it).
+    With ``resolve``, ``collection`` may be an alias: it is resolved in the same worker thread as
+    the query (one thread hop less) and the collection that answered is ``result.collection``.
     """
     left = deadline.check("querying the store")
-    result = MemberLists()
+    result = MemberLists(collection=collection)
     queries = []
     for member in members:
         if member in vectors:
@@ -103,18 +107,24 @@ async def query_members(
     if not queries:
         return result
     budget = max(left / 2, left - reserve_s)
-    together = asyncio.create_task(
-        asyncio.to_thread(store.query, collection, queries, filters, payload_fields)
-    )
+
+    def all_members() -> tuple[str, dict[str, list[ScoredPoint]]]:
+        target = (store.resolve_alias(collection) or collection) if resolve else collection
+        return target, store.query(target, queries, filters, payload_fields)
+
+    together = asyncio.create_task(asyncio.to_thread(all_members))
     done, _ = await asyncio.wait({together}, timeout=budget / 2)
     if done and together.exception() is None:
-        lists = together.result()
+        result.collection, lists = together.result()
         result.lists.update({q.member: list(lists.get(q.member, [])) for q in queries})
         return result
     if not done:
         together.cancel()  # the thread finishes on its own; its result is discarded
+    if resolve:
+        target = await call_store(deadline, "resolving the alias", store.resolve_alias, collection)
+        result.collection = target or collection
     remaining = max(0.0, budget - (left - deadline.remaining()))
-    await _one_by_one(store, collection, queries, filters, payload_fields, remaining, result)
+    await _one_by_one(store, result.collection, queries, filters, payload_fields, remaining, result)
     return result
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from services.storage.port import Point
+from services.storage.port import MemberQuery, Point
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 
@@ -83,6 +83,17 @@ class VectorSpecs:
             if problem is None:
                 return
         raise ValueError(problem)
+
+
+def checked_queries(
+    specs: VectorSpecs, collection: str, queries: Sequence[MemberQuery]
+) -> Sequence[MemberQuery]:
+    """``queries``, once each names a member of ``collection`` with the right size and a limit > 0."""
+    for q in queries:
+        specs.check(collection, {q.member: q.vector}, f"query for member {q.member!r}")
+        if q.limit <= 0:
+            raise ValueError(f"query for member {q.member!r}: limit must be > 0, got {q.limit}")
+    return queries
 
 
 def _mismatch(spec: Mapping[str, int], vectors: Mapping[str, Any], where: str) -> str | None:

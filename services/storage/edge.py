@@ -23,7 +23,15 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from services.storage.checks import VectorSpecs, as_vector, check_name, last_wins, payload_of, unique
+from services.storage.checks import (
+    VectorSpecs,
+    as_vector,
+    check_name,
+    checked_queries,
+    last_wins,
+    payload_of,
+    unique,
+)
 from services.storage.filters import field_matches
 from services.storage.port import (
     CollectionNotFound,
@@ -37,6 +45,7 @@ from services.storage.port import (
     VectorStore,
     index_types,
     point_id,
+    scored_points,
 )
 
 ALIASES_FILE = "aliases.json"
@@ -72,10 +81,20 @@ def edge_filter(filters: Filters | None, ids: Sequence[str] = ()) -> qe.Filter |
     return qe.Filter(must=must) if must else None
 
 
+def payload_selector(payload_fields: Sequence[str] | None) -> Any:
+    """Edge's ``with_payload``: all (None), none (``()``), or the named keys plus ``id``."""
+    if payload_fields is None:
+        return True
+    if not payload_fields:
+        return False
+    return qe.PayloadSelector.Include(unique(["id", *payload_fields]))
+
+
 def _stored(record: Any, with_vectors: bool) -> StoredPoint:
     payload = dict(record.payload or {})
     vectors = dict(record.vector or {}) if with_vectors else {}
-    return StoredPoint(id=str(payload.get("id", record.id)), payload=payload, vectors=vectors)
+    key = str(record.id)
+    return StoredPoint(id=str(payload.get("id", key)), payload=payload, vectors=vectors, key=key)
 
 
 class EdgeStore(VectorStore):
@@ -217,14 +236,9 @@ class EdgeStore(VectorStore):
             return {}
         target, shard = self._shard(collection)
         flt = edge_filter(filters)
-        payload = (
-            True if payload_fields is None else qe.PayloadSelector.Include(unique(["id", *payload_fields]))
-        )
+        payload = payload_selector(payload_fields)
         requests = []
-        for q in queries:
-            self._specs.check(target, {q.member: q.vector}, f"query for member {q.member!r}")
-            if q.limit <= 0:
-                raise ValueError(f"query for member {q.member!r}: limit must be > 0, got {q.limit}")
+        for q in checked_queries(self._specs, target, queries):
             requests.append(
                 qe.QueryRequest(
                     limit=q.limit,
@@ -235,28 +249,49 @@ class EdgeStore(VectorStore):
             )
         with edge_errors(f"query {target}"):
             results = shard.query_batch(qe.QueryBatchRequest(requests))
-        ranked: dict[str, list[ScoredPoint]] = {}
-        for q, hits in zip(queries, results, strict=True):
-            ranked[q.member] = [
-                ScoredPoint(
-                    id=str((h.payload or {}).get("id", h.id)), score=float(h.score), payload=h.payload or {}
-                )
-                for h in hits
-            ]
-        return ranked
+        read = payload is not False
+        return {q.member: scored_points(hits, read) for q, hits in zip(queries, results, strict=True)}
 
-    def retrieve(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
-        """Points for the product ids, in the order asked; missing ids are left out."""
-        wanted = unique(ids)
+    def query_rrf(
+        self,
+        collection: str,
+        queries: Sequence[MemberQuery],
+        k: int,
+        limit: int,
+        filters: Filters | None = None,
+    ) -> list[ScoredPoint] | None:
+        """Edge's own RRF over one prefetch per member (Edge counts ranks from 0, hence ``k + 1``)."""
+        if not queries:
+            return []
+        target, shard = self._shard(collection)
+        flt = edge_filter(filters)
+        prefetches = []
+        for q in checked_queries(self._specs, target, queries):
+            prefetches.append(
+                qe.Prefetch(
+                    limit=q.limit, query=qe.Query.Nearest(as_vector(q.vector), using=q.member), filter=flt
+                )
+            )
+        if limit <= 0:
+            raise ValueError(f"limit must be > 0, got {limit}")
+        request = qe.QueryRequest(
+            limit=limit, prefetches=prefetches, query=qe.Fusion.Rrf(k + 1), filter=flt, with_payload=True
+        )
+        with edge_errors(f"query {target}"):
+            return scored_points(shard.query(request), read_payload=True)
+
+    def retrieve_keys(
+        self, collection: str, keys: Sequence[str], with_vectors: bool = False
+    ) -> list[StoredPoint]:
+        """Points for the store keys, in the order asked; missing keys are left out."""
+        wanted = unique(keys)
         if not wanted:
             return []
         target, shard = self._shard(collection)
         with edge_errors(f"retrieve from {target}"):
-            records = shard.retrieve(
-                [point_id(i) for i in wanted], with_payload=True, with_vector=with_vectors
-            )
-        found = {p.id: p for p in (_stored(r, with_vectors) for r in records)}
-        return [found[i] for i in wanted if i in found]
+            records = shard.retrieve(wanted, with_payload=True, with_vector=with_vectors)
+        found = {p.key: p for p in (_stored(r, with_vectors) for r in records)}
+        return [found[k] for k in wanted if k in found]
 
     def scroll(
         self,

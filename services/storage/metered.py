@@ -84,10 +84,24 @@ class MeteredStore(VectorStore):
         with self._timed("query"):
             return self.inner.query(collection, queries, filters, payload_fields)
 
-    def retrieve(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
-        """See :meth:`VectorStore.retrieve`."""
+    def query_rrf(
+        self,
+        collection: str,
+        queries: Sequence[MemberQuery],
+        k: int,
+        limit: int,
+        filters: Filters | None = None,
+    ) -> list[ScoredPoint] | None:
+        """See :meth:`VectorStore.query_rrf`."""
+        with self._timed("query_rrf"):
+            return self.inner.query_rrf(collection, queries, k, limit, filters)
+
+    def retrieve_keys(
+        self, collection: str, keys: Sequence[str], with_vectors: bool = False
+    ) -> list[StoredPoint]:
+        """See :meth:`VectorStore.retrieve_keys`."""
         with self._timed("retrieve"):
-            return self.inner.retrieve(collection, ids, with_vectors)
+            return self.inner.retrieve_keys(collection, keys, with_vectors)
 
     def scroll(
         self,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 POINT_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e0a-9c3f-7a1b2c3d4e5f")
 
@@ -47,13 +48,37 @@ class Point:
     payload: Mapping[str, Any]
 
 
-@dataclass(frozen=True)
-class ScoredPoint:
-    """One hit from one member's query."""
+NO_PAYLOAD: Mapping[str, Any] = MappingProxyType({})
+
+
+class ScoredPoint(NamedTuple):
+    """One hit from one member's query (a tuple: hundreds are built per search).
+
+    ``key`` is the store's point id (:func:`point_id` of the product id). ``id`` is the product
+    id, or "" when the query read no payload (``payload_fields=()``); such hits are resolved
+    later with :meth:`VectorStore.retrieve_keys`.
+    """
 
     id: str
     score: float
-    payload: Mapping[str, Any] = field(default_factory=dict)
+    payload: Mapping[str, Any] = NO_PAYLOAD
+    key: str = ""
+
+
+def scored_points(hits: Iterable[Any], read_payload: bool) -> list[ScoredPoint]:
+    """An adapter's raw hits (objects with ``id``, ``score``, ``payload``) as :class:`ScoredPoint`.
+
+    Without ``read_payload`` the hits carry key and score only (``id`` ""). This runs for every
+    candidate of every search, hence the tuple-level construction.
+    """
+    make = ScoredPoint._make
+    if not read_payload:
+        return [make(("", h.score, NO_PAYLOAD, str(h.id))) for h in hits]
+    points = []
+    for h in hits:
+        key, payload = str(h.id), h.payload or {}
+        points.append(make((str(payload.get("id", key)), h.score, payload, key)))
+    return points
 
 
 @dataclass(frozen=True)
@@ -63,6 +88,7 @@ class StoredPoint:
     id: str
     payload: Mapping[str, Any]
     vectors: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    key: str = ""  # the store's point id
 
 
 @dataclass(frozen=True)
@@ -130,13 +156,41 @@ class VectorStore(abc.ABC):
         """Run one query per member, in one round trip where the backend allows; ranked lists by member.
 
         ``payload_fields`` keeps only those top-level payload keys (``id`` always) in the hits; None
-        returns whole payloads. Converting payloads is most of a query's cost, so callers that only
-        rank ask for ids and fetch the page's payloads with :meth:`retrieve`.
+        returns whole payloads; ``()`` reads no payload at all (hits carry their ``key`` and score,
+        ``id`` is ""). Reading payloads is most of a query's cost, so callers that only rank ask
+        for none and fetch the page's points with :meth:`retrieve_keys`.
         """
 
+    def query_rrf(
+        self,
+        collection: str,
+        queries: Sequence[MemberQuery],
+        k: int,
+        limit: int,
+        filters: Filters | None = None,
+    ) -> list[ScoredPoint] | None:
+        """Reciprocal rank fusion inside the store, in one call; None where the backend cannot.
+
+        Each member query fetches its ``limit`` nearest (``MemberQuery.limit``); a point scores
+        ``sum_m 1 / (k + rank_m)`` (1-based ranks) over the members that fetched it, and the best
+        ``limit`` points come back with whole payloads, best first. Exact score ties come in no
+        defined order; callers that page re-sort. Which members fetched a point is not reported.
+        """
+        return None
+
     @abc.abstractmethod
+    def retrieve_keys(
+        self, collection: str, keys: Sequence[str], with_vectors: bool = False
+    ) -> list[StoredPoint]:
+        """Points for the given store keys (``ScoredPoint.key``), in the order asked; missing left out."""
+
     def retrieve(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
-        """Points for the given product ids (missing ids are left out)."""
+        """Points for the given product ids, in the order asked (repeats once; missing left out)."""
+        keys = {point_id(product_id): product_id for product_id in ids}
+        if not keys:
+            return []
+        found = {p.key: p for p in self.retrieve_keys(collection, list(keys), with_vectors)}
+        return [found[key] for key in keys if key in found]
 
     @abc.abstractmethod
     def scroll(

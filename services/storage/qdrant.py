@@ -19,7 +19,15 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
 from services.common.config import StoreConfig
-from services.storage.checks import VectorSpecs, as_vector, check_name, last_wins, payload_of, unique
+from services.storage.checks import (
+    VectorSpecs,
+    as_vector,
+    check_name,
+    checked_queries,
+    last_wins,
+    payload_of,
+    unique,
+)
 from services.storage.filters import field_matches
 from services.storage.port import (
     CollectionNotFound,
@@ -33,6 +41,7 @@ from services.storage.port import (
     VectorStore,
     index_types,
     point_id,
+    scored_points,
 )
 
 LOCAL_MEMORY = ":memory:"
@@ -84,7 +93,8 @@ def qdrant_filter(filters: Filters | None, ids: Sequence[str] = ()) -> models.Fi
 def _stored(record: Any, with_vectors: bool) -> StoredPoint:
     payload = dict(record.payload or {})
     vectors = dict(record.vector or {}) if with_vectors else {}
-    return StoredPoint(id=str(payload.get("id", record.id)), payload=payload, vectors=vectors)
+    key = str(record.id)
+    return StoredPoint(id=str(payload.get("id", key)), payload=payload, vectors=vectors, key=key)
 
 
 class QdrantStore(VectorStore):
@@ -220,12 +230,11 @@ class QdrantStore(VectorStore):
         if not queries:
             return {}
         flt = qdrant_filter(filters)
-        payload: bool | list[str] = True if payload_fields is None else unique(["id", *payload_fields])
+        payload: bool | list[str] = (
+            True if payload_fields is None else bool(payload_fields) and unique(["id", *payload_fields])
+        )
         requests = []
-        for q in queries:
-            self._specs.check(collection, {q.member: q.vector}, f"query for member {q.member!r}")
-            if q.limit <= 0:
-                raise ValueError(f"query for member {q.member!r}: limit must be > 0, got {q.limit}")
+        for q in checked_queries(self._specs, collection, queries):
             requests.append(
                 models.QueryRequest(
                     query=as_vector(q.vector), using=q.member, filter=flt, limit=q.limit, with_payload=payload
@@ -233,27 +242,54 @@ class QdrantStore(VectorStore):
             )
         with self._call(f"query {collection}"):
             responses = self.client.query_batch_points(collection, requests=requests)
-        ranked: dict[str, list[ScoredPoint]] = {}
-        for q, response in zip(queries, responses, strict=True):
-            ranked[q.member] = [
-                ScoredPoint(
-                    id=str((h.payload or {}).get("id", h.id)), score=float(h.score), payload=h.payload or {}
-                )
-                for h in response.points
-            ]
-        return ranked
+        read = payload is not False
+        return {
+            q.member: scored_points(response.points, read)
+            for q, response in zip(queries, responses, strict=True)
+        }
 
-    def retrieve(self, collection: str, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
-        """Points for the product ids, in the order asked; missing ids are left out."""
-        wanted = unique(ids)
+    def query_rrf(
+        self,
+        collection: str,
+        queries: Sequence[MemberQuery],
+        k: int,
+        limit: int,
+        filters: Filters | None = None,
+    ) -> list[ScoredPoint] | None:
+        """Qdrant's parametrized RRF over one prefetch per member (ranks from 0 there: ``k + 1``)."""
+        if not queries:
+            return []
+        if limit <= 0:
+            raise ValueError(f"limit must be > 0, got {limit}")
+        flt = qdrant_filter(filters)
+        prefetch = [
+            models.Prefetch(query=as_vector(q.vector), using=q.member, filter=flt, limit=q.limit)
+            for q in checked_queries(self._specs, collection, queries)
+        ]
+        with self._call(f"query {collection}"):
+            response = self.client.query_points(
+                collection,
+                prefetch=prefetch,
+                query=models.RrfQuery(rrf=models.Rrf(k=k + 1)),
+                query_filter=flt,
+                limit=limit,
+                with_payload=True,
+            )
+        return scored_points(response.points, read_payload=True)
+
+    def retrieve_keys(
+        self, collection: str, keys: Sequence[str], with_vectors: bool = False
+    ) -> list[StoredPoint]:
+        """Points for the store keys, in the order asked; missing keys are left out."""
+        wanted = unique(keys)
         if not wanted:
             return []
         with self._call(f"retrieve from {collection}"):
             records = self.client.retrieve(
-                collection, ids=[point_id(i) for i in wanted], with_payload=True, with_vectors=with_vectors
+                collection, ids=wanted, with_payload=True, with_vectors=with_vectors
             )
-        found = {p.id: p for p in (_stored(r, with_vectors) for r in records)}
-        return [found[i] for i in wanted if i in found]
+        found = {p.key: p for p in (_stored(r, with_vectors) for r in records)}
+        return [found[k] for k in wanted if k in found]
 
     def scroll(
         self,

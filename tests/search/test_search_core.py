@@ -28,6 +28,7 @@ from tests.support.search import (
 )
 
 CFG = SearchConfig(default_top_k=5, max_top_k=50, max_offset=100, min_candidates=30, max_filters=3)
+NO_STORE_RRF = dataclasses.replace(CFG, store_rrf=False)
 CATALOG = SyntheticCatalog()
 ALL_FUSIONS = [*METHODS, "single:m1", "single:m2", "single:m3"]
 
@@ -75,8 +76,46 @@ async def test_text_query_finds_the_right_items(store):
 
 
 async def test_explain_off_leaves_member_evidence_out(store):
-    result = await make_core(store).search(SearchQuery(text="blue watch", options=SearchOptions(top_k=2)))
+    query = SearchQuery(text="blue watch", options=SearchOptions(top_k=2, fusion="weighted_rrf"))
+    result = await make_core(store).search(query)
     assert all(h.members == () and h.matched_members == 3 for h in result.hits)
+    # plain rrf without explain is fused by the store: same hits, member count not known
+    rrf = SearchOptions(top_k=2, fusion="rrf")
+    by_store = await make_core(store).search(SearchQuery(text="blue watch", options=rrf))
+    in_python = await make_core(store, cfg=NO_STORE_RRF).search(SearchQuery(text="blue watch", options=rrf))
+    assert [h.id for h in by_store.hits] == [h.id for h in in_python.hits]
+    assert all(h.matched_members == 0 for h in by_store.hits)
+    assert all(h.matched_members == 3 for h in in_python.hits)
+
+
+def same_page(a, b) -> bool:
+    """Same hits with the same scores (the store sums in float32; exact ties may swap places)."""
+    return {h.id: h.score for h in a.hits} == pytest.approx({h.id: h.score for h in b.hits}, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        SearchOptions(top_k=5),
+        SearchOptions(top_k=4, offset=4),
+        SearchOptions(top_k=6, filters={"gender": "Women"}),
+        SearchOptions(top_k=10, min_score=0.03),
+        SearchOptions(top_k=5, members=["m1", "m3"]),
+    ],
+)
+async def test_store_fused_rrf_equals_rrf_fused_here(store, options):
+    options = dataclasses.replace(options, fusion="rrf")
+    by_store, in_python = make_core(store), make_core(store, cfg=NO_STORE_RRF)
+    for text in ["red dress", "black shoe", "blue"]:
+        a = await by_store.search(SearchQuery(text=text, options=options))
+        b = await in_python.search(SearchQuery(text=text, options=options))
+        assert same_page(a, b) and a.hits
+        assert [h.attributes for h in sorted(a.hits, key=lambda h: h.id)] == [
+            h.attributes for h in sorted(b.hits, key=lambda h: h.id)
+        ]
+    similar = SimilarQuery(id="shoe-black-2", options=options)
+    a, b = await by_store.more_like_this(similar), await in_python.more_like_this(similar)
+    assert same_page(a, b) and "shoe-black-2" not in {h.id for h in a.hits}
 
 
 @pytest.mark.parametrize("fusion", ["rrf", "combsum", "single:m2"])
@@ -227,7 +266,7 @@ async def test_min_score_drops_weak_hits(store):
 async def test_cluster_rerank_lifts_the_majority_cluster(store):
     # Between dress and shirt, leaning blue: blue dresses and shirts interleave, then red/black ones.
     # The top 5 of m1 and of m2 hold 3 dresses each: dress is the majority cluster of both members.
-    core = make_core(store, cfg=dataclasses.replace(CFG, cluster_top_n=5))
+    core = make_core(store, cfg=dataclasses.replace(CFG, cluster_top_n=5, store_rrf=False))
     d = CATALOG.directions
     query = {m: (v["dress"] + 0.95 * v["shirt"] + 0.6 * v["blue"]) for m, v in d.items()}
     query = {m: v / np.linalg.norm(v) for m, v in query.items()}

@@ -11,7 +11,7 @@ import pytest
 
 from services.common.config import StoreConfig
 from services.storage.factory import open_store
-from services.storage.port import CollectionNotFound, MemberQuery, Point, StoreError, VectorStore
+from services.storage.port import CollectionNotFound, MemberQuery, Point, StoreError, VectorStore, point_id
 
 VECTORS = {"m1": 4, "m2": 3}
 INDEXES = {"articleType": "keyword", "gender": "keyword", "cluster.m1": "integer"}
@@ -123,6 +123,42 @@ def test_query_ranks_each_member(store):
     assert result["m1"][0].score >= result["m1"][1].score >= result["m1"][2].score
     assert ids(result["m2"]) == ["p0", "p3"]
     assert result["m2"][0].payload["articleType"] == "Tshirts"
+
+
+def test_query_without_payload_ranks_by_key_and_keys_read_back(store):
+    queries = [MemberQuery("m1", [1.0, 0.0, 0.0, 0.0], 3)]
+    with_payload = store.query("c1", queries)["m1"]
+    bare = store.query("c1", queries, payload_fields=())["m1"]
+    assert [p.key for p in bare] == [p.key for p in with_payload] == [point_id(i) for i in ids(with_payload)]
+    assert [p.score for p in bare] == pytest.approx([p.score for p in with_payload])
+    assert all(p.id == "" and p.payload == {} for p in bare)
+    some = store.query("c1", queries, payload_fields=("gender",))["m1"]
+    assert [set(p.payload) for p in some] == [{"id", "gender"}] * 3 and ids(some) == ids(with_payload)
+    keys = [bare[2].key, point_id("missing"), bare[0].key, bare[2].key]
+    got = store.retrieve_keys("c1", keys)
+    assert [(p.key, p.id) for p in got] == [(bare[2].key, ids(with_payload)[2]), (bare[0].key, "p0")]
+    assert got[1].payload["articleType"] == "Tshirts" and got[1].vectors == {}
+    assert set(store.retrieve_keys("c1", [bare[0].key], with_vectors=True)[0].vectors) == {"m1", "m2"}
+    assert store.retrieve_keys("c1", []) == []
+
+
+def test_store_side_rrf_matches_rrf_over_the_member_lists(store):
+    queries = [MemberQuery("m1", [1.0, 0.2, 0.0, 0.1], 4), MemberQuery("m2", [0.1, 0.3, 1.0], 4)]
+    lists = store.query("c1", queries)
+    expected: dict[str, float] = {}
+    for hits in lists.values():
+        for rank, hit in enumerate(hits, start=1):
+            expected[hit.id] = expected.get(hit.id, 0.0) + 1.0 / (60 + rank)
+    fused = store.query_rrf("c1", queries, k=60, limit=4)
+    assert {p.id: p.score for p in fused} == pytest.approx(
+        dict(sorted(expected.items(), key=lambda kv: -kv[1])[:4])
+    )
+    assert [p.score for p in fused] == sorted((p.score for p in fused), reverse=True)
+    assert all(p.key == point_id(p.id) and p.payload["id"] == p.id for p in fused)
+    women = store.query_rrf("c1", queries, k=60, limit=5, filters={"gender": ("Women",)})
+    assert sorted(ids(women)) == ["p1", "p4"]
+    with pytest.raises(ValueError, match="unknown member"):
+        store.query_rrf("c1", [MemberQuery("zz", [1.0, 0, 0, 0], 5)], k=60, limit=5)
 
 
 def test_query_with_filter_and_bad_input(store):

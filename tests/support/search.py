@@ -192,12 +192,26 @@ class FaultyStore:
         filters: Filters | None = None,
         payload_fields: Sequence[str] | None = None,
     ) -> dict[str, list[ScoredPoint]]:
+        self._faults(queries)
+        return self.inner.query(collection, queries, filters, payload_fields)
+
+    def query_rrf(
+        self,
+        collection: str,
+        queries: Sequence[MemberQuery],
+        k: int,
+        limit: int,
+        filters: Filters | None = None,
+    ) -> list[ScoredPoint] | None:
+        self._faults(queries)
+        return self.inner.query_rrf(collection, queries, k, limit, filters)
+
+    def _faults(self, queries: Sequence[MemberQuery]) -> None:
         for q in queries:
             if q.member in self.failing:
                 raise StoreError(f"member {q.member}: shard unavailable (test)")
             if q.member in self.slow:
                 time.sleep(self.slow[q.member])
-        return self.inner.query(collection, queries, filters, payload_fields)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
