@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from services.storage.port import MemberQuery, Point
+from services.storage.port import MemberQuery, Point, StoredPoint
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 
@@ -45,6 +45,20 @@ def payload_of(point: Point) -> dict[str, Any]:
     if not isinstance(point.id, str) or not point.id:
         raise ValueError(f"point id must be a non-empty product id string, got {point.id!r}")
     return {**point.payload, "id": point.id}
+
+
+def stored_point(record: Any, with_vectors: bool) -> StoredPoint:
+    """A client library's record (``id``, ``payload``, ``vector``) as a :class:`StoredPoint`."""
+    payload = dict(record.payload or {})
+    vectors = dict(record.vector or {}) if with_vectors else {}
+    key = str(record.id)
+    return StoredPoint(id=str(payload.get("id", key)), payload=payload, vectors=vectors, key=key)
+
+
+def in_key_order(records: Iterable[Any], keys: Sequence[str], with_vectors: bool) -> list[StoredPoint]:
+    """Records as points in the order of ``keys`` (keys without a record are left out)."""
+    found = {p.key: p for p in (stored_point(r, with_vectors) for r in records)}
+    return [found[k] for k in keys if k in found]
 
 
 class VectorSpecs:

@@ -28,8 +28,10 @@ from services.storage.checks import (
     as_vector,
     check_name,
     checked_queries,
+    in_key_order,
     last_wins,
     payload_of,
+    stored_point,
     unique,
 )
 from services.storage.filters import field_matches
@@ -88,13 +90,6 @@ def payload_selector(payload_fields: Sequence[str] | None) -> Any:
     if not payload_fields:
         return False
     return qe.PayloadSelector.Include(unique(["id", *payload_fields]))
-
-
-def _stored(record: Any, with_vectors: bool) -> StoredPoint:
-    payload = dict(record.payload or {})
-    vectors = dict(record.vector or {}) if with_vectors else {}
-    key = str(record.id)
-    return StoredPoint(id=str(payload.get("id", key)), payload=payload, vectors=vectors, key=key)
 
 
 class EdgeStore(VectorStore):
@@ -290,8 +285,7 @@ class EdgeStore(VectorStore):
         target, shard = self._shard(collection)
         with edge_errors(f"retrieve from {target}"):
             records = shard.retrieve(wanted, with_payload=True, with_vector=with_vectors)
-        found = {p.key: p for p in (_stored(r, with_vectors) for r in records)}
-        return [found[k] for k in wanted if k in found]
+        return in_key_order(records, wanted, with_vectors)
 
     def scroll(
         self,
@@ -313,7 +307,7 @@ class EdgeStore(VectorStore):
             with edge_errors(f"scroll {target}"):
                 records, offset = shard.scroll(request)
             for record in records:
-                yield _stored(record, with_vectors)
+                yield stored_point(record, with_vectors)
             if offset is None:
                 return
 

@@ -24,8 +24,10 @@ from services.storage.checks import (
     as_vector,
     check_name,
     checked_queries,
+    in_key_order,
     last_wins,
     payload_of,
+    stored_point,
     unique,
 )
 from services.storage.filters import field_matches
@@ -88,13 +90,6 @@ def qdrant_filter(filters: Filters | None, ids: Sequence[str] = ()) -> models.Fi
             )
         must.append(conditions[0] if len(conditions) == 1 else models.Filter(should=conditions))
     return models.Filter(must=must) if must else None
-
-
-def _stored(record: Any, with_vectors: bool) -> StoredPoint:
-    payload = dict(record.payload or {})
-    vectors = dict(record.vector or {}) if with_vectors else {}
-    key = str(record.id)
-    return StoredPoint(id=str(payload.get("id", key)), payload=payload, vectors=vectors, key=key)
 
 
 class QdrantStore(VectorStore):
@@ -288,8 +283,7 @@ class QdrantStore(VectorStore):
             records = self.client.retrieve(
                 collection, ids=wanted, with_payload=True, with_vectors=with_vectors
             )
-        found = {p.key: p for p in (_stored(r, with_vectors) for r in records)}
-        return [found[k] for k in wanted if k in found]
+        return in_key_order(records, wanted, with_vectors)
 
     def scroll(
         self,
@@ -314,7 +308,7 @@ class QdrantStore(VectorStore):
                     with_vectors=with_vectors,
                 )
             for record in records:
-                yield _stored(record, with_vectors)
+                yield stored_point(record, with_vectors)
             if offset is None:
                 return
 
