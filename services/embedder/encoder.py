@@ -20,6 +20,7 @@ from services.common.bundle import Bundle, load_bundle
 from services.common.config import EmbedderConfig
 from services.embedder.members import LoadedMember, load_member
 from services.embedder.preprocess import SplitTransform, split_transform
+from services.embedder.shared_text import encode_shared, shared_trunk_groups
 from services.embedder.text import encode_text_trimmed, trim_padding
 
 log = logging.getLogger("vitrine.embedder")
@@ -78,6 +79,7 @@ class EnsembleEncoder:
         self._split: dict[str, SplitTransform | None] = {
             name: split_transform(m.preprocess) for name, m in self.members.items()
         }
+        self._text_groups = shared_trunk_groups({name: m.model for name, m in self.members.items()})
 
     @classmethod
     def load(cls, cfg: EmbedderConfig, bundle_path: str | None = None) -> EnsembleEncoder:
@@ -151,17 +153,41 @@ class EnsembleEncoder:
             return len(hf(text)["input_ids"])
         return len(tokenizer.encode(text)) + 2
 
-    def _run(self, items: Sequence[ImageItem | TextItem], attr: str, forward, collate) -> list[Vectors]:
-        out: list[Vectors] = [{} for _ in items]
+    def _run(
+        self,
+        items: Sequence[ImageItem | TextItem],
+        attr: str,
+        forward,
+        collate,
+        out: list[Vectors] | None = None,
+    ) -> list[Vectors]:
+        """Per member, collate its rows and run ``forward``; members already in ``out`` are skipped."""
+        out = [{} for _ in items] if out is None else out
         wanted = [name for name in self.member_names if any(name in getattr(i, attr) for i in items)]
         with self._autocast():
             for name in wanted:
                 rows = [k for k, item in enumerate(items) if name in getattr(item, attr)]
+                if all(name in out[k] for k in rows):
+                    continue
                 batch = collate(name, [getattr(items[k], attr)[name] for k in rows]).to(self.device)
-                vectors = F.normalize(forward(self.members[name].model, batch).float(), dim=-1)
-                array = vectors.cpu().numpy()
-                for row, k in enumerate(rows):
-                    out[k][name] = array[row]
+                _scatter(out, rows, {name: forward(self.members[name].model, batch)})
+        return out
+
+    def _shared_text(self, items: Sequence[TextItem], trim: bool) -> list[Vectors]:
+        """Vectors of members that share a text trunk, one trunk forward per group (see shared_text)."""
+        out: list[Vectors] = [{} for _ in items]
+        with self._autocast():
+            for group in self._text_groups:
+                members = [m for m in group if any(m in item.tokens for item in items)]
+                rows = [k for k, item in enumerate(items) if members and members[0] in item.tokens]
+                if len(members) < 2 or any(not all(m in items[k].tokens for m in members) for k in rows):
+                    continue  # members asked for different rows: each runs on its own
+                tokens = {m: torch.stack([items[k].tokens[m] for k in rows]) for m in members}
+                first = tokens[members[0]]
+                if any(not torch.equal(first, tokens[m]) for m in members[1:]):
+                    continue  # different tokenizers after all
+                batch = (trim_padding(first) if trim else first).to(self.device)
+                _scatter(out, rows, encode_shared({m: group[m] for m in members}, batch))
         return out
 
     def encode_images(self, items: Sequence[ImageItem]) -> list[Vectors]:
@@ -174,4 +200,13 @@ class EnsembleEncoder:
             forward = lambda model, t: encode_text_trimmed(model, trim_padding(t))  # noqa: E731
         else:
             forward = lambda model, t: model.encode_text(t)  # noqa: E731
-        return self._run(items, "tokens", forward, lambda _name, tokens: torch.stack(tokens))
+        out = self._shared_text(items, trim) if self._text_groups else None
+        return self._run(items, "tokens", forward, lambda _name, tokens: torch.stack(tokens), out)
+
+
+def _scatter(out: list[Vectors], rows: Sequence[int], features: Mapping[str, torch.Tensor]) -> None:
+    """L2-normalize each member's batch features and write row ``i`` to ``out[rows[i]]``."""
+    for name, batch in features.items():
+        array = F.normalize(batch.float(), dim=-1).cpu().numpy()
+        for row, k in enumerate(rows):
+            out[k][name] = array[row]
