@@ -118,6 +118,29 @@ def text_trim(n_texts: int = 64) -> dict[str, Any]:
     }
 
 
+def shared_text_trunk(encoder: EnsembleEncoder, repeats: int = 60) -> dict[str, Any]:
+    """One-query text embedding with the members' shared trunk run once vs once per member."""
+    groups = [list(group) for group in encoder.shared_text_trunks]
+    items = [encoder.prepare_text(QUERIES[2], encoder.member_names)]
+    timings: dict[str, list[float]] = {"shared": [], "per_member": []}
+    for _ in range(repeats):  # interleaved, so both see the same machine
+        for label, share in (("shared", True), ("per_member", False)):
+            start = time.perf_counter()
+            encoder.encode_texts(items, share=share)
+            timings[label].append(time.perf_counter() - start)
+    shared, alone = encoder.encode_texts(items, share=True), encoder.encode_texts(items, share=False)
+    p50 = {label: round(1000 * sorted(t)[len(t) // 2], 2) for label, t in timings.items()}
+    return {
+        "groups": groups,
+        "query": QUERIES[2],
+        "shared_p50_ms": p50["shared"],
+        "per_member_p50_ms": p50["per_member"],
+        "speedup": round(p50["per_member"] / p50["shared"], 2),
+        "max_abs_diff": float(max(abs(shared[0][m] - alone[0][m]).max() for m in shared[0])),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
 def main() -> dict[str, Any]:
     """Run every embedder measurement and write the result file."""
     bundle, source = bench_bundle()
@@ -153,6 +176,7 @@ def main() -> dict[str, Any]:
             "goal": ">= 3",
         },
         "text_trim": {**text_trim(), "goal": ">= 3x, cosine >= 0.9999"},
+        "shared_text_trunk": shared_text_trunk(encoder),
     }
     write_result("embedder", result)
     return result

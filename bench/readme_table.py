@@ -25,7 +25,7 @@ OTHER_TABLES = {"reliability"}  # results with a README table of their own (scri
 def embedder_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for embedder.json, which keeps goals beside its figures."""
     served, single, trim = result["served"], result["concurrent_single_image"], result["text_trim"]
-    return [
+    rows = [
         figure(
             f"embedder served / raw forward ({served['request_size']} images per request)",
             f"{served['ratio_vs_raw']}x ({served['images_per_s']} / {result['raw_forward']['best_images_per_s']} img/s)",
@@ -45,6 +45,16 @@ def embedder_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
             trim["speedup"] >= 3 and trim["min_cosine"] >= 0.9999,
         ),
     ]
+    shared = result.get("shared_text_trunk")
+    if shared and shared["groups"]:
+        rows.append(
+            figure(
+                f"one text query, {len(shared['groups'][0])} members on one frozen text trunk: per member / shared",
+                f"{shared['speedup']}x ({shared['per_member_p50_ms']} / {shared['shared_p50_ms']} ms p50, "
+                f"max |diff| {shared['max_abs_diff']:.1g})",
+            )
+        )
+    return rows
 
 
 SPECIAL: dict[str, Callable[[dict[str, Any]], list[dict[str, Any]]]] = {"embedder": embedder_rows}

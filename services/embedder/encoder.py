@@ -90,6 +90,7 @@ class EnsembleEncoder:
         precision = select_precision(cfg.precision, device)
         bundle = load_bundle(bundle_path or cfg.bundle)
         members = {spec.name: load_member(spec, bundle, device) for spec in bundle.members}
+        encoder = cls(bundle, members, device, precision)
         log.info(
             "bundle loaded",
             extra={
@@ -99,9 +100,15 @@ class EnsembleEncoder:
                 "device": str(device),
                 "precision": precision,
                 "threads": threads,
+                "shared_text_trunks": encoder.shared_text_trunks,
             },
         )
-        return cls(bundle, members, device, precision)
+        return encoder
+
+    @property
+    def shared_text_trunks(self) -> list[tuple[str, ...]]:
+        """Groups of members whose text trunk runs once per batch for all of them."""
+        return [tuple(group) for group in self._text_groups]
 
     @property
     def member_names(self) -> tuple[str, ...]:
@@ -194,13 +201,16 @@ class EnsembleEncoder:
         """Normalized image vectors per member for a batch."""
         return self._run(items, "pixels", lambda model, x: model.encode_image(x), self._image_batch)
 
-    def encode_texts(self, items: Sequence[TextItem], trim: bool = True) -> list[Vectors]:
-        """Normalized text vectors per member; ``trim`` cuts padding to the longest real sequence."""
+    def encode_texts(self, items: Sequence[TextItem], trim: bool = True, share: bool = True) -> list[Vectors]:
+        """Normalized text vectors per member; ``trim`` cuts padding to the longest real sequence.
+
+        ``share`` runs a text trunk that several members share once per batch (same vectors).
+        """
         if trim:
             forward = lambda model, t: encode_text_trimmed(model, trim_padding(t))  # noqa: E731
         else:
             forward = lambda model, t: model.encode_text(t)  # noqa: E731
-        out = self._shared_text(items, trim) if self._text_groups else None
+        out = self._shared_text(items, trim) if share and self._text_groups else None
         return self._run(items, "tokens", forward, lambda _name, tokens: torch.stack(tokens), out)
 
 

@@ -49,7 +49,7 @@ def own_vectors(encoder: EnsembleEncoder, name: str) -> np.ndarray:
 
 
 def test_identical_trunks_are_grouped_and_changed_ones_are_not(encoder):
-    assert [sorted(group) for group in encoder._text_groups] == [["m1", "m2"]]
+    assert encoder.shared_text_trunks == [("m1", "m2")]
     assert shared_trunk_groups({"m1": encoder.members["m1"].model}) == []
 
 
