@@ -6,6 +6,7 @@ All figures in one run, side by side. Writes bench/results/embedder.json.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -144,14 +145,15 @@ def shared_text_trunk(encoder: EnsembleEncoder, repeats: int = 60) -> dict[str, 
 def main() -> dict[str, Any]:
     """Run every embedder measurement and write the result file."""
     bundle, source = bench_bundle()
-    cfg = EmbedderConfig(device="auto", bundle=str(bundle))
+    # The raw reference uses every core; the served embedder runs with its own default threads.
+    cfg = EmbedderConfig(device="auto", bundle=str(bundle), threads=os.cpu_count() or 1)
     encoder = EnsembleEncoder.load(cfg)
     images = sample_images(256)
     raw = raw_forward(encoder, images)
     best = raw["best_batch"]
     print(f"raw forward: {raw}")
     batch_env = {"VITRINE_EMBEDDER_MAX_BATCH": str(best), "VITRINE_EMBEDDER_MAX_WAIT_MS": "5"}
-    served_rate = served(bundle, [images[i : i + best] for i in range(0, 256, best)] * 2, 2, batch_env)
+    served_rate = served(bundle, [images[i : i + best] for i in range(0, 256, best)] * 8, 2, batch_env)
     singles = [[img] for img in images[:192]]
     on = served(bundle, singles, 32, batch_env)
     off = served(bundle, singles, 32, {**batch_env, "VITRINE_EMBEDDER_BATCHING": "false"})

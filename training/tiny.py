@@ -27,7 +27,7 @@ TINY_THREADS = 2
 def build_tiny_bundle(
     directory: str | Path,
     members: Sequence[str] = ("m1", "m2", "m3"),
-    steps: int = 120,
+    steps: int = 240,
     catalog_size: int = TINY_CATALOG_SIZE,
 ) -> Path:
     """Train ``members`` for ``steps`` steps each on a synthetic catalog and write the bundle into ``directory``.

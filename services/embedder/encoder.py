@@ -57,6 +57,17 @@ def select_device(requested: str) -> torch.device:
     return device
 
 
+def default_threads(decode_workers: int) -> int:
+    """Torch CPU threads when none are configured: the cores left after the decode workers (>= 1).
+
+    The decode threads, gRPC and the model share the machine's cores; a model thread on a core the
+    decoders need spins instead of helping. On 2 cores, 1 model thread serves images 1.65x faster
+    than 2 (small image towers gain little from a second intra-op thread).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores - max(0, decode_workers))
+
+
 def select_precision(requested: str, device: torch.device) -> str:
     """``auto`` -> fp16 on CUDA, fp32 on CPU."""
     if requested == "auto":
@@ -84,7 +95,7 @@ class EnsembleEncoder:
     @classmethod
     def load(cls, cfg: EmbedderConfig, bundle_path: str | None = None) -> EnsembleEncoder:
         """Load every member of the bundle at ``bundle_path`` (default ``cfg.bundle``)."""
-        threads = cfg.threads or os.cpu_count() or 1
+        threads = cfg.threads or default_threads(cfg.decode_workers)
         torch.set_num_threads(threads)
         device = select_device(cfg.device)
         precision = select_precision(cfg.precision, device)

@@ -33,6 +33,14 @@ MAX_REPORTED_ERRORS = 1000
 NO_CLUSTER = -1
 REBUILD_SEPARATOR = ".r"
 
+
+def holds_version(collection: str | None, canonical: str) -> bool:
+    """Whether ``collection`` was built for the bundle version whose collection name is ``canonical``."""
+    return collection is not None and (
+        collection == canonical or collection.startswith(canonical + REBUILD_SEPARATOR)
+    )
+
+
 INGEST_ITEMS = Counter(
     "vitrine_ingest_items_total", "Products by outcome (rate() gives items/s)", ["outcome"]
 )
@@ -146,9 +154,7 @@ class IngestCore:
 
     def owns(self, collection: str | None) -> bool:
         """Whether a collection holds this bundle version (built directly or by a rebuild)."""
-        return collection is not None and (
-            collection == self.canonical or collection.startswith(self.canonical + REBUILD_SEPARATOR)
-        )
+        return holds_version(collection, self.canonical)
 
     def open(self) -> str:
         """Ensure the write collection exists; point the alias at it when there is none yet.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 
 import numpy as np
 import pytest
 
 from services.embedder.core import EmbedderCore
+from services.embedder.encoder import default_threads
 from services.embedder.errors import InvalidInput, Overloaded
 from tests.support.embedder import EMBEDDER_TEST_CFG as CFG
 from tests.support.images import solid
@@ -99,3 +101,10 @@ async def test_full_queue_is_refused_fast(encoder):
             await tight.embed_texts(["a red dress"] * 5)
     finally:
         await tight.close()
+
+
+def test_default_threads_leave_the_decode_workers_their_cores():
+    cores = len(os.sched_getaffinity(0))
+    assert default_threads(0) == cores
+    assert default_threads(1) == max(1, cores - 1)
+    assert default_threads(cores + 4) == 1, "never fewer than one model thread"

@@ -30,12 +30,13 @@ def tiny(tiny_trained: tuple[Path, Path]) -> Path:
 
 def test_tiny_bundle_layout(tiny: Path):
     bundle = load_bundle(tiny)
-    assert bundle.member_names == ("m1", "m2", "m3") or len(bundle.members) == 1
+    assert bundle.member_names == ("m1", "m2", "m3")
     for spec, centroids in bundle.load_centroids().items():
         assert centroids.shape[1] == bundle.member(spec).dim
         assert np.allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-4)
     report = json.loads((tiny / "eval.json").read_text())
-    assert report["admitted"] == (len(bundle.members) > 1)
+    assert report["admission"] == "always" and report["admitted"]
+    assert len(bundle.members) == 3
     assert set(json.loads((tiny / "split.json").read_text())) >= {"train", "val", "test"}
 
 

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from training.data.catalog import STYLE_COLUMNS, CatalogError, load_fashion, load_inshop
+from training.data.catalog import STYLE_COLUMNS, CatalogError, Product, load_fashion, load_inshop
 from training.data.images import augment, geometry_for
 from training.data.prepared import prepare
-from training.data.prompts import captions
+from training.data.prompts import captions, category_query, spoken
 from training.data.split import make_split, read_split
 from training.data.synthetic import KINDS, draw_item, write_synthetic_catalog
 from training.defaults import TINY_TEXT, TINY_VISION
+from training.queries import shopper_queries
 
 TINY_MODEL = {"embed_dim": 32, "vision_cfg": TINY_VISION, "text_cfg": TINY_TEXT}
 PREPROCESS = {"mean": [0.5] * 3, "std": [0.5] * 3, "resize_mode": "squash"}
@@ -78,11 +79,20 @@ def test_missing_styles_csv_is_a_clear_error(tmp_path: Path):
 def test_prompts_skip_templates_with_empty_fields(fashion: Path):
     product = load_fashion(fashion).products[0]
     texts = captions(product)
-    assert f"a photo of {product.articleType}" in texts
+    assert f"a photo of {spoken(product.articleType)}" in texts
     assert texts[-1] == product.productDisplayName
     empty_colour = type(product)(**{**product.metadata(), "baseColour": ""})
     assert not any("{" in t or "  " in t for t in captions(empty_colour))
     assert all(product.baseColour not in t for t in captions(empty_colour, with_name=False))
+
+
+def test_captions_and_queries_speak_as_shoppers_write():
+    product = Product("1", "Men", "Apparel", "Topwear", "Tshirts", baseColour="White")
+    texts = captions(product, with_name=False)
+    assert "a photo of T-shirts" in texts and not any("Tshirts" in t for t in texts)
+    assert any("Top wear" in t for t in texts)
+    assert category_query("Tshirts") == "a photo of T-shirts"
+    assert category_query("Dresses") == "a photo of Dresses"
 
 
 def test_synthetic_images_and_errors():
@@ -124,3 +134,13 @@ def test_inshop_loader(tmp_path: Path):
     assert parts["gallery"].products[1].articleType == "Denim"
     assert parts["gallery"].products[1].gender == "Men"
     assert parts["train"].report.skipped == {"no image file": 1, "malformed line": 1}
+
+
+def test_shopper_queries_keep_answerable_queries_and_mark_their_types():
+    kinds = ["Tshirts"] * 3 + ["Kurtas", "Kurtis"] + ["Watches"]
+    gallery = [Product(str(i), "Men", "Apparel", "Topwear", t) for i, t in enumerate(kinds)]
+    queries = (("t-shirt", ("Tshirts",)), ("women's kurta", ("Kurtas", "Kurtis")), ("heels", ("Heels",)))
+    query_set, texts = shopper_queries(gallery, min_items=2, queries=queries)
+    assert texts == ["t-shirt", "women's kurta"], "a query with fewer than min_items answers is dropped"
+    assert query_set.relevant[0].tolist() == [True] * 3 + [False] * 3
+    assert query_set.relevant[1].tolist() == [False] * 3 + [True, True, False]

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from services.search.fusion import RankedHit, weighted_rrf
 from training.config import MemberConfig, config_from_dict
-from training.ensemble import assign_clusters, coordinate_search, kmeans_centroids
+from training.ensemble import assign_clusters, coordinate_search, decide_admission, kmeans_centroids
 from training.losses import clip_loss, parse_loss, supcon_loss, triplet_loss
 from training.metrics import average_precision, average_precision_at_k, macro_micro, recall_at_k
 from training.retrieval import QuerySet, fusion_function, score_system, top_k
@@ -142,3 +142,12 @@ def test_top_k_orders_and_excludes_self():
     indices, scores = top_k(gallery, gallery, 2, exclude=np.arange(3))
     assert (indices != np.arange(3)[:, None]).all()
     assert np.all(scores[:, 0] >= scores[:, 1])
+
+
+def test_admission_needs_a_fused_gain_unless_always():
+    table = {"single:a": 0.70, "single:b": 0.60, "rrf": 0.69, "borda+clusters": 0.68}
+    assert decide_admission(table, ["a", "b"]) == ("single:a", "rrf", False, False)
+    assert decide_admission(table, ["a", "b"], "always") == ("single:a", "rrf", False, True)
+    tie = table | {"rrf": 0.70}
+    assert decide_admission(tie, ["a", "b"]) == ("single:a", "rrf", True, True)
+    assert decide_admission({"single:a": 0.5}, ["a"], "always")[3] is False

@@ -21,6 +21,17 @@ TEMPLATES = (
 )
 QUERY_TEMPLATE = "a photo of {category}"
 CATEGORY_FIELDS = ("articleType", "subCategory", "masterCategory")
+# Catalog values as a shopper writes them: "Tshirts" is one unknown word to a text tower, while the
+# query "white polo t-shirts" says "t-shirts" (and lands on "Shirts" when captions say "Tshirts").
+SPOKEN_VALUES = {
+    "Tshirts": "T-shirts",
+    "Lounge Tshirts": "Lounge T-shirts",
+    "Ipad": "iPad",
+    "Mens Grooming Kit": "Men's Grooming Kit",
+    "Topwear": "Top wear",
+    "Bottomwear": "Bottom wear",
+    "Innerwear": "Inner wear",
+}
 
 
 def _fields(template: str) -> list[str]:
@@ -31,7 +42,7 @@ def captions(product: Product, templates: tuple[str, ...] = TEMPLATES, with_name
     """All captions of one product (deduplicated, in template order, then its name)."""
     out: list[str] = []
     for template in templates:
-        values = {f: getattr(product, f) for f in _fields(template)}
+        values = {f: spoken(getattr(product, f)) for f in _fields(template)}
         if all(values.values()):
             text = " ".join(template.format(**values).split())
             if text not in out:
@@ -42,6 +53,11 @@ def captions(product: Product, templates: tuple[str, ...] = TEMPLATES, with_name
     return out
 
 
+def spoken(value: str) -> str:
+    """A metadata value as people write it in a query (``Tshirts`` -> ``T-shirts``)."""
+    return SPOKEN_VALUES.get(value, value)
+
+
 def category_query(category: str) -> str:
-    """The text->image evaluation query for a category value."""
-    return QUERY_TEMPLATE.format(category=category)
+    """The text->image evaluation query for a category value (spoken form)."""
+    return QUERY_TEMPLATE.format(category=spoken(category))
