@@ -101,6 +101,13 @@ async def run_stack(cfg: VitrineConfig, web: bool = True, stop: asyncio.Event | 
         clients += [ingest_client, search_client]
         ingest_core = build_core(cfg, store, bundle, ingest_client)
         collection = await asyncio.to_thread(ingest_core.open)
+        read = await asyncio.to_thread(ingest_core.read_collection)
+        if not ingest_core.owns(read):
+            log.warning(
+                "search reads a collection built by another bundle version; new writes go to this "
+                "version's collection, and Ingest.Reindex fills it and swaps the alias",
+                extra={"alias": cfg.store.catalog, "target": read, "expected": collection},
+            )
         search_core = SearchCore(cfg.search, store, bundle, search_client, cfg.store.catalog)
         servers = [
             GrpcServer(

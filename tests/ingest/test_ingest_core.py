@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from services.ingest.core import assign_clusters
+from services.ingest.core import assign_clusters, holds_version
 from services.ingest.items import Product
 from services.storage.port import MemberQuery
 from tests.ingest.conftest import BLUE, GREEN, RED, ColourEmbedder, truncated_jpeg
@@ -171,3 +171,12 @@ async def test_blobs_follow_the_latest_image_source(make_core, bundle, image_roo
     await core.upsert_stream([Product("p", image_uri="g.png")])
     assert core.blobs.get("p") is None  # a reindex now reads the uri, not a stale copy
     assert core.store.retrieve("catalog", ["p"])[0].payload["cluster"]["m1"] == 1
+
+
+def test_holds_version_knows_a_versions_collections_and_rebuilds():
+    canonical = "catalog__fashion-small-2"
+    assert holds_version(canonical, canonical)
+    assert holds_version(canonical + ".r20261201190000", canonical), "a same-version rebuild"
+    assert not holds_version("catalog__fashion-small-1", canonical)
+    assert not holds_version("catalog__fashion-small-22", canonical), "a prefix is not the version"
+    assert not holds_version(None, canonical)
