@@ -1,10 +1,10 @@
 """The offline default bundle's members and the tiny test members.
 
-The default trains on two CPU cores in about ten minutes: 64 px images (the catalog's photos are
-60x80), three small timm convnets (``test_byobnet``, different seeds and losses) plus an ENCLIP
-snapshot member (the first run as it was one epoch before the end), and a frozen pretrained MiniLM
-text tower (LiT-style) whose caption features are computed once and shared, so each step trains
-only an image tower and a text projection.
+The default trains on two CPU cores in about seven minutes: 64 px images (the catalog's photos are
+60x80), three small timm convnets (``test_byobnet``, ``test_resnet``, ``test_efficientnet``, with
+different seeds and losses) plus an ENCLIP snapshot member (the first run as it was one epoch
+before the end), and a frozen pretrained MiniLM text tower (LiT-style) whose caption features are
+computed once and shared, so each step trains only an image tower and a text projection.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ def _timm(name: str) -> dict[str, Any]:
     }
 
 
-def _member(name: str, loss: str, seed: int, **extra: Any) -> MemberConfig:
+def _member(name: str, tower: str, loss: str, seed: int, **extra: Any) -> MemberConfig:
     return MemberConfig(
         name=name,
-        model={"embed_dim": EMBED_DIM, "vision_cfg": _timm("test_byobnet"), "text_cfg": MINILM_TEXT},
+        model={"embed_dim": EMBED_DIM, "vision_cfg": _timm(tower), "text_cfg": MINILM_TEXT},
         loss=loss,
         lr=5e-3,
         seed=seed,
@@ -51,11 +51,17 @@ def _member(name: str, loss: str, seed: int, **extra: Any) -> MemberConfig:
 
 
 def default_config() -> TrainConfig:
-    """The offline default bundle (three trained members + one snapshot, frozen MiniLM text tower)."""
+    """The offline default bundle (three trained members + one snapshot, frozen MiniLM text tower).
+
+    The three trained members differ in image tower, loss and seed: on the shared catalog's val
+    split, three architectures fused gain +0.045 over their best member where three seeds of one
+    architecture gained +0.037 (mean of text->image and image->image mAP@10), and the fused
+    test score is higher too (articleType text->image 0.726 vs 0.711).
+    """
     members = (
-        _member("m1", "clip+ce", 1, aux_weight=1.0),
-        _member("m2", "clip+supcon", 2),
-        _member("m3", "clip+ce", 3, aux_weight=1.0),
+        _member("m1", "test_byobnet", "clip+ce", 1, aux_weight=1.0),
+        _member("m2", "test_resnet", "clip+supcon", 2),
+        _member("m3", "test_efficientnet", "clip+ce", 3, aux_weight=1.0),
         MemberConfig(name="m4", snapshot_of="m1", snapshot_epoch=EPOCHS - 1),
     )
     # Product names add ~29k unique captions (about 30 s of MiniLM encoding on two cores, cached) and
