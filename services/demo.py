@@ -24,11 +24,11 @@ import grpc
 from services.common.bundle import load_bundle
 from services.common.config import PROJECT_ROOT, load_config
 from services.demo_queries import run_queries
-from services.ingest.core import holds_version
 from services.ingest.loader import iter_catalog, load_via_rpc, with_image_bytes
 from services.stack import _wait_upstream
-from services.storage.factory import collection_name
+from services.storage.factory import collection_name, holds_version
 from training.data.synthetic import write_synthetic_catalog
+from training.queries import SHOPPER_SET
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
 
 DATA_DIR = PROJECT_ROOT / "data"
@@ -116,7 +116,7 @@ def print_evaluation(bundle_dir: Path) -> None:
     sets = {
         name: rows
         for name, rows in report.get("fashion", {}).items()
-        if "articleType" in name or "shopper" in name
+        if "articleType" in name or name == SHOPPER_SET
     }
     print(f"{report.get('items', '?')} held-out items; mAP@10 macro / micro (article types; shopper queries)")
     names = list(sets)

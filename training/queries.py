@@ -54,7 +54,9 @@ SHOPPER_QUERIES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def shopper_queries(
-    gallery: Sequence[Product], min_items: int = 10, queries=SHOPPER_QUERIES
+    gallery: Sequence[Product],
+    min_items: int = 10,
+    queries: Sequence[tuple[str, tuple[str, ...]]] = SHOPPER_QUERIES,
 ) -> tuple[QuerySet, list[str]]:
     """The free-text shopper queries whose answers have >= ``min_items`` gallery items (relevant = articleType)."""
     values = np.array([p.articleType for p in gallery])

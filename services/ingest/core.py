@@ -24,22 +24,13 @@ from services.common.config import IngestConfig
 from services.ingest.blobs import BlobStore
 from services.ingest.items import ItemRejected, Product, load_image
 from services.ingest.streams import aiter_chunks
-from services.storage.factory import collection_name
+from services.storage.factory import collection_name, holds_version
 from services.storage.filters import CLUSTER_FIELD, FILTERABLE_FIELDS, parse_filters
 from services.storage.port import Point, VectorStore
 
 EmbedImages = Callable[[list[bytes]], Awaitable[list[dict[str, np.ndarray]]]]
 MAX_REPORTED_ERRORS = 1000
 NO_CLUSTER = -1
-REBUILD_SEPARATOR = ".r"
-
-
-def holds_version(collection: str | None, canonical: str) -> bool:
-    """Whether ``collection`` was built for the bundle version whose collection name is ``canonical``."""
-    return collection is not None and (
-        collection == canonical or collection.startswith(canonical + REBUILD_SEPARATOR)
-    )
-
 
 INGEST_ITEMS = Counter(
     "vitrine_ingest_items_total", "Products by outcome (rate() gives items/s)", ["outcome"]

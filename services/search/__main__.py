@@ -22,7 +22,7 @@ from services.common.server import GrpcServer, ServiceBinding
 from services.search.cli import run_client
 from services.search.core import SearchCore
 from services.search.server import SERVICE_NAME, SearchServicer
-from services.storage.factory import collection_name, open_store
+from services.storage.factory import collection_name, holds_version, open_store
 from vitrine.v1 import embedder_pb2, search_pb2_grpc
 
 log = logging.getLogger("vitrine.search")
@@ -96,7 +96,7 @@ async def serve(cfg: VitrineConfig) -> None:
         store = await asyncio.to_thread(open_store, cfg.store)
         expected = collection_name(cfg.store.catalog, bundle.name, bundle.version)
         target = await asyncio.to_thread(store.resolve_alias, cfg.store.catalog)
-        if target != expected:
+        if not holds_version(target, expected):
             log.warning(
                 "catalog alias does not point at this bundle's collection",
                 extra={"alias": cfg.store.catalog, "target": target, "expected": expected},

@@ -37,6 +37,16 @@ def _sanitize(part: str) -> str:
     return re.sub(r"_{2,}", "_", cleaned)
 
 
+REBUILD_SEPARATOR = ".r"  # <collection>.r<timestamp>: a same-version rebuild (Ingest.Reindex)
+
+
+def holds_version(collection: str | None, canonical: str) -> bool:
+    """Whether ``collection`` was built for the bundle version whose collection name is ``canonical``."""
+    return collection is not None and (
+        collection == canonical or collection.startswith(canonical + REBUILD_SEPARATOR)
+    )
+
+
 def collection_name(catalog: str, bundle_name: str, bundle_version: str) -> str:
     """``<catalog>__<bundle>-<version>``, each part reduced to ``[A-Za-z0-9_.-]``.
 
