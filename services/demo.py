@@ -83,7 +83,7 @@ async def ingest(address: str, catalog: Path, limit: int | None, canonical: str)
         stub = ingest_pb2_grpc.IngestStub(channel)
         total = sum(1 for _ in iter_catalog(catalog, limit))
         current = await stub.Count(ingest_pb2.CountRequest(), timeout=30)
-        stale = current.count > 0 and not holds_version(current.collection, canonical)
+        stale = not holds_version(current.collection, canonical)  # even when empty: the alias must move
         if current.count >= total and not stale:
             print(f"index already holds {current.count} items (catalog: {total}); reusing it", flush=True)
             return
