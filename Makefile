@@ -38,13 +38,13 @@ evaluate: install
 	$(PY) -m training.evaluate --bundle data/bundles/default --data "$(VITRINE_DATA)" --out bench/results/eval
 
 demo: install
-	$(PY) -m services.demo --data "$(VITRINE_DATA)"
+	$(PY) -m apps.demo --data "$(VITRINE_DATA)"
 
 up: install
-	$(PY) -m services.stack
+	$(PY) -m apps.stack
 
 down:
-	-pkill -f "services.stack" ; pkill -f "services.(embedder|ingest|search)" ; true
+	-pkill -f "apps.stack" ; pkill -f "services.(embedder|ingest|search)" ; true
 
 bench: install
 	$(PY) -m bench
@@ -55,8 +55,8 @@ reliability: install
 		$(PY) -m pytest -m "not gpu" tests/reliability -p no:cacheprovider -s
 
 lint: install
-	$(VENV)/bin/ruff check services training tests bench scripts
-	$(VENV)/bin/ruff format --check services training tests bench scripts
+	$(VENV)/bin/ruff check apps domain services training tests bench scripts
+	$(VENV)/bin/ruff format --check apps domain services training tests bench scripts
 
 clean:
 	rm -rf vitrine .pytest_cache .ruff_cache

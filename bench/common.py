@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from services.common.bundle import load_bundle
+from domain.bundle import load_bundle
 from services.common.config import PROJECT_ROOT
 
 RESULTS = PROJECT_ROOT / "bench" / "results"

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from bench.common import bench_bundle, best_of, describe_bundle, write_result
+from domain.text import encode_text_trimmed, trim_padding
 from services.common.config import EmbedderConfig
 from services.embedder.encoder import EnsembleEncoder
 from services.embedder.images import decode_image
-from services.embedder.text import encode_text_trimmed, trim_padding
 from tests.support.images import encode, gradient
 from tests.support.procs import free_port, start_module, wait_serving
 from vitrine.v1 import embedder_pb2, embedder_pb2_grpc

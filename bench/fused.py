@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.common import summary_ms
-from services.common.bundle import Bundle, FusionSpec, MemberSpec
+from domain.bundle import Bundle, FusionSpec, MemberSpec
 from services.common.config import SearchConfig
 from services.common.embed_client import MemberVectors
 from services.search.core import SearchCore

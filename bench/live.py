@@ -34,7 +34,7 @@ def catalog_items(count: int, skip: int = 0) -> tuple[list[Product], str]:
 
 @contextmanager
 def bench_stack(bundle: Path) -> Iterator[RunningStack]:
-    """``python -m services.stack`` on free ports over an empty Edge store in a temporary folder."""
+    """``python -m apps.stack`` on free ports over an empty Edge store in a temporary folder."""
     with (
         tempfile.TemporaryDirectory(prefix="vitrine-bench-stack-") as store,
         running_stack(bundle, Path(store)) as stack,

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from services.common.bundle import Bundle
-from services.embedder.members import make_tokenizer
+from domain.bundle import Bundle
+from domain.members import make_tokenizer
 from training.config import TrainConfig
 from training.data.images import geometry_for
 from training.data.prepared import Prepared, prepare

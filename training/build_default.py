@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from services.common.bundle import BundleError, load_bundle
+from domain.bundle import BundleError, load_bundle
 from training.config import TrainConfig, load_config
 from training.data.prepared import data_fingerprint
 from training.data.synthetic import write_synthetic_catalog

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 
-from services.common.bundle import Bundle, FusionSpec, MemberSpec, write_bundle
-from services.embedder.members import save_member
+from domain.bundle import Bundle, FusionSpec, MemberSpec, write_bundle
+from domain.members import save_member
 from training.config import TrainConfig
 from training.suite import Suite, objective, score_suite, systems
 

@@ -1,6 +1,6 @@
 """``make evaluate``: score a bundle on a split of the catalog (and on In-shop when given).
 
-Members are loaded exactly as the embedder loads them (``services.embedder.members.load_member``)
+Members are loaded exactly as the embedder loads them (``domain.members.load_member``)
 and fused with the search service's own fusion code. Reports text->image mAP@10 per category
 (articleType, subCategory, masterCategory; macro over categories with >= 10 items, and micro),
 image->image mAP@10, Recall@1/5/10 and mAP, for every member and fusion, with and without
@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from services.common.bundle import Bundle, load_bundle
-from services.embedder.members import load_member
-from services.embedder.preprocess import split_transform
-from training.data.catalog import Catalog, load_fashion, load_inshop
+from domain.bundle import Bundle, load_bundle
+from domain.catalog import Catalog, load_fashion, load_inshop
+from domain.members import load_member
+from domain.preprocess import split_transform
 from training.data.images import decode_catalog
 from training.data.split import SPLITS, make_split, read_split
 from training.ensemble import assign_clusters

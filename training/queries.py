@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from training.data.catalog import Product
+from domain.catalog import Product
 from training.data.prompts import CATEGORY_FIELDS, category_query
 from training.metrics import average_precision_at_k
 from training.retrieval import QuerySet, top_k

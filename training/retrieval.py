@@ -1,6 +1,6 @@
 """Embedding, per-member top-k rankings and scoring of single members and fused rankings.
 
-Fusion itself is ``services.search.fusion`` / ``services.search.rerank`` (the code the search
+Fusion itself is ``domain.fusion`` / ``domain.rerank`` (the code the search
 service runs), applied per query to the members' top ``depth`` hits, so offline numbers measure
 exactly what is served.
 """
@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from services.search.fusion import FusedHit, RankedHit, borda, combmnz, combsum, rrf, single, weighted_rrf
-from services.search.rerank import cluster_rerank
+from domain.fusion import FusedHit, RankedHit, borda, combmnz, combsum, rrf, single, weighted_rrf
+from domain.rerank import cluster_rerank
 from training.data.images import Pixels
 from training.metrics import average_precision, average_precision_at_k, macro_micro, recall_at_k
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from training.data.catalog import Product
+from domain.catalog import Product
 from training.data.images import Pixels
 from training.queries import category_queries, image_queries, shopper_queries
 from training.retrieval import (

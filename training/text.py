@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from training.data.catalog import Product
+from domain.catalog import Product
 from training.data.prompts import CATEGORY_FIELDS, captions, category_query
 
 log = logging.getLogger("vitrine.training.text")

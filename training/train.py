@@ -1,7 +1,7 @@
 """Train one ensemble member: AdamW + warm-up/cosine, grad clipping, AMP on CUDA, checkpoints and resume.
 
 Every epoch writes a member folder (``<run_dir>/epoch-<n>``, the open_clip local-dir layout of
-``services.embedder.members.save_member``), the optimizer state (``state.pt``) and the validation
+``domain.members.save_member``), the optimizer state (``state.pt``) and the validation
 history (``history.json``: text->image macro mAP@10 by articleType). A rerun picks up after the last
 finished epoch.
 """
@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file
 from tqdm import tqdm
 
-from services.embedder.members import WEIGHTS_FILE, build_model, make_tokenizer, save_member
+from domain.members import WEIGHTS_FILE, build_model, make_tokenizer, save_member
 from training.config import MemberConfig
 from training.data.images import Pixels, augment, geometry_for
 from training.data.prepared import Prepared

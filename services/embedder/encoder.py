@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from services.common.bundle import Bundle, load_bundle
+from domain.bundle import Bundle, load_bundle
+from domain.members import LoadedMember, load_member
+from domain.preprocess import SplitTransform, split_transform
+from domain.shared_text import encode_shared, shared_trunk_groups
+from domain.text import encode_text_trimmed, trim_padding
 from services.common.config import EmbedderConfig
-from services.embedder.members import LoadedMember, load_member
-from services.embedder.preprocess import SplitTransform, split_transform
-from services.embedder.shared_text import encode_shared, shared_trunk_groups
-from services.embedder.text import encode_text_trimmed, trim_padding
 
 log = logging.getLogger("vitrine.embedder")
 

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import sys
 
-from services.common.bundle import Bundle, load_bundle
+from domain.bundle import Bundle, load_bundle
 from services.common.channels import open_channel
 from services.common.config import VitrineConfig, load_config
 from services.common.logsetup import setup_logging

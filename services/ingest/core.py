@@ -19,18 +19,18 @@ from pathlib import Path
 import numpy as np
 from prometheus_client import Counter
 
-from services.common.bundle import Bundle
+from domain.bundle import Bundle
+from domain.catalog import FILTERABLE_FIELDS
+from domain.payload import CLUSTER_FIELD, NO_CLUSTER, collection_name, holds_version
 from services.common.config import IngestConfig
 from services.ingest.blobs import BlobStore
 from services.ingest.items import ItemRejected, Product, load_image
 from services.ingest.streams import aiter_chunks
-from services.storage.factory import collection_name, holds_version
-from services.storage.filters import CLUSTER_FIELD, FILTERABLE_FIELDS, parse_filters
+from services.storage.filters import parse_filters
 from services.storage.port import Point, VectorStore
 
 EmbedImages = Callable[[list[bytes]], Awaitable[list[dict[str, np.ndarray]]]]
 MAX_REPORTED_ERRORS = 1000
-NO_CLUSTER = -1
 
 INGEST_ITEMS = Counter(
     "vitrine_ingest_items_total", "Products by outcome (rate() gives items/s)", ["outcome"]

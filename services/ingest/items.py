@@ -19,9 +19,9 @@ from urllib.parse import urlparse
 
 from PIL import Image
 
+from domain.payload import RESERVED_FIELDS
 from services.common.config import IngestConfig
 
-RESERVED_FIELDS = ("id", "text", "image_uri", "cluster", "bundle_version")
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
 MAX_ID_CHARS = 256
 MAX_TEXT_CHARS = 4000  # product title/description stored in the payload

@@ -22,10 +22,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from domain.payload import REBUILD_SEPARATOR, RESERVED_FIELDS
 from services.ingest.core import IngestCore, IngestSummary, payload_indexes
-from services.ingest.items import RESERVED_FIELDS, Product
+from services.ingest.items import Product
 from services.ingest.loader import catalog_table, iter_catalog
-from services.storage.factory import REBUILD_SEPARATOR
 from services.storage.port import StoredPoint
 
 log = logging.getLogger("vitrine.ingest.reindex")

@@ -14,7 +14,8 @@ import dataclasses
 import logging
 import sys
 
-from services.common.bundle import Bundle, FusionSpec, MemberSpec, load_bundle
+from domain.bundle import Bundle, FusionSpec, MemberSpec, load_bundle
+from domain.payload import collection_name, holds_version
 from services.common.config import VitrineConfig, load_config
 from services.common.embed_client import EmbedderClient, EmbedderUnavailable
 from services.common.logsetup import setup_logging
@@ -22,7 +23,7 @@ from services.common.server import GrpcServer, ServiceBinding
 from services.search.cli import run_client
 from services.search.core import SearchCore
 from services.search.server import SERVICE_NAME, SearchServicer
-from services.storage.factory import collection_name, holds_version, open_store
+from services.storage.factory import open_store
 from vitrine.v1 import embedder_pb2, search_pb2_grpc
 
 log = logging.getLogger("vitrine.search")

@@ -1,6 +1,6 @@
 """The search core: embed the query, query each member, fuse, re-rank, page. Plain Python.
 
-Pipeline of one request (see :mod:`services.search.fusion` and :mod:`services.search.rerank`)::
+Pipeline of one request (see :mod:`domain.fusion` and :mod:`domain.rerank`)::
 
     validate -> embed (text and/or image; mixed per member) -> one store query per member
     (depth = max(min_candidates, (offset + top_k) * overfetch), same filters) -> fuse
@@ -21,7 +21,10 @@ from typing import Protocol
 
 import numpy as np
 
-from services.common.bundle import Bundle
+from domain.bundle import Bundle
+from domain.fusion import FusedHit, RankedHit, parse_fusion
+from domain.payload import CLUSTER_FIELD, clusters_of
+from domain.rerank import cap_per_cluster, cluster_of, cluster_rerank, mmr
 from services.common.config import SearchConfig
 from services.common.embed_client import EmbedderTimeout, EmbedderUnavailable, EmbedRejected, MemberVectors
 from services.search.errors import (
@@ -30,14 +33,11 @@ from services.search.errors import (
     SearchUnavailable,
     SearchValidationError,
 )
-from services.search.fusion import FusedHit, RankedHit, parse_fusion
-from services.search.hits import attributes_of, clusters_of, ranked_hits, result_hit
+from services.search.hits import attributes_of, ranked_hits, result_hit
 from services.search.model import ResultHit, SearchOptions, SearchQuery, SearchResult, SimilarQuery
 from services.search.plan import Plan, check_config, make_plan, mix, text_weight
-from services.search.rerank import cap_per_cluster, cluster_of, cluster_rerank, mmr
 from services.search.retrieval import Deadline, MemberLists, call_store, query_members
 from services.search.store_fusion import can_fuse_in_store, fuse_in_store
-from services.storage.filters import CLUSTER_FIELD
 from services.storage.port import StoredPoint, VectorStore, point_id
 
 # The payload that cluster re-ranking reads from every hit; plain ranking reads none.

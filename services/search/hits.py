@@ -1,8 +1,7 @@
-"""From stored payloads to ranked hits and display attributes.
+"""From stored payloads (layout in :mod:`domain.payload`) to ranked hits and display attributes.
 
-Ingest stores the cluster of a product under every member as ``payload["cluster"] = {member: id}``
-(a flat ``"cluster.<member>"`` key is read too). That map is internal: it feeds re-ranking and the
-explanation, and is left out of the attributes a hit shows.
+The cluster map is internal: it feeds re-ranking and the explanation, and is left out of the
+attributes a hit shows.
 """
 
 from __future__ import annotations
@@ -12,49 +11,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from services.search.fusion import Contribution, FusedHit, RankedHit
+from domain.fusion import Contribution, FusedHit, RankedHit
+from domain.payload import NO_CLUSTER, cluster_under, clusters_of, is_internal
 from services.search.model import ResultHit
-from services.storage.filters import CLUSTER_FIELD
 from services.storage.port import ScoredPoint, StoredPoint
-
-NO_CLUSTER = -1
-
-
-def _cluster_id(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def cluster_under(payload: Mapping[str, Any], member: str) -> int:
-    """The product's cluster under one member, or -1 (the hot path: one lookup per hit)."""
-    nested = payload.get(CLUSTER_FIELD)
-    value = nested.get(member) if isinstance(nested, Mapping) else payload.get(f"{CLUSTER_FIELD}.{member}")
-    found = _cluster_id(value)
-    return NO_CLUSTER if found is None else found
-
-
-def clusters_of(payload: Mapping[str, Any]) -> dict[str, int]:
-    """``{member: cluster id}`` from a payload (unknown or malformed entries are left out)."""
-    found: dict[str, int] = {}
-    nested = payload.get(CLUSTER_FIELD)
-    if isinstance(nested, Mapping):
-        items = list(nested.items())
-    else:
-        prefix = f"{CLUSTER_FIELD}."
-        items = [(key[len(prefix) :], value) for key, value in payload.items() if key.startswith(prefix)]
-    for member, value in items:
-        cluster = _cluster_id(value)
-        if cluster is not None:
-            found[str(member)] = cluster
-    return found
-
-
-def is_internal(key: str) -> bool:
-    """Payload keys that are not product attributes (the cluster map)."""
-    return key == CLUSTER_FIELD or key.startswith(f"{CLUSTER_FIELD}.")
 
 
 def as_text(value: Any) -> str | None:
@@ -120,11 +80,8 @@ def result_hit(hit: FusedHit, point: StoredPoint, explain: bool) -> ResultHit:
 
 
 __all__ = [
-    "NO_CLUSTER",
     "as_text",
     "attributes_of",
-    "clusters_of",
-    "is_internal",
     "ranked_hits",
     "result_hit",
     "with_page_clusters",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from services.search.fusion import Contribution
+from domain.fusion import Contribution
 
 
 @dataclass(frozen=True)

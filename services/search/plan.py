@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.common.bundle import Bundle
+from domain.bundle import Bundle
+from domain.catalog import FILTERABLE_FIELDS
+from domain.fusion import FusionMethod, parse_fusion
+from domain.payload import CLUSTER_FIELD
 from services.common.config import SearchConfig
 from services.search.errors import SearchValidationError
-from services.search.fusion import FusionMethod, parse_fusion
 from services.search.model import SearchOptions
-from services.storage.filters import CLUSTER_FIELD, FILTERABLE_FIELDS, parse_filters
+from services.storage.filters import parse_filters
 
 ALLOWED_FILTER_FIELDS = (*FILTERABLE_FIELDS, f"{CLUSTER_FIELD}.*")
 DEFAULT_TEXT_WEIGHT = 0.5

@@ -2,7 +2,7 @@
 
 Taken for ``rrf`` requests that need no per-member evidence (no explain, cluster re-rank,
 per-cluster cap or MMR) when ``search.store_rrf`` is on and the backend can fuse. The candidates
-and scores are those of :func:`services.search.fusion.rrf` (each member's top ``depth``, summed
+and scores are those of :func:`domain.fusion.rrf` (each member's top ``depth``, summed
 ``1 / (k + rank)``, in float32); exact score ties are ordered by store key instead of best rank, and
 ``matched_members`` is 0 (the store does not say which members fetched a hit). A failing or slow
 store call, or a backend without fusion, returns None: the caller then queries member by member,

@@ -22,21 +22,6 @@ from services.storage.port import Filters
 ALTERNATIVE_SEPARATOR = "|"
 FIELD_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
 
-# Fields of the Fashion Product Images schema that ingest indexes (keyword) and search may filter on.
-FILTERABLE_FIELDS: tuple[str, ...] = (
-    "id",
-    "gender",
-    "masterCategory",
-    "subCategory",
-    "articleType",
-    "baseColour",
-    "season",
-    "year",
-    "usage",
-    "bundle_version",
-)
-CLUSTER_FIELD = "cluster"
-
 
 @dataclass(frozen=True)
 class FieldMatch:
@@ -112,8 +97,6 @@ def field_matches(filters: Filters | None) -> list[FieldMatch]:
 
 
 __all__ = [
-    "CLUSTER_FIELD",
-    "FILTERABLE_FIELDS",
     "FieldMatch",
     "field_matches",
     "parse_filters",

@@ -1,4 +1,4 @@
-"""The whole stack end to end on a synthetic catalog: ``python -m services.stack`` + ingest + search.
+"""The whole stack end to end on a synthetic catalog: ``python -m apps.stack`` + ingest + search.
 
 Real processes on loopback ports, a briefly trained three-member bundle, an Edge store in a temp
 dir: load the catalog through Ingest, then check that search answers like a shop expects.

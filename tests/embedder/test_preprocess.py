@@ -6,7 +6,7 @@ import pytest
 import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 
-from services.embedder.preprocess import split_transform
+from domain.preprocess import split_transform
 from tests.support.images import gradient
 
 

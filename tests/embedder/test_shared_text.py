@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from services.common.bundle import Bundle, FusionSpec, MemberSpec
+from domain.bundle import Bundle, FusionSpec, MemberSpec
+from domain.members import LoadedMember, build_model, make_tokenizer
+from domain.shared_text import shared_trunk_groups
 from services.embedder.encoder import EnsembleEncoder
-from services.embedder.members import LoadedMember, build_model, make_tokenizer
-from services.embedder.shared_text import shared_trunk_groups
 
 TEXTS = ["red dress", "a photo of white polo t-shirts for men", "watch"]
 CFG = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from services.common.bundle import load_bundle
-from services.embedder.members import build_model, load_member, make_tokenizer
-from services.embedder.text import encode_text_trimmed, real_lengths, trim_padding
+from domain.bundle import load_bundle
+from domain.members import build_model, load_member, make_tokenizer
+from domain.text import encode_text_trimmed, real_lengths, trim_padding
 
 TEXTS = ["red dress", "a photo of white polo t-shirts for men", "watch", "blue denim jeans with a slim fit"]
 

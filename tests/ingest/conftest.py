@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.common.bundle import Bundle, MemberSpec, load_bundle, write_bundle
+from domain.bundle import Bundle, MemberSpec, load_bundle, write_bundle
 from services.common.config import IngestConfig, StoreConfig
 from services.ingest.blobs import BlobStore
 from services.ingest.core import IngestCore

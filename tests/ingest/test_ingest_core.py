@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
+from domain.payload import holds_version
 from services.ingest.core import assign_clusters
 from services.ingest.items import Product
-from services.storage.factory import holds_version
 from services.storage.port import MemberQuery
 from tests.ingest.conftest import BLUE, GREEN, RED, ColourEmbedder, truncated_jpeg
 from tests.support.images import solid

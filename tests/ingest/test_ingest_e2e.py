@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from services.common.bundle import load_bundle
+from domain.bundle import load_bundle
 from services.common.config import IngestConfig, ServerConfig, StoreConfig
 from services.common.server import GrpcServer, ServiceBinding
 from services.ingest.__main__ import check_embedder_bundle

@@ -9,6 +9,7 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY, generate_latest
 
+from domain.catalog import STYLE_COLUMNS
 from services.common.config import ServerConfig
 from services.common.server import GrpcServer, ServiceBinding
 from services.ingest.__main__ import parse_args
@@ -18,7 +19,6 @@ from services.ingest.server import SERVICE_NAME, IngestServicer
 from tests.ingest.conftest import BLUE, GREEN, RED
 from tests.support.images import solid
 from tests.support.procs import free_port, start_module, wait_serving
-from training.data.catalog import STYLE_COLUMNS
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
 
 

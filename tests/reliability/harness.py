@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 
-from services.common.bundle import load_bundle
+from domain.bundle import load_bundle
 from services.common.config import IngestConfig, SearchConfig, ServerConfig, StoreConfig
 from services.common.embed_client import EmbedderClient
 from services.common.readiness import DependencyWatch, upstream_serving

@@ -1,6 +1,6 @@
 """Service processes for crash and restart scenarios: logs to files (never a full pipe), kill by pid.
 
-``python -m services.stack`` runs the embedder as a child in its own session, so a SIGKILL of the
+``python -m apps.stack`` runs the embedder as a child in its own session, so a SIGKILL of the
 stack leaves the embedder running; :func:`kill_tree` finds the children first and kills them too.
 """
 
@@ -86,7 +86,7 @@ def kill_tree(proc: subprocess.Popen) -> list[int]:
 
 @dataclass
 class StackProcess:
-    """A ``python -m services.stack`` process on free ports."""
+    """A ``python -m apps.stack`` process on free ports."""
 
     proc: subprocess.Popen
     ports: dict[str, int]
@@ -134,7 +134,7 @@ def start_stack(
     """Start the stack (no web) and wait until search is SERVING."""
     ports = {name: free_port() for name in ("embedder", "ingest", "search")}
     args = ["--bundle", str(bundle), "--store", str(store), "--no-web"]
-    proc = start_logged("services.stack", args, stack_env(ports, extra_env), log)
+    proc = start_logged("apps.stack", args, stack_env(ports, extra_env), log)
     stack = StackProcess(proc, ports, log)
     try:
         wait_health(stack.addr("search"), proc, log)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.search.fusion import (
+from domain.fusion import (
     RankedHit,
     borda,
     combmnz,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.search.fusion import FusedHit, RankedHit, rrf, single
-from services.search.rerank import cap_per_cluster, cluster_rerank, majority_clusters, mmr
+from domain.fusion import FusedHit, RankedHit, rrf, single
+from domain.rerank import cap_per_cluster, cluster_rerank, majority_clusters, mmr
 
 # m1 clusters: x 9, y 4, z 4 -> majority 4;  m2 clusters: y 6, x 8, z 6 -> majority 6
 # rrf k=0: x = 1 + 1/2 = 1.5, y = 1/2 + 1 = 1.5, z = 1/3 + 1/3

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from domain.fusion import METHODS
 from services.common.config import SearchConfig, StoreConfig
 from services.search.core import SearchCore
 from services.search.errors import ItemNotFound, SearchDeadlineExceeded, SearchUnavailable
-from services.search.fusion import METHODS
 from services.search.model import SearchOptions, SearchQuery, SimilarQuery
 from services.storage.factory import open_store
 from services.storage.port import VectorStore

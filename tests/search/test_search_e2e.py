@@ -8,9 +8,10 @@ import signal
 import grpc
 import pytest
 
+from domain.payload import collection_name
 from services.common.config import StoreConfig
 from services.common.embed_client import EmbedderClient
-from services.storage.factory import collection_name, open_store
+from services.storage.factory import open_store
 from services.storage.port import Point
 from tests.support.images import encode, gradient, solid
 from tests.support.procs import free_port, start_module, wait_serving

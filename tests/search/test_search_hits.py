@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from services.search.fusion import Contribution, FusedHit
-from services.search.hits import as_text, attributes_of, cluster_under, clusters_of, ranked_hits, result_hit
+from domain.fusion import Contribution, FusedHit
+from domain.payload import cluster_under, clusters_of
+from services.search.hits import as_text, attributes_of, ranked_hits, result_hit
 from services.storage.port import ScoredPoint, StoredPoint
 
 

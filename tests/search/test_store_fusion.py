@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from services.search.fusion import parse_fusion
+from domain.fusion import parse_fusion
 from services.search.plan import Plan
 from services.search.store_fusion import can_fuse_in_store, page_of
 from services.storage.port import ScoredPoint

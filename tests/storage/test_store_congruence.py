@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from domain.payload import collection_name
 from services.common.config import StoreConfig
-from services.storage.factory import collection_name, open_store
+from services.storage.factory import open_store
 from services.storage.port import MemberQuery, Point
 
 MEMBERS = {"m1": 16, "m2": 8}

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from services.common.bundle import Bundle, FusionSpec, MemberSpec, write_bundle
-from services.embedder.members import build_model, save_member
+from domain.bundle import Bundle, FusionSpec, MemberSpec, write_bundle
+from domain.members import build_model, save_member
 
 TINY_VIT = {
     "embed_dim": 32,

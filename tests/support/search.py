@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from services.common.bundle import Bundle, FusionSpec, MemberSpec
+from domain.bundle import Bundle, FusionSpec, MemberSpec
 from services.common.embed_client import EmbedderUnavailable, EmbedRejected, MemberVectors
 from services.storage.port import Filters, MemberQuery, Point, ScoredPoint, StoreError, VectorStore
 

@@ -1,4 +1,4 @@
-"""Run ``python -m services.stack`` on free loopback ports and load a catalog into it (tests, UI checks)."""
+"""Run ``python -m apps.stack`` on free loopback ports and load a catalog into it (tests, UI checks)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def running_stack(
     if image_root is not None:
         env["VITRINE_WEB_IMAGE_ROOT"] = str(image_root)
     args = ["--bundle", str(bundle), "--store", str(store)] + ([] if web else ["--no-web"])
-    proc = start_module("services.stack", args, env)
+    proc = start_module("apps.stack", args, env)
     stack = RunningStack(ports, env, proc)
     try:
         wait_serving(stack.addr("search"), proc, timeout=180)

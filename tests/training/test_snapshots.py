@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from services.common.bundle import Bundle, MemberSpec, load_bundle, write_bundle
-from services.embedder.members import load_member
+from domain.bundle import Bundle, MemberSpec, load_bundle, write_bundle
+from domain.members import load_member
 from training.config import MemberConfig, TrainConfig
 from training.data.images import geometry_for
 from training.data.prepared import prepare

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from services.common.bundle import load_bundle
-from services.embedder.members import load_member, read_member_config
+from domain.bundle import load_bundle
+from domain.members import load_member, read_member_config
 from training import evaluate
 from training.data.images import geometry_for
 from training.data.prepared import prepare

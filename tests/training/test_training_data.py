@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.data.catalog import STYLE_COLUMNS, CatalogError, Product, load_fashion, load_inshop
+from domain.catalog import STYLE_COLUMNS, CatalogError, Product, load_fashion, load_inshop
 from training.data.images import augment, geometry_for
 from training.data.prepared import prepare
 from training.data.prompts import captions, category_query, spoken

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from services.common.bundle import load_bundle
-from services.embedder.members import load_member
+from domain.bundle import load_bundle
+from domain.members import load_member
 from training import build_default
 from training.data.images import geometry_for
 from training.data.prepared import prepare
@@ -60,7 +60,7 @@ def test_loss_falls_resume_and_member_round_trip(tmp_path: Path):
 
 def load_bundle_for(run, tmp_path: Path):
     """A one-member bundle.json pointing at the run's last epoch folder."""
-    from services.common.bundle import Bundle, MemberSpec, write_bundle
+    from domain.bundle import Bundle, MemberSpec, write_bundle
 
     spec = MemberSpec(name="solo", arch="tiny", dim=32, image_size=32, path=str(run.epoch_dir()))
     write_bundle(Bundle(name="t", version="1", members=(spec,)), tmp_path / "b")

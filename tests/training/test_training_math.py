@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from services.search.fusion import RankedHit, weighted_rrf
+from domain.fusion import RankedHit, weighted_rrf
 from training.config import MemberConfig, config_from_dict
 from training.ensemble import assign_clusters, coordinate_search, decide_admission, kmeans_centroids
 from training.losses import clip_loss, parse_loss, supcon_loss, triplet_loss

@@ -1,7 +1,7 @@
 """Decode a catalog once into a uint8 pixel cache and do cheap tensor augmentations per batch.
 
 Decoding ~40k JPEGs every epoch on two cores costs more than training a small model, so the
-member's own eval geometry (resize/crop from ``services.embedder.members.eval_transform``) runs once
+member's own eval geometry (resize/crop from ``domain.members.eval_transform``) runs once
 per image and the result is stored as ``(N, H, W, 3)`` uint8 in ``<cache_dir>/pixels-<key>.npy``.
 Training then only flips, shifts and jitters brightness on tensors.
 """
@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from services.embedder.members import eval_transform
-from services.embedder.preprocess import SplitTransform, split_transform
-from training.data.catalog import Catalog
+from domain.catalog import Catalog
+from domain.members import eval_transform
+from domain.preprocess import SplitTransform, split_transform
 
 log = logging.getLogger("vitrine.training.data")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from services.embedder.preprocess import SplitTransform
-from training.data.catalog import Catalog, load_fashion
+from domain.catalog import Catalog, load_fashion
+from domain.preprocess import SplitTransform
 from training.data.images import Pixels, cached_pixels
 from training.data.split import Split, make_split
 from training.text import CaptionTable, build_caption_table

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import string
 
-from training.data.catalog import Product
+from domain.catalog import Product
 
 TEMPLATES = (
     "a photo of {articleType}",

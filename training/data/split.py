@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.data.catalog import Catalog
+from domain.catalog import Catalog
 
 SPLITS = ("train", "val", "test")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from training.data.catalog import Product, write_styles
+from domain.catalog import Product, write_styles
 
 WIDTH, HEIGHT = 60, 80
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from services.search.fusion import FusedHit, RankedLists, sort_key
+from domain.fusion import FusedHit, RankedLists, sort_key
 
 DEFAULT_CLUSTER_BOOST = 0.5
 DEFAULT_CLUSTER_TOP_N = 10

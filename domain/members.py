@@ -27,7 +27,7 @@ from open_clip.transform import PreprocessCfg, image_transform_v2, merge_preproc
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from services.common.bundle import Bundle, BundleError, MemberSpec
+from domain.bundle import Bundle, BundleError, MemberSpec
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"

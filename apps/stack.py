@@ -1,4 +1,4 @@
-"""The whole stack on loopback, embedded mode: ``python -m services.stack`` (``make up``).
+"""The whole stack on loopback, embedded mode: ``python -m apps.stack`` (``make up``).
 
 An Edge shard belongs to one process, so in embedded mode ingest and search run in this process
 over one store, while the embedder (and the web gateway) run as their own processes:
@@ -24,7 +24,7 @@ import signal
 import subprocess
 import sys
 
-from services.common.bundle import load_bundle
+from domain.bundle import load_bundle
 from services.common.channels import open_channel
 from services.common.config import VitrineConfig, load_config
 from services.common.embed_client import EmbedderClient
@@ -180,7 +180,7 @@ async def run_stack(cfg: VitrineConfig, web: bool = True, stop: asyncio.Event | 
 def main(argv: list[str] | None = None) -> None:
     """Entry point."""
     parser = argparse.ArgumentParser(
-        prog="python -m services.stack",
+        prog="python -m apps.stack",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,7 +1,7 @@
 """``make demo``: the whole product, offline, on the embedded store.
 
 1. build or reuse the offline default ensemble bundle (``training.build_default``, cached);
-2. start the stack on loopback (``services.stack``: embedder + ingest + search over Qdrant Edge);
+2. start the stack on loopback (``apps.stack``: embedder + ingest + search over Qdrant Edge);
 3. ingest the catalog from ``--data`` (the shared Fashion Product Images folder, else a generated
    synthetic catalog, said so) with a progress bar; a rerun finds it indexed and skips this;
 4. run text, image and text+image queries and print the hits with member explanations;
@@ -21,12 +21,12 @@ from pathlib import Path
 
 import grpc
 
-from services.common.bundle import load_bundle
+from apps.demo_queries import run_queries
+from apps.stack import _wait_upstream
+from domain.bundle import load_bundle
+from domain.payload import collection_name, holds_version
 from services.common.config import PROJECT_ROOT, load_config
-from services.demo_queries import run_queries
 from services.ingest.loader import iter_catalog, load_via_rpc, with_image_bytes
-from services.stack import _wait_upstream
-from services.storage.factory import collection_name, holds_version
 from training.data.synthetic import write_synthetic_catalog
 from training.queries import SHOPPER_SET
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
@@ -129,7 +129,7 @@ def print_evaluation(bundle_dir: Path) -> None:
 
 
 def start_stack(bundle_dir: Path, store_dir: Path) -> subprocess.Popen:
-    """``python -m services.stack`` without the web gateway, logs to data/demo/stack.log."""
+    """``python -m apps.stack`` without the web gateway, logs to data/demo/stack.log."""
     log_path = DATA_DIR / "demo" / "stack.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "VITRINE_LOG_JSON": "true"}
@@ -138,7 +138,7 @@ def start_stack(bundle_dir: Path, store_dir: Path) -> subprocess.Popen:
             [
                 sys.executable,
                 "-m",
-                "services.stack",
+                "apps.stack",
                 "--bundle",
                 str(bundle_dir),
                 "--store",
@@ -186,7 +186,7 @@ async def demo(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(
-        prog="python -m services.demo",
+        prog="python -m apps.demo",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
