@@ -75,6 +75,19 @@ class StoreConfig:
     shards: int = 1
     replication_factor: int = 1
     catalog: str = "catalog"  # alias name; collections are <catalog>__<bundle>-<version>
+    # Index and search settings, the same for Edge and Qdrant (services/storage/settings.py);
+    # they apply to collections created from now on (search_ef and quantization_rescore: to queries).
+    hnsw_m: int = 16  # HNSW links per node
+    hnsw_ef_construct: int = 100  # build-time candidate list: higher = better graph, slower build
+    hnsw_full_scan_threshold_kb: int = 10_000  # filtered queries matching less than this scan exactly
+    hnsw_payload_m: int = 0  # extra links per payload value; 0 = none (much faster builds)
+    search_ef: int = 0  # query-time candidate list; 0 = the engine's default (ef_construct)
+    segments: int = 0  # optimizer's target segment count; 0 = the engine's default (CPU count)
+    indexing_threads: int = 0  # threads per index build; 0 = the engine's choice
+    indexing_threshold_kb: int = 0  # segments larger than this get an HNSW index; 0 = the engine's
+    quantization: str = "none"  # none | int8 (scalar quantization, rescored with the full vectors)
+    quantization_always_ram: bool = True  # keep the quantized vectors in RAM
+    quantization_rescore: bool = True  # re-score quantized candidates with the original vectors
 
 
 @dataclass(frozen=True)

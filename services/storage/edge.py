@@ -12,6 +12,7 @@ open a data directory at a time; shards are opened on first use and kept open un
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -34,6 +35,7 @@ from services.storage.checks import (
     stored_point,
     unique,
 )
+from services.storage.edge_settings import edge_config, search_params
 from services.storage.filters import field_matches
 from services.storage.port import (
     CollectionNotFound,
@@ -49,6 +51,7 @@ from services.storage.port import (
     point_id,
     scored_points,
 )
+from services.storage.settings import IndexSettings, settings_from_parts
 
 ALIASES_FILE = "aliases.json"
 COLLECTIONS_DIR = "collections"
@@ -95,8 +98,10 @@ def payload_selector(payload_fields: Sequence[str] | None) -> Any:
 class EdgeStore(VectorStore):
     """:class:`VectorStore` over ``qdrant-edge-py`` shards in one data directory."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], settings: IndexSettings | None = None) -> None:
         self.root = Path(path)
+        self.settings = settings or IndexSettings()
+        self._params = search_params(self.settings)
         self.collections_dir = self.root / COLLECTIONS_DIR
         self.collections_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()  # guards _shards and the alias map
@@ -149,9 +154,44 @@ class EdgeStore(VectorStore):
             self._shards[collection] = shard
             return collection, shard
 
+    def _stored_config(self, collection: str) -> dict[str, Any]:
+        return json.loads((self._shard_dir(collection) / EDGE_CONFIG_FILE).read_text())
+
     def _read_vector_spec(self, collection: str) -> dict[str, int]:
-        config = json.loads((self._shard_dir(collection) / EDGE_CONFIG_FILE).read_text())
+        config = self._stored_config(collection)
         return {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
+
+    def index_settings(self, collection: str) -> IndexSettings:
+        """The settings the shard was built with, read back from its ``edge_config.json``."""
+        target, _ = self._shard(collection)
+        config = self._stored_config(target)
+        stored = settings_from_parts(
+            config.get("hnsw_config") or {}, config.get("optimizers") or {}, config.get("quantization_config")
+        )
+        return dataclasses.replace(
+            stored, search_ef=self.settings.search_ef, quantization_rescore=self.settings.quantization_rescore
+        )
+
+    def set_indexing(self, collection: str, enabled: bool) -> None:
+        """Reopen the shard with the graph off (``m=0``, bulk upload) or with the configured ``m``."""
+        target, shard = self._shard(collection)
+        with self._lock:
+            config = self._stored_config(target)
+            current = settings_from_parts(
+                config.get("hnsw_config") or {},
+                config.get("optimizers") or {},
+                config.get("quantization_config"),
+            )
+            wanted = dataclasses.replace(current, m=self.settings.m) if enabled else current.bulk()
+            if wanted == current:
+                return
+            config_obj = edge_config(self._read_vector_spec(target), wanted, config.get("on_disk_payload"))
+            directory = self._shard_dir(target)
+            with edge_errors(f"reopen {directory}"):
+                shard.flush()
+                shard.close()
+                self._shards.pop(target, None)
+                self._shards[target] = qe.EdgeShard.load(str(directory), config_obj)
 
     # -- port ---------------------------------------------------------------------------------
 
@@ -174,11 +214,8 @@ class EdgeStore(VectorStore):
                     raise StoreError(f"collection {name!r} has vectors {existing}, wanted {wanted}")
                 _, shard = self._shard(name)
             else:
-                params = {
-                    m: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine) for m, d in wanted.items()
-                }
                 with edge_errors(f"create {directory}"):
-                    shard = qe.EdgeShard.create(str(directory), qe.EdgeConfig(vectors=params))
+                    shard = qe.EdgeShard.create(str(directory), edge_config(wanted, self.settings.stored))
                 self._shards[name] = shard
             with edge_errors(f"index {name}"):
                 present = set(shard.info().payload_schema)
@@ -240,6 +277,7 @@ class EdgeStore(VectorStore):
                     query=qe.Query.Nearest(as_vector(q.vector), using=q.member),
                     filter=flt,
                     with_payload=payload,
+                    params=self._params,
                 )
             )
         with edge_errors(f"query {target}"):
@@ -264,7 +302,10 @@ class EdgeStore(VectorStore):
         for q in checked_queries(self._specs, target, queries):
             prefetches.append(
                 qe.Prefetch(
-                    limit=q.limit, query=qe.Query.Nearest(as_vector(q.vector), using=q.member), filter=flt
+                    limit=q.limit,
+                    query=qe.Query.Nearest(as_vector(q.vector), using=q.member),
+                    filter=flt,
+                    params=self._params,
                 )
             )
         if limit <= 0:

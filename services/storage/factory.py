@@ -5,6 +5,7 @@ from __future__ import annotations
 from services.common.config import StoreConfig
 from services.storage.metered import MeteredStore
 from services.storage.port import VectorStore
+from services.storage.settings import index_settings
 
 BACKENDS = ("edge", "qdrant")
 
@@ -17,7 +18,7 @@ def open_store(cfg: StoreConfig) -> VectorStore:
     if cfg.backend == "edge":
         from services.storage.edge import EdgeStore
 
-        return MeteredStore(EdgeStore(cfg.path), "edge")
+        return MeteredStore(EdgeStore(cfg.path, index_settings(cfg)), "edge")
     if cfg.backend == "qdrant":
         from services.storage.qdrant import QdrantStore
 

@@ -21,6 +21,7 @@ from services.storage.port import (
     StoredPoint,
     VectorStore,
 )
+from services.storage.settings import IndexSettings
 
 STORE_SECONDS = Histogram(
     "vitrine_store_seconds",
@@ -142,6 +143,16 @@ class MeteredStore(VectorStore):
         """See :meth:`VectorStore.optimize`."""
         with self._timed("optimize"):
             self.inner.optimize(collection)
+
+    def index_settings(self, collection: str) -> IndexSettings:
+        """See :meth:`VectorStore.index_settings`."""
+        with self._timed("index_settings"):
+            return self.inner.index_settings(collection)
+
+    def set_indexing(self, collection: str, enabled: bool) -> None:
+        """See :meth:`VectorStore.set_indexing`."""
+        with self._timed("set_indexing"):
+            self.inner.set_indexing(collection, enabled)
 
     def close(self) -> None:
         """See :meth:`VectorStore.close`."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from services.storage.settings import IndexSettings
+
 POINT_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e0a-9c3f-7a1b2c3d4e5f")
 
 Filters = Mapping[str, Sequence[str | int]]
@@ -225,6 +227,15 @@ class VectorStore(abc.ABC):
     @abc.abstractmethod
     def optimize(self, collection: str) -> None:
         """Build indexes after a bulk load (no-op where the backend does it by itself)."""
+
+    @abc.abstractmethod
+    def index_settings(self, collection: str) -> IndexSettings:
+        """The collection's HNSW, optimizer and quantization settings as the backend reports them,
+        with this store's query-time settings (``search_ef``, ``quantization_rescore``)."""
+
+    @abc.abstractmethod
+    def set_indexing(self, collection: str, enabled: bool) -> None:
+        """Switch index building off (``m=0``) for a bulk upload, or back on; :meth:`optimize` builds."""
 
     @abc.abstractmethod
     def close(self) -> None:

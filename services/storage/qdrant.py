@@ -8,6 +8,7 @@ Aliases are real Qdrant aliases; an alias swap is one ``update_collection_aliase
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import threading
 import time
@@ -45,6 +46,8 @@ from services.storage.port import (
     point_id,
     scored_points,
 )
+from services.storage.qdrant_settings import collection_options, hnsw_diff, search_params
+from services.storage.settings import IndexSettings, index_settings, settings_from_parts
 
 LOCAL_MEMORY = ":memory:"
 LOCAL_PATH_PREFIX = "path:"
@@ -96,9 +99,17 @@ class QdrantStore(VectorStore):
     """:class:`VectorStore` over ``qdrant-client`` (remote, or local mode behind a lock)."""
 
     def __init__(
-        self, client: QdrantClient, local: bool, shards: int = 1, replication_factor: int = 1
+        self,
+        client: QdrantClient,
+        local: bool,
+        shards: int = 1,
+        replication_factor: int = 1,
+        settings: IndexSettings | None = None,
     ) -> None:
         self.client = client
+        self.settings = settings or IndexSettings()
+        # Local mode searches exactly and warns about search params; it gets none.
+        self._params = None if local else search_params(self.settings)
         self.local = local
         self.shards = shards
         self.replication_factor = replication_factor
@@ -117,7 +128,7 @@ class QdrantStore(VectorStore):
                 f"{cfg.replication_factor}"
             )
         client, local = make_client(cfg)
-        return cls(client, local, cfg.shards, cfg.replication_factor)
+        return cls(client, local, cfg.shards, cfg.replication_factor, index_settings(cfg))
 
     @contextlib.contextmanager
     def _call(self, what: str) -> Iterator[None]:
@@ -170,6 +181,7 @@ class QdrantStore(VectorStore):
                     vectors_config=params,
                     shard_number=self.shards,
                     replication_factor=self.replication_factor,
+                    **collection_options(self.settings.stored),
                 )
         self._specs.forget(name)
         existing = self._read_vector_spec(name)
@@ -232,7 +244,12 @@ class QdrantStore(VectorStore):
         for q in checked_queries(self._specs, collection, queries):
             requests.append(
                 models.QueryRequest(
-                    query=as_vector(q.vector), using=q.member, filter=flt, limit=q.limit, with_payload=payload
+                    query=as_vector(q.vector),
+                    using=q.member,
+                    filter=flt,
+                    limit=q.limit,
+                    with_payload=payload,
+                    params=self._params,
                 )
             )
         with self._call(f"query {collection}"):
@@ -258,7 +275,9 @@ class QdrantStore(VectorStore):
             raise ValueError(f"limit must be > 0, got {limit}")
         flt = qdrant_filter(filters)
         prefetch = [
-            models.Prefetch(query=as_vector(q.vector), using=q.member, filter=flt, limit=q.limit)
+            models.Prefetch(
+                query=as_vector(q.vector), using=q.member, filter=flt, limit=q.limit, params=self._params
+            )
             for q in checked_queries(self._specs, collection, queries)
         ]
         with self._call(f"query {collection}"):
@@ -353,6 +372,29 @@ class QdrantStore(VectorStore):
             self.client.update_collection_aliases(change_aliases_operations=operations)
         self._specs.forget(alias)
         return previous
+
+    def index_settings(self, collection: str) -> IndexSettings:
+        """The collection's settings as the server reports them (``get_collection``).
+
+        qdrant-client's local mode keeps no index and reports its built-in defaults.
+        """
+        with self._call(f"describe {collection}"):
+            config = self.client.get_collection(collection).config
+        quantization = config.quantization_config
+        stored = settings_from_parts(
+            config.hnsw_config.model_dump(),
+            config.optimizer_config.model_dump(),
+            quantization.model_dump() if quantization is not None else None,
+        )
+        return dataclasses.replace(
+            stored, search_ef=self.settings.search_ef, quantization_rescore=self.settings.quantization_rescore
+        )
+
+    def set_indexing(self, collection: str, enabled: bool) -> None:
+        """``m=0`` while a bulk upload runs (no graph built meanwhile), the configured ``m`` after."""
+        settings = self.settings if enabled else self.settings.bulk()
+        with self._call(f"set indexing of {collection}"):
+            self.client.update_collection(collection, hnsw_config=hnsw_diff(settings))
 
     def flush(self) -> None:
         """Nothing to do: every write uses ``wait=True`` (applied to the server's WAL before it

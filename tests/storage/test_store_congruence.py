@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from domain.payload import collection_name
 from services.common.config import StoreConfig
+from services.storage.edge_settings import search_params as edge_search_params
 from services.storage.factory import open_store
 from services.storage.port import MemberQuery, Point
+from services.storage.qdrant_settings import search_params as qdrant_search_params
+from services.storage.settings import IndexSettings, index_settings, settings_from_parts
 
 MEMBERS = {"m1": 16, "m2": 8}
 TYPES = ["Tshirts", "Shirts", "Jeans", "Watches"]
@@ -76,3 +81,97 @@ def test_collection_name_is_sanitized():
     assert collection_name("a__b", "n", "1") == "a_b__n-1"
     with pytest.raises(ValueError, match="bundle_version"):
         collection_name("catalog", "n", "///")
+
+
+TUNED = StoreConfig(
+    hnsw_m=8,
+    hnsw_ef_construct=40,
+    hnsw_full_scan_threshold_kb=2000,
+    hnsw_payload_m=4,
+    search_ef=32,
+    segments=2,
+    indexing_threads=1,
+    indexing_threshold_kb=500,
+    quantization="int8",
+    quantization_always_ram=True,
+    quantization_rescore=True,
+)
+
+
+def recorded(client, method: str, monkeypatch) -> list[dict]:
+    """The keyword arguments of every ``client.<method>`` call (the real call still runs)."""
+    calls: list[dict] = []
+    real = getattr(client, method)
+
+    def recording(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(client, method, recording)
+    return calls
+
+
+def as_stored(diffs: dict, search_from: IndexSettings) -> IndexSettings:
+    """What a Qdrant server reports for a collection created or updated with these diffs."""
+    quantization = diffs.get("quantization_config")
+    stored = settings_from_parts(
+        diffs["hnsw_config"].model_dump(),
+        diffs["optimizers_config"].model_dump() if "optimizers_config" in diffs else {},
+        quantization.model_dump() if quantization is not None else None,
+    )
+    return dataclasses.replace(
+        stored, search_ef=search_from.search_ef, quantization_rescore=search_from.quantization_rescore
+    )
+
+
+def test_index_settings_reach_both_adapters(tmp_path, monkeypatch):
+    expected = index_settings(TUNED)
+    edge = open_store(dataclasses.replace(TUNED, backend="edge", path=str(tmp_path / "edge")))
+    qdrant = open_store(dataclasses.replace(TUNED, backend="qdrant", url=":memory:"))
+    # qdrant-client's local mode keeps no index and reports its defaults, so the Qdrant side is
+    # read from the create request a server stores (field names as get_collection reports them).
+    created = recorded(qdrant.inner.client, "create_collection", monkeypatch)
+    points = random_points(60)
+    try:
+        for store in (edge, qdrant):
+            store.ensure_collection("c", MEMBERS, ["articleType"])
+            store.upsert("c", points)
+        assert edge.index_settings("c") == expected
+        assert as_stored(created[0], expected) == expected
+        assert qdrant.index_settings("c").m == 16  # local mode: the built-in default, not ours
+        # query-time settings: the same ef and rescoring in both adapters' requests
+        for params in (edge_search_params(expected), qdrant_search_params(expected)):
+            assert params.hnsw_ef == 32 and params.quantization.rescore is True
+        query = [MemberQuery(m, points[5].vectors[m], 3) for m in MEMBERS]
+        for store in (edge, qdrant):  # the quantized Edge shard still finds the point itself first
+            assert [hits[0].id for hits in store.query("c", query).values()] == ["prod-5", "prod-5"]
+    finally:
+        edge.close()
+        qdrant.close()
+
+
+def test_bulk_indexing_switch_reaches_both_adapters(tmp_path, monkeypatch):
+    expected = index_settings(TUNED)
+    edge = open_store(dataclasses.replace(TUNED, backend="edge", path=str(tmp_path / "edge")))
+    qdrant = open_store(dataclasses.replace(TUNED, backend="qdrant", url=":memory:"))
+    updated = recorded(qdrant.inner.client, "update_collection", monkeypatch)
+    try:
+        for store in (edge, qdrant):
+            store.ensure_collection("c", MEMBERS)
+        for enabled, m in ((False, 0), (True, 8)):
+            for store in (edge, qdrant):
+                store.set_indexing("c", enabled)
+            assert edge.index_settings("c") == dataclasses.replace(expected, m=m)
+            assert as_stored(updated[-1], expected).m == m
+        edge.upsert("c", random_points(30))
+        assert edge.count("c") == 30  # the reopened shard takes writes
+    finally:
+        edge.close()
+        qdrant.close()
+
+
+def test_bad_store_settings_name_the_field():
+    with pytest.raises(ValueError, match="store.quantization"):
+        index_settings(StoreConfig(quantization="int4"))
+    with pytest.raises(ValueError, match="store.hnsw_m"):
+        index_settings(StoreConfig(hnsw_m=-1))

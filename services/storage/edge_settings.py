@@ -1,0 +1,45 @@
+"""Edge shard configs and query params from :class:`IndexSettings`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import qdrant_edge as qe
+
+from services.storage.settings import IndexSettings, optional
+
+
+def edge_config(
+    vectors: Mapping[str, int], settings: IndexSettings, on_disk_payload: bool | None = None
+) -> qe.EdgeConfig:
+    """A shard config: cosine named vectors plus the HNSW, optimizer and quantization settings."""
+    quantization = None
+    if settings.quantization == "int8":
+        quantization = qe.ScalarQuantizationConfig(
+            qe.ScalarType.Int8, quantile=0.99, always_ram=settings.quantization_always_ram
+        )
+    return qe.EdgeConfig(
+        vectors={m: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine) for m, d in vectors.items()},
+        on_disk_payload=on_disk_payload,
+        hnsw_config=qe.HnswIndexConfig(
+            m=settings.m,
+            ef_construct=settings.ef_construct,
+            full_scan_threshold=settings.full_scan_threshold_kb,
+            max_indexing_threads=settings.indexing_threads,
+            payload_m=settings.payload_m,
+        ),
+        optimizers=qe.EdgeOptimizersConfig(
+            default_segment_number=optional(settings.segments),
+            indexing_threshold=optional(settings.indexing_threshold_kb),
+        ),
+        quantization_config=quantization,
+    )
+
+
+def search_params(settings: IndexSettings) -> qe.SearchParams | None:
+    """Query-time ``hnsw_ef`` and quantization rescoring (None when both are the engine's defaults)."""
+    rescore = settings.quantization != "none"
+    if not settings.search_ef and not rescore:
+        return None
+    quantization = qe.QuantizationSearchParams(rescore=settings.quantization_rescore) if rescore else None
+    return qe.SearchParams(hnsw_ef=optional(settings.search_ef), quantization=quantization)

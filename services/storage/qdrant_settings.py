@@ -1,0 +1,49 @@
+"""qdrant-client collection options and query params from :class:`IndexSettings`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qdrant_client import models
+
+from services.storage.settings import IndexSettings, optional
+
+
+def collection_options(settings: IndexSettings) -> dict[str, Any]:
+    """``create_collection`` keyword arguments for the HNSW, optimizer and quantization settings."""
+    quantization = None
+    if settings.quantization == "int8":
+        quantization = models.ScalarQuantization(
+            scalar=models.ScalarQuantizationConfig(
+                type=models.ScalarType.INT8, quantile=0.99, always_ram=settings.quantization_always_ram
+            )
+        )
+    return {
+        "hnsw_config": hnsw_diff(settings),
+        "optimizers_config": models.OptimizersConfigDiff(
+            default_segment_number=settings.segments,
+            indexing_threshold=optional(settings.indexing_threshold_kb),
+            max_optimization_threads=optional(settings.indexing_threads),
+        ),
+        "quantization_config": quantization,
+    }
+
+
+def hnsw_diff(settings: IndexSettings) -> models.HnswConfigDiff:
+    """The HNSW part of the settings (``m=0``: no graph, as during a bulk upload)."""
+    return models.HnswConfigDiff(
+        m=settings.m,
+        ef_construct=settings.ef_construct,
+        full_scan_threshold=settings.full_scan_threshold_kb,
+        max_indexing_threads=settings.indexing_threads,
+        payload_m=settings.payload_m,
+    )
+
+
+def search_params(settings: IndexSettings) -> models.SearchParams | None:
+    """Query-time ``hnsw_ef`` and quantization rescoring (None when both are the engine's defaults)."""
+    rescore = settings.quantization != "none"
+    if not settings.search_ef and not rescore:
+        return None
+    quantization = models.QuantizationSearchParams(rescore=settings.quantization_rescore) if rescore else None
+    return models.SearchParams(hnsw_ef=optional(settings.search_ef), quantization=quantization)
