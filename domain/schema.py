@@ -161,7 +161,9 @@ def parse_datetime(raw: Value, label: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     except ValueError:
-        raise ValueError(f"{label}: {raw!r} is not an RFC 3339 datetime (e.g. 2024-05-01T10:00:00Z)") from None
+        raise ValueError(
+            f"{label}: {raw!r} is not an RFC 3339 datetime (e.g. 2024-05-01T10:00:00Z)"
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
@@ -207,7 +209,7 @@ def load_schema(path: str | Path | None) -> CatalogSchema:
         raise SchemaError(f"{file}: unknown key(s) {sorted(unknown)}; a schema has one [fields] table")
     fields = data.get("fields", {})
     if not isinstance(fields, dict):
-        raise SchemaError(f"{file}: fields must be a table of name = \"type\"")
+        raise SchemaError(f'{file}: fields must be a table of name = "type"')
     for name, kind in fields.items():
         if not isinstance(kind, str):
             raise SchemaError(f"{file}: fields.{name}: type must be a string, one of {list(FIELD_TYPES)}")

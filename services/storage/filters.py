@@ -101,8 +101,13 @@ def _bound(value: object, where: str) -> float | None:
     return number
 
 
-def convert_condition(wire: WireCondition, schema: CatalogSchema, where: str) -> Condition:
-    """A request condition typed by ``schema``; ValueError names the part (``where.any_of[1]``...)."""
+def convert_condition(
+    wire: WireCondition, schema: CatalogSchema, where: str, value_where: str | None = None
+) -> Condition:
+    """A request condition typed by ``schema``; ValueError names the part (``where.any_of[1]``...).
+
+    ``value_where`` names every ``any_of`` value instead (the map form has one string per field).
+    """
     kind = schema.type_of(wire.field) or ""
     bounds = {name: _bound(getattr(wire, name), f"{where}.{name}") for name in BOUNDS}
     given = [name for name, b in bounds.items() if b is not None]
@@ -113,7 +118,7 @@ def convert_condition(wire: WireCondition, schema: CatalogSchema, where: str) ->
         )
     if not wire.any_of and not wire.none_of and not given:
         raise ValueError(f"{where}.any_of: empty; give values, none_of or a bound for {wire.field!r}")
-    any_of = tuple(_typed(kind, v, f"{where}.any_of[{i}]") for i, v in enumerate(wire.any_of))
+    any_of = tuple(_typed(kind, v, value_where or f"{where}.any_of[{i}]") for i, v in enumerate(wire.any_of))
     none_of = tuple(_typed(kind, v, f"{where}.none_of[{i}]") for i, v in enumerate(wire.none_of))
     return Condition(kind, tuple(dict.fromkeys(any_of)), tuple(dict.fromkeys(none_of)), **bounds)
 
@@ -131,7 +136,8 @@ def parse_request_filters(
     """
     total = len(raw) + len(conditions)
     if max_fields is not None and total > max_fields:
-        raise ValueError(f"conditions: {total} filters and conditions given, at most {max_fields} allowed")
+        where = "conditions" if conditions else "filters"
+        raise ValueError(f"{where}: {total} filters and conditions given, at most {max_fields} allowed")
     parsed: dict[str, Condition] = {}
     for key, value in raw.items():
         where = f"filters[{key!r}]"
@@ -139,12 +145,14 @@ def parse_request_filters(
         alternatives = [part.strip() for part in value.split(ALTERNATIVE_SEPARATOR)]
         if not value.strip() or any(not part for part in alternatives):
             raise ValueError(f"{where}: empty value; use 'a|b' for alternatives")
-        parsed[key] = convert_condition(WireCondition(key, alternatives), schema, where)
+        parsed[key] = convert_condition(WireCondition(key, alternatives), schema, where, where)
     for i, wire in enumerate(conditions):
         where = f"conditions[{i}]"
         _check_key(wire.field, f"{where}.field")
         if wire.field in parsed:
-            raise ValueError(f"{where}.field: {wire.field!r} is filtered twice; combine it into one condition")
+            raise ValueError(
+                f"{where}.field: {wire.field!r} is filtered twice; combine it into one condition"
+            )
         parsed[wire.field] = convert_condition(wire, schema, where)
     return parsed
 
@@ -231,7 +239,11 @@ def _bounds_atom(condition: Condition) -> Atom | None:
     c = condition
     if c.kind == "datetime":
         return Atom(
-            "datetime", gte=_epoch_text(c.gte), gt=_epoch_text(c.gt), lte=_epoch_text(c.lte), lt=_epoch_text(c.lt)
+            "datetime",
+            gte=_epoch_text(c.gte),
+            gt=_epoch_text(c.gt),
+            lte=_epoch_text(c.lte),
+            lt=_epoch_text(c.lt),
         )
     return Atom("range", gte=c.gte, gt=c.gt, lte=c.lte, lt=c.lt)
 
