@@ -108,7 +108,9 @@ async def run_stack(cfg: VitrineConfig, web: bool = True, stop: asyncio.Event | 
                 "version's collection, and Ingest.Reindex fills it and swaps the alias",
                 extra={"alias": cfg.store.catalog, "target": read, "expected": collection},
             )
-        search_core = SearchCore(cfg.search, store, bundle, search_client, cfg.store.catalog)
+        search_core = SearchCore(
+            cfg.search, store, bundle, search_client, cfg.store.catalog, ingest_core.schema
+        )
         servers = [
             GrpcServer(
                 cfg.ingest_server,

@@ -15,6 +15,7 @@ import logging
 import sys
 
 from domain.bundle import Bundle, load_bundle
+from domain.schema import load_schema
 from services.common.channels import open_channel
 from services.common.config import VitrineConfig, load_config
 from services.common.logsetup import setup_logging
@@ -36,7 +37,8 @@ def build_core(cfg: VitrineConfig, store: VectorStore, bundle: Bundle, embed: Em
     """An ingest core for the configured catalog, with a blob folder where configured."""
     blob_dir = blob_dir_for(cfg.ingest, cfg.store)
     blobs = BlobStore(blob_dir) if blob_dir is not None else None
-    return IngestCore(store, bundle, embed, cfg.ingest, cfg.store.catalog, blobs)
+    schema = load_schema(cfg.catalog.schema)
+    return IngestCore(store, bundle, embed, cfg.ingest, cfg.store.catalog, blobs, schema)
 
 
 STARTUP_CHECK_S = 5.0

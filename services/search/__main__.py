@@ -16,6 +16,7 @@ import sys
 
 from domain.bundle import Bundle, FusionSpec, MemberSpec, load_bundle
 from domain.payload import collection_name, holds_version
+from domain.schema import load_schema
 from services.common.config import VitrineConfig, load_config
 from services.common.embed_client import EmbedderClient, EmbedderUnavailable
 from services.common.logsetup import setup_logging
@@ -92,6 +93,7 @@ async def serve(cfg: VitrineConfig) -> None:
         wait_for_ready=False,
     )
     store = None
+    schema = load_schema(cfg.catalog.schema)  # a bad schema file stops startup, naming the key
     try:
         bundle = await fetch_bundle(cfg, embedder)
         store = await asyncio.to_thread(open_store, cfg.store)
@@ -102,7 +104,7 @@ async def serve(cfg: VitrineConfig) -> None:
                 "catalog alias does not point at this bundle's collection",
                 extra={"alias": cfg.store.catalog, "target": target, "expected": expected},
             )
-        servicer.core = SearchCore(cfg.search, store, bundle, embedder, cfg.store.catalog)
+        servicer.core = SearchCore(cfg.search, store, bundle, embedder, cfg.store.catalog, schema)
         await server.set_serving(True)
         log.info("search ready", extra={"port": port, "bundle": f"{bundle.name}-{bundle.version}"})
         await server.wait_for_termination()

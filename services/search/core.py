@@ -15,6 +15,7 @@ member answers the core raises instead of returning an empty page.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -25,6 +26,7 @@ from domain.bundle import Bundle
 from domain.fusion import FusedHit, RankedHit, parse_fusion
 from domain.payload import CLUSTER_FIELD, clusters_of
 from domain.rerank import cap_per_cluster, cluster_of, cluster_rerank, mmr
+from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import SearchConfig
 from services.common.embed_client import EmbedderTimeout, EmbedderUnavailable, EmbedRejected, MemberVectors
 from services.search.errors import (
@@ -33,8 +35,17 @@ from services.search.errors import (
     SearchUnavailable,
     SearchValidationError,
 )
+from services.search.facets import check_facets, count_facets, store_facets
 from services.search.hits import attributes_of, ranked_hits, result_hit
-from services.search.model import ResultHit, SearchOptions, SearchQuery, SearchResult, SimilarQuery
+from services.search.model import (
+    FacetsQuery,
+    FacetsResult,
+    ResultHit,
+    SearchOptions,
+    SearchQuery,
+    SearchResult,
+    SimilarQuery,
+)
 from services.search.plan import Plan, check_config, make_plan, mix, text_weight
 from services.search.retrieval import Deadline, MemberLists, call_store, query_members
 from services.search.store_fusion import can_fuse_in_store, fuse_in_store
@@ -61,9 +72,16 @@ class SearchCore:
     """Search, more-like-this and item lookup over one collection (or alias) of one bundle."""
 
     def __init__(
-        self, cfg: SearchConfig, store: VectorStore, bundle: Bundle, embedder: EmbedClient, collection: str
+        self,
+        cfg: SearchConfig,
+        store: VectorStore,
+        bundle: Bundle,
+        embedder: EmbedClient,
+        collection: str,
+        schema: CatalogSchema = FASHION_SCHEMA,
     ) -> None:
         check_config(cfg)
+        self.schema = schema
         parse_fusion(bundle.fusion.method, bundle.member_names)  # a bad bundle default fails at startup
         self.cfg = cfg
         self.store = store
@@ -84,23 +102,63 @@ class SearchCore:
     async def search(self, query: SearchQuery, timeout: float | None = None) -> SearchResult:
         """Text and/or image search; ``timeout`` is the caller's remaining deadline in seconds."""
         weight = text_weight(query.text, query.image, query.text_weight)
-        plan = make_plan(query.options, self.cfg, self.bundle)
+        plan = make_plan(query.options, self.cfg, self.bundle, schema=self.schema)
         deadline = self._deadline(timeout)
         vectors = await self._embed(query, weight, plan.members, deadline)
         return await self._execute(plan, vectors, deadline)
+
+    async def facets(self, query: FacetsQuery, timeout: float | None = None) -> FacetsResult:
+        """Value counts of ``query.fields``: the store's facet without a query, else over the fused
+        candidates (``facet_candidates`` of them, ranked as Search ranks them)."""
+        fields, limit = check_facets(query, self.schema)
+        options = SearchOptions(filters=query.filters, conditions=query.conditions)
+        if not query.text.strip() and not query.image:
+            plan = make_plan(options, self.cfg, self.bundle, schema=self.schema)
+            deadline = self._deadline(timeout)
+            collection = await self._collection(deadline)
+            counted = await call_store(
+                deadline, "counting facets", store_facets, self.store, collection, fields, limit, plan.filters
+            )
+            return FacetsResult(counted)
+        weight = text_weight(query.text, query.image, None)
+        plan = make_plan(options, self.cfg, self.bundle, schema=self.schema)
+        # the depth Search uses for a page of facet_candidates hits
+        depth = max(self.cfg.min_candidates, math.ceil(self.cfg.facet_candidates * self.cfg.overfetch))
+        plan = dataclasses.replace(plan, depth=depth)
+        deadline = self._deadline(timeout)
+        vectors = await self._embed(SearchQuery(query.text, query.image), weight, plan.members, deadline)
+        answered = await query_members(
+            self.store,
+            self.collection,
+            vectors,
+            plan.members,
+            plan.depth,
+            plan.filters or None,
+            deadline,
+            payload_fields=fields,
+            resolve=True,
+        )
+        answered.raise_if_empty()
+        lists = {m: ranked_hits(answered.lists[m], m, with_clusters=False) for m in answered.lists}
+        fused = plan.method.fuse(lists, depth=plan.depth)[: self.cfg.facet_candidates]
+        payloads = {p.key: p.payload for points in answered.lists.values() for p in points}
+        counted = count_facets([payloads[h.id] for h in fused], fields, limit)
+        return FacetsResult(counted, candidates=len(fused))
 
     async def search_vectors(
         self, vectors: Mapping[str, np.ndarray], options: SearchOptions, timeout: float | None = None
     ) -> SearchResult:
         """Search with ready query vectors ``{member: vector}`` (no embedding; for benchmarks)."""
-        plan = make_plan(options, self.cfg, self.bundle)
+        plan = make_plan(options, self.cfg, self.bundle, schema=self.schema)
         return await self._execute(plan, vectors, self._deadline(timeout))
 
     async def more_like_this(self, query: SimilarQuery, timeout: float | None = None) -> SearchResult:
         """Products near the stored vectors of ``query.id`` (itself left out unless include_self)."""
         if not query.id.strip():
             raise SearchValidationError("id", "required")
-        plan = make_plan(query.options, self.cfg, self.bundle, drop_one=not query.include_self)
+        plan = make_plan(
+            query.options, self.cfg, self.bundle, drop_one=not query.include_self, schema=self.schema
+        )
         deadline = self._deadline(timeout)
         collection = await self._collection(deadline)
         found: list[StoredPoint] = await call_store(

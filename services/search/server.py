@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -14,12 +14,59 @@ from services.search.errors import (
     SearchUnavailable,
     SearchValidationError,
 )
-from services.search.model import ResultHit, SearchOptions, SearchQuery, SearchResult, SimilarQuery
-from vitrine.v1 import search_pb2, search_pb2_grpc
+from services.search.model import (
+    FacetsQuery,
+    FacetsResult,
+    ResultHit,
+    SearchOptions,
+    SearchQuery,
+    SearchResult,
+    SimilarQuery,
+)
+from services.storage.filters import WireCondition
+from vitrine.v1 import common_pb2, search_pb2, search_pb2_grpc
 
 SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["Search"].full_name
 
 T = TypeVar("T")
+
+
+def wire_conditions(conditions: Sequence[common_pb2.Condition]) -> list[WireCondition]:
+    """Core conditions from their wire form (an unset bound stays None)."""
+    return [
+        WireCondition(
+            field=c.field,
+            any_of=list(c.any_of),
+            none_of=list(c.none_of),
+            **{b: getattr(c, b) if c.HasField(b) else None for b in ("gte", "gt", "lte", "lt")},
+        )
+        for c in conditions
+    ]
+
+
+def facets_query(request: search_pb2.FacetsRequest) -> FacetsQuery:
+    """Core facets query from a FacetsRequest."""
+    return FacetsQuery(
+        text=request.text,
+        image=request.image,
+        filters=dict(request.filters),
+        conditions=wire_conditions(request.conditions),
+        fields=list(request.fields),
+        limit=request.limit,
+    )
+
+
+def facets_response(result: FacetsResult) -> search_pb2.FacetsResponse:
+    """Protobuf facets from a core result."""
+    return search_pb2.FacetsResponse(
+        facets=[
+            search_pb2.FacetField(
+                field=name, values=[search_pb2.FacetValue(value=v, count=c) for v, c in values]
+            )
+            for name, values in result.facets.items()
+        ],
+        candidates=result.candidates,
+    )
 
 
 def search_query(request: search_pb2.SearchRequest) -> SearchQuery:
@@ -35,6 +82,7 @@ def search_query(request: search_pb2.SearchRequest) -> SearchQuery:
         cluster_rerank=request.cluster_rerank,
         mmr_lambda=request.mmr_lambda,
         max_per_cluster=request.max_per_cluster,
+        conditions=wire_conditions(request.conditions),
     )
     weight = request.text_weight if request.HasField("text_weight") else None
     return SearchQuery(text=request.text, image=request.image, text_weight=weight, options=options)
@@ -50,6 +98,7 @@ def similar_query(request: search_pb2.MoreLikeThisRequest) -> SimilarQuery:
         members=list(request.members),
         explain=request.explain,
         min_score=request.min_score,
+        conditions=wire_conditions(request.conditions),
     )
     return SimilarQuery(id=request.id, include_self=request.include_self, options=options)
 
@@ -126,5 +175,22 @@ class SearchServicer(search_pb2_grpc.SearchServicer):
         items = await self._call(context, lambda core, left: core.get_items(ids, left))
         return search_pb2.GetItemsResponse(items=[to_hit(h) for h in items])
 
+    async def Facets(
+        self, request: search_pb2.FacetsRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.FacetsResponse:
+        """Value counts over the matching items, or over the fused candidates of a query."""
+        query = facets_query(request)
+        return facets_response(await self._call(context, lambda core, left: core.facets(query, left)))
 
-__all__ = ["SERVICE_NAME", "SearchServicer", "search_query", "similar_query", "to_hit", "to_response"]
+
+__all__ = [
+    "SERVICE_NAME",
+    "SearchServicer",
+    "facets_query",
+    "facets_response",
+    "search_query",
+    "similar_query",
+    "to_hit",
+    "to_response",
+    "wire_conditions",
+]
