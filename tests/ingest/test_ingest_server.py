@@ -11,9 +11,9 @@ from prometheus_client import REGISTRY, generate_latest
 
 from domain.catalog import STYLE_COLUMNS
 from services.common.config import ServerConfig
+from services.common.embed_client import EmbedderUnavailable
 from services.common.server import GrpcServer, ServiceBinding
 from services.ingest.__main__ import parse_args
-from services.ingest.embed_client import EmbedderUnavailable
 from services.ingest.loader import iter_catalog, load_direct, load_via_rpc, with_image_bytes
 from services.ingest.server import SERVICE_NAME, IngestServicer
 from tests.ingest.conftest import BLUE, GREEN, RED
