@@ -7,8 +7,8 @@ from typing import TypeVar
 
 import grpc
 
+from services.common.embed_client import EmbedderTimeout, EmbedderUnavailable
 from services.ingest.core import EmbedderMismatch, IngestCore, IngestSummary
-from services.ingest.embed_client import EmbedderTimeout, EmbedderUnavailable
 from services.ingest.items import Product
 from services.ingest.reindex import ReindexIncomplete, ReindexRefused, reindex
 from services.storage.filters import WireCondition

@@ -1,7 +1,12 @@
-"""gRPC adapter for the search core: convert messages, pass the deadline, map errors to status codes."""
+"""gRPC adapter for the search core: convert messages, map errors to status codes.
+
+The caller's deadline reaches the core through :mod:`services.common.deadlines` (recorded by the
+server interceptor); a bug in the core is logged with its traceback and answered INTERNAL.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -25,6 +30,8 @@ from services.search.model import (
 )
 from services.storage.filters import WireCondition
 from vitrine.v1 import common_pb2, search_pb2, search_pb2_grpc
+
+log = logging.getLogger("vitrine.search")
 
 SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["Search"].full_name
 
@@ -134,15 +141,13 @@ class SearchServicer(search_pb2_grpc.SearchServicer):
     def __init__(self, core: SearchCore | None = None) -> None:
         self.core = core
 
-    async def _call(
-        self, context: grpc.aio.ServicerContext, run: Callable[[SearchCore, float | None], Awaitable[T]]
-    ) -> T:
-        """Run a core call with the caller's remaining deadline; core errors become status codes."""
+    async def _call(self, context: grpc.aio.ServicerContext, run: Callable[[SearchCore], Awaitable[T]]) -> T:
+        """Run a core call; core errors become status codes, anything else INTERNAL."""
         if self.core is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "search is starting")
         core = self.core
         try:
-            return await run(core, context.time_remaining())
+            return await run(core)
         except SearchValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except ItemNotFound as exc:
@@ -151,6 +156,9 @@ class SearchServicer(search_pb2_grpc.SearchServicer):
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
         except SearchUnavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Exception as exc:  # a bug, not a dependency failure: clients must not retry it
+            log.exception("search failed unexpectedly")
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
         raise RuntimeError("unreachable: context.abort raises")
 
     async def Search(
@@ -158,21 +166,21 @@ class SearchServicer(search_pb2_grpc.SearchServicer):
     ) -> search_pb2.SearchResponse:
         """Text and/or image search, fused across members."""
         query = search_query(request)
-        return to_response(await self._call(context, lambda core, left: core.search(query, left)))
+        return to_response(await self._call(context, lambda core: core.search(query)))
 
     async def MoreLikeThis(
         self, request: search_pb2.MoreLikeThisRequest, context: grpc.aio.ServicerContext
     ) -> search_pb2.SearchResponse:
         """Products similar to a stored product."""
         query = similar_query(request)
-        return to_response(await self._call(context, lambda core, left: core.more_like_this(query, left)))
+        return to_response(await self._call(context, lambda core: core.more_like_this(query)))
 
     async def GetItems(
         self, request: search_pb2.GetItemsRequest, context: grpc.aio.ServicerContext
     ) -> search_pb2.GetItemsResponse:
         """Stored attributes of products by id (unknown ids are left out)."""
         ids = list(request.ids)
-        items = await self._call(context, lambda core, left: core.get_items(ids, left))
+        items = await self._call(context, lambda core: core.get_items(ids))
         return search_pb2.GetItemsResponse(items=[to_hit(h) for h in items])
 
     async def Facets(
@@ -180,7 +188,7 @@ class SearchServicer(search_pb2_grpc.SearchServicer):
     ) -> search_pb2.FacetsResponse:
         """Value counts over the matching items, or over the fused candidates of a query."""
         query = facets_query(request)
-        return facets_response(await self._call(context, lambda core, left: core.facets(query, left)))
+        return facets_response(await self._call(context, lambda core: core.facets(query)))
 
 
 __all__ = [
