@@ -36,6 +36,7 @@ from services.ingest.__main__ import build_core
 from services.ingest.embed_client import EmbedderClient as IngestEmbedderClient
 from services.search import server as search_server
 from services.search.core import SearchCore
+from services.storage.blobs import blob_dir_for
 from services.storage.factory import open_store
 from vitrine.v1 import ingest_pb2_grpc, search_pb2_grpc
 
@@ -72,6 +73,24 @@ def _stop(proc: subprocess.Popen | None, grace_s: float) -> None:
         proc.wait(timeout=grace_s + 5)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def gateway_args(cfg: VitrineConfig) -> list[str]:
+    """Arguments of the web gateway: this stack's search, and the blob folder its ingest writes."""
+    blob_dir = blob_dir_for(cfg.blobs, cfg.store)
+    return [
+        "--port",
+        str(cfg.web.port),
+        "--search-addr",
+        f"{cfg.search_server.host}:{cfg.search_server.port}",
+        "--blobs-dir",
+        str(blob_dir) if blob_dir is not None else "off",
+    ]
+
+
+def browse_hint(cfg: VitrineConfig) -> str:
+    """Where the page is once ``make up`` runs (what the demo prints last)."""
+    return f"http://{cfg.web.host}:{cfg.web.port}/"
 
 
 async def run_stack(cfg: VitrineConfig, web: bool = True, stop: asyncio.Event | None = None) -> None:
@@ -142,15 +161,7 @@ async def run_stack(cfg: VitrineConfig, web: bool = True, stop: asyncio.Event | 
         await watch.check_once()
         watch.start()
         if web:
-            gateway = _spawn(
-                "services.web",
-                [
-                    "--port",
-                    str(cfg.web.port),
-                    "--search-addr",
-                    f"{cfg.search_server.host}:{cfg.search_server.port}",
-                ],
-            )
+            gateway = _spawn("services.web", gateway_args(cfg))
         log.info(
             "stack ready",
             extra={
@@ -158,7 +169,7 @@ async def run_stack(cfg: VitrineConfig, web: bool = True, stop: asyncio.Event | 
                 "ingest": cfg.ingest_server.port,
                 "search": cfg.search_server.port,
                 "collection": collection,
-                "web": f"http://{cfg.web.host}:{cfg.web.port}/" if web else None,
+                "web": browse_hint(cfg) if web else None,
             },
         )
         await stop.wait()

@@ -12,8 +12,8 @@ from PIL import Image
 
 from domain.bundle import Bundle, MemberSpec, load_bundle, write_bundle
 from services.common.config import IngestConfig, StoreConfig
-from services.ingest.blobs import BlobStore
 from services.ingest.core import IngestCore
+from services.storage.blobs import FileBlobStore
 from services.storage.factory import open_store
 from tests.support.images import solid
 
@@ -97,7 +97,9 @@ def make_core(tmp_path, image_root) -> Callable[..., IngestCore]:
             allowed_image_root=str(image_root), batch_size=4, queue_batches=2, **ingest_overrides
         )
         embed = embed or ColourEmbedder({m.name: m.dim for m in bundle.members})
-        core = IngestCore(stores[0], bundle, embed, cfg, "catalog", BlobStore(tmp_path / "store" / "blobs"))
+        core = IngestCore(
+            stores[0], bundle, embed, cfg, "catalog", FileBlobStore(tmp_path / "store" / "blobs")
+        )
         core.open()
         return core
 
