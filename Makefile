@@ -58,6 +58,7 @@ reliability: install
 lint: install
 	$(VENV)/bin/ruff check apps domain services training tests bench scripts
 	$(VENV)/bin/ruff format --check apps domain services training tests bench scripts
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf vitrine .pytest_cache .ruff_cache
