@@ -7,9 +7,9 @@ import pytest
 
 from domain.payload import collection_name
 from services.common.config import BlobsConfig, StoreConfig, load_config
-from services.ingest.service import build_core
 from services.ingest.items import Product
 from services.ingest.reindex import reindex
+from services.ingest.service import build_core
 from services.storage.blobs import FileBlobStore, blob_dir_for, open_blob_store
 from services.storage.factory import open_store
 from tests.ingest.conftest import BLUE, GREEN, RED, ColourEmbedder, write_tiny_bundle
