@@ -54,8 +54,8 @@ def resolve_data(folder: Path, work: Path) -> tuple[Path, bool]:
     return synthetic, True
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point."""
+def make_parser() -> argparse.ArgumentParser:
+    """The command line's arguments."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/fashion-product-images"))
     parser.add_argument("--out", type=Path, default=Path("data/bundles/default"))
@@ -67,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", type=Path, help="JSON training config (default: the built-in one)")
     parser.add_argument("--force", action="store_true", help="rebuild even when the bundle is up to date")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    args = make_parser().parse_args(argv)
     cfg = load_config(args.config) if args.config else default_config()
     distributed.init(cfg.device)
     try:
