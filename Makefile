@@ -43,8 +43,9 @@ demo: install
 up: install
 	$(PY) -m apps.stack
 
+# Stops only what `make up` started: the processes data/run/stack.pid records (beside the store).
 down:
-	-pkill -f "apps.stack" ; pkill -f "services.(embedder|ingest|search)" ; true
+	@if test -x $(PY); then $(PY) -m apps.stack --down; else echo "no stack running"; fi
 
 bench: install
 	$(PY) -m bench

@@ -23,21 +23,17 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
-from domain.bundle import load_bundle
 from services.common.channels import open_channel
 from services.common.config import VitrineConfig, load_config
-from services.common.embed_client import EmbedderClient
 from services.common.logsetup import setup_logging
-from services.common.readiness import DependencyWatch, upstream_serving
-from services.common.server import GrpcServer, ServiceBinding
-from services.ingest import server as ingest_server
-from services.ingest.__main__ import build_core
-from services.ingest.embed_client import EmbedderClient as IngestEmbedderClient
-from services.search import server as search_server
-from services.search.core import SearchCore
+from services.common.readiness import upstream_serving
+from services.common.service import Service
+from services.ingest import service as ingest_service
+from services.search import service as search_service
 from services.storage.factory import open_store
-from vitrine.v1 import ingest_pb2_grpc, search_pb2_grpc
 
 log = logging.getLogger("vitrine.stack")
 
@@ -74,73 +70,89 @@ def _stop(proc: subprocess.Popen | None, grace_s: float) -> None:
         proc.kill()
 
 
+def pid_file_for(cfg: VitrineConfig) -> Path:
+    """Where the stack records its processes: ``run/stack.pid`` beside the store folder."""
+    return Path(cfg.store.path).resolve().parent / "run" / "stack.pid"
+
+
+def write_pid_file(path: Path, procs: dict[str, int]) -> None:
+    """Record ``pid module`` per line (the stack first) so ``make down`` stops exactly these."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{pid} {module}\n" for module, pid in procs.items()))
+
+
+def _recorded(path: Path) -> list[tuple[int, str]]:
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        pid, _, module = line.partition(" ")
+        if pid.isdigit() and module:
+            entries.append((int(pid), module))
+    return entries
+
+
+def _runs(pid: int, module: str) -> bool:
+    """True while ``pid`` is alive and still ``python -m module`` (not a recycled pid)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return module.encode() in argv
+
+
+def stop_recorded(path: Path, timeout_s: float = 60.0) -> list[int]:
+    """SIGTERM what a pid file records, wait for it to exit, remove the file; returns the pids signalled.
+
+    A running stack stops its own children; when it is gone (killed), its children that still run
+    are signalled one by one. A pid that no longer runs the recorded module is left alone.
+    """
+    entries = [(pid, module) for pid, module in _recorded(path) if _runs(pid, module)]
+    if entries and entries[0][1] == "apps.stack":
+        entries = entries[:1]
+    signalled = []
+    for pid, _ in entries:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            signalled.append(pid)
+    deadline = time.monotonic() + timeout_s
+    while any(_runs(pid, m) for pid, m in _recorded(path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    path.unlink(missing_ok=True)
+    return signalled
+
+
+def _release_pid_file(path: Path) -> None:
+    """Remove the pid file when it is still ours (another stack may have taken the store since)."""
+    entries = _recorded(path)
+    if entries and entries[0][0] == os.getpid():
+        path.unlink(missing_ok=True)
+
+
 async def run_stack(cfg: VitrineConfig, web: bool = True, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set or a signal arrives; everything is drained and closed on the way out."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if not cfg.search.bundle:  # search checks the embedder against the same bundle file
+        cfg = dataclasses.replace(cfg, search=dataclasses.replace(cfg.search, bundle=cfg.embedder.bundle))
+    pid_file = pid_file_for(cfg)
+    processes = {"apps.stack": os.getpid()}
     embedder_addr = f"{cfg.embedder_server.host}:{cfg.embedder_server.port}"
     embedder = _spawn(
         "services.embedder", ["--bundle", cfg.embedder.bundle, "--port", str(cfg.embedder_server.port)]
     )
+    processes["services.embedder"] = embedder.pid
+    write_pid_file(pid_file, processes)
     gateway = None
-    servers: list[GrpcServer] = []
+    services: list[Service] = []
     store = None
-    clients: list[EmbedderClient] = []
-    watch_channel = open_channel(embedder_addr, retries=False)
-    watch = None
     try:
         await _wait_upstream(embedder_addr, embedder, "embedder")
-        bundle = load_bundle(cfg.embedder.bundle)
         store = await asyncio.to_thread(open_store, cfg.store)
-        ingest_client = IngestEmbedderClient.from_config(cfg.ingest)
-        search_client = EmbedderClient.connect(
-            cfg.search.embedder_addr, cfg.search.rpc_timeout_s, wait_for_ready=False
-        )
-        clients += [ingest_client, search_client]
-        ingest_core = build_core(cfg, store, bundle, ingest_client)
-        collection = await asyncio.to_thread(ingest_core.open)
-        read = await asyncio.to_thread(ingest_core.read_collection)
-        if not ingest_core.owns(read):
-            log.warning(
-                "search reads a collection built by another bundle version; new writes go to this "
-                "version's collection, and Ingest.Reindex fills it and swaps the alias",
-                extra={"alias": cfg.store.catalog, "target": read, "expected": collection},
-            )
-        search_core = SearchCore(cfg.search, store, bundle, search_client, cfg.store.catalog)
-        servers = [
-            GrpcServer(
-                cfg.ingest_server,
-                [
-                    ServiceBinding(
-                        ingest_server.SERVICE_NAME,
-                        ingest_pb2_grpc.add_IngestServicer_to_server,
-                        ingest_server.IngestServicer(ingest_core),
-                    )
-                ],
-            ),
-            GrpcServer(
-                cfg.search_server,
-                [
-                    ServiceBinding(
-                        search_server.SERVICE_NAME,
-                        search_pb2_grpc.add_SearchServicer_to_server,
-                        search_server.SearchServicer(search_core),
-                    )
-                ],
-            ),
-        ]
-        for server in servers:
-            await server.start()
-
-        async def set_serving(serving: bool) -> None:
-            for server in servers:
-                await server.set_serving(serving)
-
-        watch = DependencyWatch([lambda: upstream_serving(watch_channel)], set_serving)
-        await watch.check_once()
-        watch.start()
+        services = [ingest_service.build(cfg, store), search_service.build(cfg, store)]
+        ports = [await service.start() for service in services]
         if web:
             gateway = _spawn(
                 "services.web",
@@ -151,29 +163,27 @@ async def run_stack(cfg: VitrineConfig, web: bool = True, stop: asyncio.Event | 
                     f"{cfg.search_server.host}:{cfg.search_server.port}",
                 ],
             )
+            processes["services.web"] = gateway.pid
+            write_pid_file(pid_file, processes)
         log.info(
             "stack ready",
             extra={
                 "embedder": embedder_addr,
-                "ingest": cfg.ingest_server.port,
-                "search": cfg.search_server.port,
-                "collection": collection,
+                "ingest": ports[0],
+                "search": ports[1],
+                "pid_file": str(pid_file),
                 "web": f"http://{cfg.web.host}:{cfg.web.port}/" if web else None,
             },
         )
         await stop.wait()
     finally:
-        if watch is not None:
-            await watch.stop()
-        await asyncio.gather(*(server.stop() for server in servers))
-        for client in clients:
-            await client.close()
-        await watch_channel.close()
+        await asyncio.gather(*(service.stop() for service in services))
         if store is not None:
             await asyncio.to_thread(store.flush)
             await asyncio.to_thread(store.close)
         await asyncio.to_thread(_stop, gateway, cfg.embedder_server.grace_s)
         await asyncio.to_thread(_stop, embedder, cfg.embedder_server.grace_s)
+        _release_pid_file(pid_file)
         log.info("stack stopped")
 
 
@@ -188,6 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bundle", help="bundle directory (default VITRINE_EMBEDDER_BUNDLE)")
     parser.add_argument("--store", help="Edge store directory (default VITRINE_STORE_PATH)")
     parser.add_argument("--no-web", action="store_true", help="do not start the web gateway")
+    parser.add_argument(
+        "--down", action="store_true", help="stop the stack the pid file beside the store records"
+    )
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     if args.bundle:
@@ -200,6 +213,10 @@ def main(argv: list[str] | None = None) -> None:
             "store backend %s: the stack still runs ingest and search in one process", cfg.store.backend
         )
     setup_logging(cfg.log_level, cfg.log_json)
+    if args.down:
+        stopped = stop_recorded(pid_file_for(cfg))
+        print(f"stopped {len(stopped)} process(es)" if stopped else "no stack running")
+        return
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_stack(cfg, web=not args.no_web))
 

@@ -27,19 +27,6 @@ STYLE_COLUMNS = (
     "productDisplayName",
 )
 REQUIRED_COLUMNS = ("id", "gender", "masterCategory", "subCategory", "articleType")
-# Fields of the Fashion Product Images layout that ingest indexes (keyword) and search may filter on.
-FILTERABLE_FIELDS: tuple[str, ...] = (
-    "id",
-    "gender",
-    "masterCategory",
-    "subCategory",
-    "articleType",
-    "baseColour",
-    "season",
-    "year",
-    "usage",
-    "bundle_version",
-)
 INSHOP_PARTITION = "list_eval_partition.txt"
 INSHOP_STATUSES = ("train", "query", "gallery")
 

@@ -119,6 +119,16 @@ class SearchConfig:
     cluster_top_n: int = 10  # ENCLIP re-rank: top hits per member that vote for its majority cluster
     rpc_timeout_s: float = 10.0  # budget of one request (embed + store) when the caller's deadline is longer
     reply_reserve_s: float = 0.05  # kept back from the caller's deadline to fuse and send the partial reply
+    facet_candidates: int = 200  # Facets with a query counts this many fused candidates
+
+
+@dataclass(frozen=True)
+class CatalogConfig:
+    """The catalog's own fields (see domain/schema.py and the README's "Catalog fields")."""
+
+    schema: str = (
+        ""  # TOML file with a [fields] table (name = "keyword" | "integer" | ...); "" = Fashion default
+    )
 
 
 @dataclass(frozen=True)
@@ -142,6 +152,7 @@ class VitrineConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
     web: WebConfig = field(default_factory=WebConfig)
     embedder_server: ServerConfig = field(default_factory=lambda: ServerConfig(port=50051))
     ingest_server: ServerConfig = field(default_factory=lambda: ServerConfig(port=50052))
@@ -239,6 +250,7 @@ def env_var_table() -> list[tuple[str, str, str]]:
 
 
 __all__ = [
+    "CatalogConfig",
     "ConfigError",
     "EmbedderConfig",
     "IngestConfig",

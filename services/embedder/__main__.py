@@ -5,36 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 
 from services.common.config import VitrineConfig, load_config
 from services.common.logsetup import setup_logging
-from services.common.server import GrpcServer, ServiceBinding
-from services.embedder.core import EmbedderCore
-from services.embedder.encoder import EnsembleEncoder
-from services.embedder.server import SERVICE_NAME, EmbedderServicer
-from vitrine.v1 import embedder_pb2_grpc
-
-log = logging.getLogger("vitrine.embedder")
+from services.embedder.service import build
 
 
 async def serve(cfg: VitrineConfig) -> None:
-    """Start the server (NOT_SERVING), load the bundle, report SERVING, run until signalled."""
-    servicer = EmbedderServicer()
-    server = GrpcServer(
-        cfg.embedder_server,
-        [ServiceBinding(SERVICE_NAME, embedder_pb2_grpc.add_EmbedderServicer_to_server, servicer)],
-    )
-    server.install_signal_handlers()
-    port = await server.start()
-    encoder = await asyncio.to_thread(EnsembleEncoder.load, cfg.embedder)
-    servicer.core = EmbedderCore(encoder, cfg.embedder)
-    await server.set_serving(True)
-    log.info("embedder ready", extra={"port": port})
-    try:
-        await server.wait_for_termination()
-    finally:
-        await servicer.core.close()
+    """Run the embedder until signalled (see :func:`services.embedder.service.build`)."""
+    await build(cfg).serve()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

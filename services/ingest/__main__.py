@@ -11,73 +11,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import sys
 
-from domain.bundle import Bundle, load_bundle
+from domain.bundle import load_bundle
 from services.common.channels import open_channel
 from services.common.config import VitrineConfig, load_config
 from services.common.logsetup import setup_logging
-from services.common.server import GrpcServer, ServiceBinding
-from services.ingest.blobs import BlobStore, blob_dir_for
-from services.ingest.core import EmbedderMismatch, EmbedImages, IngestCore
-from services.ingest.embed_client import EmbedderClient, EmbedderUnavailable
 from services.ingest.loader import iter_catalog, load_direct, load_via_rpc, with_image_bytes
-from services.ingest.server import SERVICE_NAME, IngestServicer
+from services.ingest.service import build, build_core, check_embedder_bundle, embedder_client
 from services.storage.factory import open_store
-from services.storage.port import VectorStore
-from vitrine.v1 import ingest_pb2_grpc
 
-log = logging.getLogger("vitrine.ingest")
 COMMANDS = ("serve", "load", "collections", "optimize", "drop")
 
 
-def build_core(cfg: VitrineConfig, store: VectorStore, bundle: Bundle, embed: EmbedImages) -> IngestCore:
-    """An ingest core for the configured catalog, with a blob folder where configured."""
-    blob_dir = blob_dir_for(cfg.ingest, cfg.store)
-    blobs = BlobStore(blob_dir) if blob_dir is not None else None
-    return IngestCore(store, bundle, embed, cfg.ingest, cfg.store.catalog, blobs)
-
-
-STARTUP_CHECK_S = 5.0
-
-
-async def check_embedder_bundle(client: EmbedderClient, bundle: Bundle) -> None:
-    """Refuse to start against an embedder serving another bundle; warn when it cannot be asked."""
-    try:
-        info = await client.bundle_info(timeout=min(client.timeout_s, STARTUP_CHECK_S))
-    except EmbedderUnavailable as exc:
-        log.warning("embedder not reachable yet; vectors are checked per batch", extra={"error": str(exc)})
-        return
-    theirs = (info.name, info.version, [(m.name, m.dim) for m in info.members])
-    ours = (bundle.name, bundle.version, [(m.name, m.dim) for m in bundle.members])
-    if theirs != ours:
-        raise EmbedderMismatch(f"embedder serves {theirs}, ingest was given {ours}")
-
-
 async def serve(cfg: VitrineConfig) -> None:
-    """Start (NOT_SERVING), open the store and bundle, report SERVING, run until signalled."""
-    servicer = IngestServicer()
-    server = GrpcServer(
-        cfg.ingest_server,
-        [ServiceBinding(SERVICE_NAME, ingest_pb2_grpc.add_IngestServicer_to_server, servicer)],
-    )
-    server.install_signal_handlers()
-    port = await server.start()
-    bundle = load_bundle(cfg.embedder.bundle)
-    store = await asyncio.to_thread(open_store, cfg.store)
-    client = EmbedderClient.from_config(cfg.ingest)
-    try:
-        await check_embedder_bundle(client, bundle)
-        core = build_core(cfg, store, bundle, client)
-        collection = await asyncio.to_thread(core.open)
-        servicer.core = core
-        await server.set_serving(True)
-        log.info("ingest ready", extra={"port": port, "collection": collection})
-        await server.wait_for_termination()
-    finally:
-        await client.close()
-        await asyncio.to_thread(store.close)
+    """Run the ingest server until signalled (see :func:`services.ingest.service.build`)."""
+    await build(cfg).serve()
 
 
 async def load(cfg: VitrineConfig, args: argparse.Namespace) -> None:
@@ -89,7 +38,7 @@ async def load(cfg: VitrineConfig, args: argparse.Namespace) -> None:
             cfg, ingest=dataclasses.replace(cfg.ingest, allowed_image_root=args.directory)
         )
         store = open_store(cfg.store)
-        client = EmbedderClient.from_config(cfg.ingest)
+        client = embedder_client(cfg)
         try:
             bundle = load_bundle(cfg.embedder.bundle)
             await check_embedder_bundle(client, bundle)

@@ -20,14 +20,14 @@ import numpy as np
 from prometheus_client import Counter
 
 from domain.bundle import Bundle
-from domain.catalog import FILTERABLE_FIELDS
-from domain.payload import CLUSTER_FIELD, NO_CLUSTER, collection_name, holds_version
+from domain.payload import BUNDLE_VERSION_FIELD, CLUSTER_FIELD, NO_CLUSTER, collection_name, holds_version
+from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import IngestConfig
 from services.ingest.blobs import BlobStore
 from services.ingest.items import ItemRejected, Product, load_image
 from services.ingest.streams import aiter_chunks
-from services.storage.filters import parse_filters
-from services.storage.port import Point, VectorStore
+from services.storage.filters import WireCondition, parse_request_filters
+from services.storage.port import Condition, Point, VectorStore
 
 EmbedImages = Callable[[list[bytes]], Awaitable[list[dict[str, np.ndarray]]]]
 MAX_REPORTED_ERRORS = 1000
@@ -78,15 +78,16 @@ class Prepared:
     index: int
     product: Product
     image: bytes
+    attributes: Mapping[str, object] = field(default_factory=dict)  # typed by the catalog schema
 
 
 class EmbedderMismatch(RuntimeError):
     """The embedder's vectors do not fit the bundle this ingest writes (wrong members or sizes)."""
 
 
-def payload_indexes(bundle: Bundle) -> dict[str, str]:
-    """Keyword indexes on the filterable attributes, integer indexes on ``cluster.<member>``."""
-    indexes = dict.fromkeys(FILTERABLE_FIELDS, "keyword")
+def payload_indexes(bundle: Bundle, schema: CatalogSchema = FASHION_SCHEMA) -> dict[str, str]:
+    """An index per schema field, keyword on ``id`` and ``bundle_version``, integer on ``cluster.<member>``."""
+    indexes = {"id": "keyword", BUNDLE_VERSION_FIELD: "keyword", **schema.payload_indexes()}
     indexes.update({f"{CLUSTER_FIELD}.{m}": "integer" for m in bundle.member_names})
     return indexes
 
@@ -118,6 +119,7 @@ class IngestCore:
         cfg: IngestConfig,
         catalog: str,
         blobs: BlobStore | None = None,
+        schema: CatalogSchema = FASHION_SCHEMA,
     ) -> None:
         if cfg.batch_size < 1 or cfg.queue_batches < 1:
             raise ValueError(
@@ -130,6 +132,7 @@ class IngestCore:
         self.cfg = cfg
         self.catalog = catalog
         self.blobs = blobs
+        self.schema = schema
         self.image_root = Path(cfg.allowed_image_root).resolve()
         self.centroids = bundle.load_centroids()
         self.vectors = {m.name: m.dim for m in bundle.members}
@@ -155,7 +158,7 @@ class IngestCore:
         """
         current = self.store.resolve_alias(self.catalog)
         self.collection = current if self.owns(current) else self.canonical
-        self.store.ensure_collection(self.collection, self.vectors, payload_indexes(self.bundle))
+        self.store.ensure_collection(self.collection, self.vectors, payload_indexes(self.bundle, self.schema))
         if current is None:
             self.store.swap_alias(self.catalog, self.collection)
         return self.collection
@@ -196,9 +199,12 @@ class IngestCore:
         rejected: list[ItemError] = []
         for offset, product in enumerate(products):
             try:
-                ready.append(
-                    Prepared(start + offset, product, load_image(product, self.cfg, self.image_root))
-                )
+                image = load_image(product, self.cfg, self.image_root)
+                try:
+                    attributes = self.schema.convert_attributes(product.attributes)
+                except ValueError as exc:
+                    raise ItemRejected("INVALID_ARGUMENT", str(exc)) from exc
+                ready.append(Prepared(start + offset, product, image, attributes))
             except ItemRejected as exc:
                 rejected.append(ItemError(start + offset, product.id, exc.code, exc.message))
         return ready, rejected
@@ -280,7 +286,7 @@ class IngestCore:
         for (item, vectors), cluster in zip(embedded, clusters, strict=True):
             product = item.product
             payload: dict[str, object] = {
-                **product.attributes,
+                **item.attributes,
                 "text": product.text,
                 CLUSTER_FIELD: cluster,
                 "bundle_version": self.bundle.version,
@@ -317,7 +323,13 @@ class IngestCore:
         """Collections a delete must reach: what search reads, the write collection, a rebuild."""
         return list(dict.fromkeys(c for c in (self.read_collection(), self.collection, self.mirror) if c))
 
-    def _delete_sync(self, ids: Sequence[str], filters: dict[str, tuple[str, ...]]) -> int:
+    def parse_filters(
+        self, filters: Mapping[str, str] | None, conditions: Sequence[WireCondition] = ()
+    ) -> dict[str, Condition]:
+        """Wire filters and conditions typed by the catalog schema (ValueError names the field)."""
+        return parse_request_filters(filters or {}, conditions, self.schema)
+
+    def _delete_sync(self, ids: Sequence[str], filters: dict[str, Condition]) -> int:
         doomed = set(ids)
         if filters and self.blobs is not None:  # learn which products the filter reaches, for their blobs
             matched = {
@@ -333,17 +345,24 @@ class IngestCore:
         self.store.flush()
         return max(counts, default=0)
 
-    async def delete(self, ids: Sequence[str] = (), filters: Mapping[str, str] | None = None) -> int:
+    async def delete(
+        self,
+        ids: Sequence[str] = (),
+        filters: Mapping[str, str] | None = None,
+        conditions: Sequence[WireCondition] = (),
+    ) -> int:
         """Delete products by id and/or wire filter from every live collection; returns how many."""
-        parsed = parse_filters(filters or {})
+        parsed = self.parse_filters(filters, conditions)
         if any(not i for i in ids):
             raise ValueError("ids: empty product id")
         if not ids and not parsed:
             raise ValueError("delete needs ids or filters")
         return await asyncio.to_thread(self._delete_sync, list(ids), parsed)
 
-    async def count(self, filters: Mapping[str, str] | None = None) -> tuple[int, str]:
+    async def count(
+        self, filters: Mapping[str, str] | None = None, conditions: Sequence[WireCondition] = ()
+    ) -> tuple[int, str]:
         """Products (matching the wire filter) in the collection search reads, and its name."""
-        parsed = parse_filters(filters or {})
+        parsed = self.parse_filters(filters, conditions)
         name = await asyncio.to_thread(self.read_collection)
         return await asyncio.to_thread(self.store.count, name, parsed or None), name

@@ -7,10 +7,11 @@ from typing import TypeVar
 
 import grpc
 
+from services.common.embed_client import EmbedderTimeout, EmbedderUnavailable
 from services.ingest.core import EmbedderMismatch, IngestCore, IngestSummary
-from services.ingest.embed_client import EmbedderTimeout, EmbedderUnavailable
 from services.ingest.items import Product
 from services.ingest.reindex import ReindexIncomplete, ReindexRefused, reindex
+from services.storage.filters import WireCondition
 from services.storage.port import CollectionNotFound, StoreError
 from vitrine.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
 
@@ -39,6 +40,19 @@ def from_proto(request: ingest_pb2.Product) -> Product:
         text=request.text,
         attributes=dict(request.attributes),
     )
+
+
+def wire_conditions(conditions) -> list[WireCondition]:
+    """Core conditions from their wire form (an unset bound stays None)."""
+    return [
+        WireCondition(
+            field=c.field,
+            any_of=list(c.any_of),
+            none_of=list(c.none_of),
+            **{b: getattr(c, b) if c.HasField(b) else None for b in ("gte", "gt", "lte", "lt")},
+        )
+        for c in conditions
+    ]
 
 
 def to_summary(summary: IngestSummary) -> ingest_pb2.IngestSummary:
@@ -87,14 +101,20 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         self, request: ingest_pb2.DeleteRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.DeleteResponse:
         """Delete by ids and/or filters (both: the ids that match the filters)."""
-        deleted = await self._run(context, lambda core: core.delete(list(request.ids), dict(request.filters)))
+        conditions = wire_conditions(request.conditions)
+        deleted = await self._run(
+            context, lambda core: core.delete(list(request.ids), dict(request.filters), conditions)
+        )
         return ingest_pb2.DeleteResponse(deleted=deleted)
 
     async def Count(
         self, request: ingest_pb2.CountRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.CountResponse:
         """Products (matching the filters) in the collection search reads."""
-        count, collection = await self._run(context, lambda core: core.count(dict(request.filters)))
+        conditions = wire_conditions(request.conditions)
+        count, collection = await self._run(
+            context, lambda core: core.count(dict(request.filters), conditions)
+        )
         return ingest_pb2.CountResponse(count=count, collection=collection)
 
     async def Reindex(

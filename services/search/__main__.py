@@ -11,105 +11,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import sys
 
-from domain.bundle import Bundle, FusionSpec, MemberSpec, load_bundle
-from domain.payload import collection_name, holds_version
 from services.common.config import VitrineConfig, load_config
-from services.common.embed_client import EmbedderClient, EmbedderUnavailable
 from services.common.logsetup import setup_logging
-from services.common.server import GrpcServer, ServiceBinding
 from services.search.cli import run_client
-from services.search.core import SearchCore
-from services.search.server import SERVICE_NAME, SearchServicer
-from services.storage.factory import open_store
-from vitrine.v1 import embedder_pb2, search_pb2_grpc
-
-log = logging.getLogger("vitrine.search")
-RETRY_S = (0.5, 1.0, 2.0, 5.0)
-
-
-def bundle_from_info(info: embedder_pb2.BundleInfo) -> Bundle:
-    """The parts of a bundle search needs (names, dims, weights, default fusion) from GetBundle."""
-    members = tuple(
-        MemberSpec(
-            name=m.name,
-            arch=m.arch,
-            dim=m.dim,
-            image_size=m.image_size or 224,
-            pretrained=m.pretrained,
-            weight=m.weight,
-        )
-        for m in info.members
-    )
-    fusion = FusionSpec(method=info.default_fusion) if info.default_fusion else FusionSpec()
-    return Bundle(name=info.name, version=info.version, members=members, fusion=fusion)
-
-
-async def fetch_bundle(cfg: VitrineConfig, embedder: EmbedderClient) -> Bundle:
-    """The embedder's bundle (retried while it starts); a configured bundle file must match it."""
-    attempt = 0
-    while True:
-        try:
-            info = await embedder.bundle_info()
-            break
-        except EmbedderUnavailable as exc:
-            delay = RETRY_S[min(attempt, len(RETRY_S) - 1)]
-            log.warning("embedder not ready, retrying", extra={"error": str(exc), "retry_in_s": delay})
-            await asyncio.sleep(delay)
-            attempt += 1
-    served = bundle_from_info(info)
-    if not cfg.search.bundle:
-        return served
-    bundle = load_bundle(cfg.search.bundle)
-    if (bundle.name, bundle.version, bundle.member_names) != (
-        served.name,
-        served.version,
-        served.member_names,
-    ):
-        raise RuntimeError(
-            f"search bundle {bundle.name}-{bundle.version} {list(bundle.member_names)} differs from the "
-            f"embedder's {served.name}-{served.version} {list(served.member_names)}; serve the same bundle"
-        )
-    return bundle
+from services.search.service import build
 
 
 async def serve(cfg: VitrineConfig) -> None:
-    """Start (NOT_SERVING), learn the bundle, open the store, report SERVING, run until signalled."""
-    servicer = SearchServicer()
-    server = GrpcServer(
-        cfg.search_server,
-        [ServiceBinding(SERVICE_NAME, search_pb2_grpc.add_SearchServicer_to_server, servicer)],
-    )
-    server.install_signal_handlers()
-    port = await server.start()
-    embedder = EmbedderClient.connect(
-        cfg.search.embedder_addr,
-        cfg.search.rpc_timeout_s,
-        tls_ca=cfg.search.embedder_tls_ca,
-        auth_token=cfg.search.embedder_auth_token,
-        wait_for_ready=False,
-    )
-    store = None
-    try:
-        bundle = await fetch_bundle(cfg, embedder)
-        store = await asyncio.to_thread(open_store, cfg.store)
-        expected = collection_name(cfg.store.catalog, bundle.name, bundle.version)
-        target = await asyncio.to_thread(store.resolve_alias, cfg.store.catalog)
-        if not holds_version(target, expected):
-            log.warning(
-                "catalog alias does not point at this bundle's collection",
-                extra={"alias": cfg.store.catalog, "target": target, "expected": expected},
-            )
-        servicer.core = SearchCore(cfg.search, store, bundle, embedder, cfg.store.catalog)
-        await server.set_serving(True)
-        log.info("search ready", extra={"port": port, "bundle": f"{bundle.name}-{bundle.version}"})
-        await server.wait_for_termination()
-    finally:
-        await embedder.close()
-        if store is not None:
-            store.close()
+    """Run the search server until signalled (see :func:`services.search.service.build`)."""
+    await build(cfg).serve()
 
 
 def add_query_args(parser: argparse.ArgumentParser) -> None:

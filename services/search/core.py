@@ -7,7 +7,8 @@ Pipeline of one request (see :mod:`domain.fusion` and :mod:`domain.rerank`)::
     -> [drop the query item] -> [cluster re-rank] -> [min_score] -> [max_per_cluster] -> [MMR]
     -> slice [offset : offset + top_k] -> attributes (+ member evidence when explain)
 
-The request deadline (capped by ``rpc_timeout_s``) bounds the embedder call and the store
+The request deadline (:func:`services.common.deadlines.remaining`, which the server interceptor
+records for every call; capped by ``rpc_timeout_s``) bounds the embedder call and the store
 queries. Members that fail or miss the deadline are reported as missing (``partial``); when no
 member answers the core raises instead of returning an empty page.
 """
@@ -15,6 +16,7 @@ member answers the core raises instead of returning an empty page.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -25,7 +27,9 @@ from domain.bundle import Bundle
 from domain.fusion import FusedHit, RankedHit, parse_fusion
 from domain.payload import CLUSTER_FIELD, clusters_of
 from domain.rerank import cap_per_cluster, cluster_of, cluster_rerank, mmr
+from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import SearchConfig
+from services.common.deadlines import remaining
 from services.common.embed_client import EmbedderTimeout, EmbedderUnavailable, EmbedRejected, MemberVectors
 from services.search.errors import (
     ItemNotFound,
@@ -33,8 +37,17 @@ from services.search.errors import (
     SearchUnavailable,
     SearchValidationError,
 )
+from services.search.facets import check_facets, count_facets, store_facets
 from services.search.hits import attributes_of, ranked_hits, result_hit
-from services.search.model import ResultHit, SearchOptions, SearchQuery, SearchResult, SimilarQuery
+from services.search.model import (
+    FacetsQuery,
+    FacetsResult,
+    ResultHit,
+    SearchOptions,
+    SearchQuery,
+    SearchResult,
+    SimilarQuery,
+)
 from services.search.plan import Plan, check_config, make_plan, mix, text_weight
 from services.search.retrieval import Deadline, MemberLists, call_store, query_members
 from services.search.store_fusion import can_fuse_in_store, fuse_in_store
@@ -61,9 +74,16 @@ class SearchCore:
     """Search, more-like-this and item lookup over one collection (or alias) of one bundle."""
 
     def __init__(
-        self, cfg: SearchConfig, store: VectorStore, bundle: Bundle, embedder: EmbedClient, collection: str
+        self,
+        cfg: SearchConfig,
+        store: VectorStore,
+        bundle: Bundle,
+        embedder: EmbedClient,
+        collection: str,
+        schema: CatalogSchema = FASHION_SCHEMA,
     ) -> None:
         check_config(cfg)
+        self.schema = schema
         parse_fusion(bundle.fusion.method, bundle.member_names)  # a bad bundle default fails at startup
         self.cfg = cfg
         self.store = store
@@ -71,8 +91,9 @@ class SearchCore:
         self.embedder = embedder
         self.collection = collection
 
-    def _deadline(self, timeout: float | None) -> Deadline:
+    def _deadline(self) -> Deadline:
         """Time for embedding and store calls: the caller's deadline less the reply reserve, capped."""
+        timeout = remaining()
         if timeout is None:
             budget = self.cfg.rpc_timeout_s
         else:
@@ -81,27 +102,65 @@ class SearchCore:
             raise SearchDeadlineExceeded("deadline exceeded before the request started")
         return Deadline(budget)
 
-    async def search(self, query: SearchQuery, timeout: float | None = None) -> SearchResult:
-        """Text and/or image search; ``timeout`` is the caller's remaining deadline in seconds."""
+    async def search(self, query: SearchQuery) -> SearchResult:
+        """Text and/or image search within the request deadline."""
         weight = text_weight(query.text, query.image, query.text_weight)
-        plan = make_plan(query.options, self.cfg, self.bundle)
-        deadline = self._deadline(timeout)
+        plan = make_plan(query.options, self.cfg, self.bundle, schema=self.schema)
+        deadline = self._deadline()
         vectors = await self._embed(query, weight, plan.members, deadline)
         return await self._execute(plan, vectors, deadline)
 
-    async def search_vectors(
-        self, vectors: Mapping[str, np.ndarray], options: SearchOptions, timeout: float | None = None
-    ) -> SearchResult:
-        """Search with ready query vectors ``{member: vector}`` (no embedding; for benchmarks)."""
-        plan = make_plan(options, self.cfg, self.bundle)
-        return await self._execute(plan, vectors, self._deadline(timeout))
+    async def facets(self, query: FacetsQuery) -> FacetsResult:
+        """Value counts of ``query.fields``: the store's facet without a query, else over the fused
+        candidates (``facet_candidates`` of them, ranked as Search ranks them)."""
+        fields, limit = check_facets(query, self.schema)
+        options = SearchOptions(filters=query.filters, conditions=query.conditions)
+        if not query.text.strip() and not query.image:
+            plan = make_plan(options, self.cfg, self.bundle, schema=self.schema)
+            deadline = self._deadline()
+            collection = await self._collection(deadline)
+            counted = await call_store(
+                deadline, "counting facets", store_facets, self.store, collection, fields, limit, plan.filters
+            )
+            return FacetsResult(counted)
+        weight = text_weight(query.text, query.image, None)
+        plan = make_plan(options, self.cfg, self.bundle, schema=self.schema)
+        # the depth Search uses for a page of facet_candidates hits
+        depth = max(self.cfg.min_candidates, math.ceil(self.cfg.facet_candidates * self.cfg.overfetch))
+        plan = dataclasses.replace(plan, depth=depth)
+        deadline = self._deadline()
+        vectors = await self._embed(SearchQuery(query.text, query.image), weight, plan.members, deadline)
+        answered = await query_members(
+            self.store,
+            self.collection,
+            vectors,
+            plan.members,
+            plan.depth,
+            plan.filters or None,
+            deadline,
+            payload_fields=fields,
+            resolve=True,
+        )
+        answered.raise_if_empty()
+        lists = {m: ranked_hits(answered.lists[m], m, with_clusters=False) for m in answered.lists}
+        fused = plan.method.fuse(lists, depth=plan.depth)[: self.cfg.facet_candidates]
+        payloads = {p.key: p.payload for points in answered.lists.values() for p in points}
+        counted = count_facets([payloads[h.id] for h in fused], fields, limit)
+        return FacetsResult(counted, candidates=len(fused))
 
-    async def more_like_this(self, query: SimilarQuery, timeout: float | None = None) -> SearchResult:
+    async def search_vectors(self, vectors: Mapping[str, np.ndarray], options: SearchOptions) -> SearchResult:
+        """Search with ready query vectors ``{member: vector}`` (no embedding; for benchmarks)."""
+        plan = make_plan(options, self.cfg, self.bundle, schema=self.schema)
+        return await self._execute(plan, vectors, self._deadline())
+
+    async def more_like_this(self, query: SimilarQuery) -> SearchResult:
         """Products near the stored vectors of ``query.id`` (itself left out unless include_self)."""
         if not query.id.strip():
             raise SearchValidationError("id", "required")
-        plan = make_plan(query.options, self.cfg, self.bundle, drop_one=not query.include_self)
-        deadline = self._deadline(timeout)
+        plan = make_plan(
+            query.options, self.cfg, self.bundle, drop_one=not query.include_self, schema=self.schema
+        )
+        deadline = self._deadline()
         collection = await self._collection(deadline)
         found: list[StoredPoint] = await call_store(
             deadline, "reading the query item", self.store.retrieve, collection, [query.id], True
@@ -112,7 +171,7 @@ class SearchCore:
         exclude = None if query.include_self else query.id
         return await self._execute(plan, vectors, deadline, exclude=exclude, collection=collection)
 
-    async def get_items(self, ids: Sequence[str], timeout: float | None = None) -> list[ResultHit]:
+    async def get_items(self, ids: Sequence[str]) -> list[ResultHit]:
         """Stored attributes of the given product ids, in the order asked; unknown ids are left out."""
         if len(ids) > self.cfg.max_top_k:
             raise SearchValidationError("ids", f"at most {self.cfg.max_top_k} ids per call, got {len(ids)}")
@@ -121,7 +180,7 @@ class SearchCore:
                 raise SearchValidationError(f"ids[{i}]", "empty id")
         if not ids:
             return []
-        deadline = self._deadline(timeout)
+        deadline = self._deadline()
         collection = await self._collection(deadline)
         points: list[StoredPoint] = await call_store(
             deadline, "reading items", self.store.retrieve, collection, list(ids), False

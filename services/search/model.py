@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from domain.fusion import Contribution
+from services.storage.filters import WireCondition
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class SearchOptions:
     cluster_rerank: bool = False
     mmr_lambda: float = 0.0
     max_per_cluster: int = 0
+    conditions: Sequence[WireCondition] = ()
 
 
 @dataclass(frozen=True)
@@ -70,4 +72,32 @@ class SearchResult:
     collection: str = ""
 
 
-__all__ = ["ResultHit", "SearchOptions", "SearchQuery", "SearchResult", "SimilarQuery"]
+@dataclass(frozen=True)
+class FacetsQuery:
+    """Facets over the items matching the filters, or over the fused candidates of a query."""
+
+    text: str = ""
+    image: bytes = b""
+    filters: Mapping[str, str] = field(default_factory=dict)
+    conditions: Sequence[WireCondition] = ()
+    fields: Sequence[str] = ()
+    limit: int = 0  # values per field; 0 = DEFAULT_FACET_VALUES
+
+
+@dataclass(frozen=True)
+class FacetsResult:
+    """``{field: [(value as text, count), ...]}`` in the order asked; ``candidates`` with a query."""
+
+    facets: dict[str, list[tuple[str, int]]]
+    candidates: int = 0
+
+
+__all__ = [
+    "FacetsQuery",
+    "FacetsResult",
+    "ResultHit",
+    "SearchOptions",
+    "SearchQuery",
+    "SearchResult",
+    "SimilarQuery",
+]

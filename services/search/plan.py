@@ -14,15 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from domain.bundle import Bundle
-from domain.catalog import FILTERABLE_FIELDS
 from domain.fusion import FusionMethod, parse_fusion
-from domain.payload import CLUSTER_FIELD
+from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import SearchConfig
 from services.search.errors import SearchValidationError
 from services.search.model import SearchOptions
-from services.storage.filters import parse_filters
+from services.storage.filters import parse_request_filters
+from services.storage.port import Condition
 
-ALLOWED_FILTER_FIELDS = (*FILTERABLE_FIELDS, f"{CLUSTER_FIELD}.*")
 DEFAULT_TEXT_WEIGHT = 0.5
 
 
@@ -35,7 +34,7 @@ class Plan:
     top_k: int
     offset: int
     depth: int
-    filters: dict[str, tuple[str, ...]]
+    filters: dict[str, Condition]
     explain: bool = False
     min_score: float = 0.0
     cluster_rerank: bool = False
@@ -57,6 +56,7 @@ def check_config(cfg: SearchConfig) -> None:
         ("min_candidates", cfg.min_candidates >= 1, "must be >= 1"),
         ("rrf_k", cfg.rrf_k >= 0, "must be >= 0 (0 = the bundle's k)"),
         ("max_filters", cfg.max_filters >= 0, "must be >= 0"),
+        ("facet_candidates", cfg.facet_candidates >= 1, "must be >= 1"),
         ("cluster_boost", math.isfinite(cfg.cluster_boost) and cfg.cluster_boost >= 0, "must be >= 0"),
         ("cluster_top_n", cfg.cluster_top_n >= 1, "must be >= 1"),
         ("rpc_timeout_s", cfg.rpc_timeout_s > 0, "must be > 0"),
@@ -102,7 +102,24 @@ def _reranking(options: SearchOptions) -> None:
         )
 
 
-def make_plan(options: SearchOptions, cfg: SearchConfig, bundle: Bundle, drop_one: bool = False) -> Plan:
+def request_filters(options: SearchOptions, cfg: SearchConfig, schema: CatalogSchema) -> dict[str, Condition]:
+    """The request's filters and conditions typed by ``schema``; SearchValidationError names the field."""
+    try:
+        return parse_request_filters(options.filters, options.conditions, schema, max_fields=cfg.max_filters)
+    except ValueError as exc:
+        text = str(exc)
+        raise SearchValidationError(
+            "conditions" if text.startswith("conditions") else "filters", text
+        ) from exc
+
+
+def make_plan(
+    options: SearchOptions,
+    cfg: SearchConfig,
+    bundle: Bundle,
+    drop_one: bool = False,
+    schema: CatalogSchema = FASHION_SCHEMA,
+) -> Plan:
     """Validate ``options``; ``drop_one`` fetches one extra candidate (the query item is dropped later)."""
     top_k, offset = _page(options, cfg)
     selected = _members(options.members, bundle)
@@ -113,10 +130,7 @@ def make_plan(options: SearchOptions, cfg: SearchConfig, bundle: Bundle, drop_on
         )
     except ValueError as exc:
         raise SearchValidationError("fusion", str(exc)) from exc
-    try:
-        filters = parse_filters(options.filters, allowed=ALLOWED_FILTER_FIELDS, max_fields=cfg.max_filters)
-    except ValueError as exc:
-        raise SearchValidationError("filters", str(exc)) from exc
+    filters = request_filters(options, cfg, schema)
     _reranking(options)
     depth = max(cfg.min_candidates, math.ceil((offset + top_k) * cfg.overfetch)) + (1 if drop_one else 0)
     return Plan(
@@ -160,11 +174,11 @@ def mix(text_vector: np.ndarray, image_vector: np.ndarray, weight: float) -> np.
 
 
 __all__ = [
-    "ALLOWED_FILTER_FIELDS",
     "DEFAULT_TEXT_WEIGHT",
     "Plan",
     "check_config",
     "make_plan",
     "mix",
+    "request_filters",
     "text_weight",
 ]

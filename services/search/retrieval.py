@@ -1,8 +1,9 @@
 """Store calls under the request deadline: all members in one call, else one by one; partial results.
 
 The store port is synchronous, so each call runs in a worker thread and is awaited with the
-time left. A member whose query fails or is still running at the deadline is reported missing;
-its thread is abandoned (its result is discarded when it finishes).
+time left. A member whose store query fails (:data:`STORE_FAILURES`) or is still running at the
+deadline is reported missing; its thread is abandoned (its result is discarded when it finishes).
+Any other exception is a bug: it propagates unchanged, and the servicer answers INTERNAL.
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ from typing import TypeVar
 import numpy as np
 
 from services.search.errors import SearchDeadlineExceeded, SearchUnavailable
-from services.storage.port import Filters, MemberQuery, ScoredPoint, VectorStore
+from services.storage.port import Filters, MemberQuery, ScoredPoint, StoreError, VectorStore
 
 log = logging.getLogger("vitrine.search")
+
+# What a store adapter raises when the store fails (as opposed to a bug): these become UNAVAILABLE.
+STORE_FAILURES: tuple[type[Exception], ...] = (StoreError, OSError)
 
 T = TypeVar("T")
 
@@ -42,12 +46,12 @@ class Deadline:
 
 
 async def call_store(deadline: Deadline, what: str, fn: Callable[..., T], *args: object) -> T:
-    """Run a blocking store call in a thread within the deadline; map failures to search errors."""
+    """Run a blocking store call in a thread within the deadline; map store failures to search errors."""
     try:
         return await asyncio.wait_for(asyncio.to_thread(fn, *args), deadline.check(what))
     except TimeoutError as exc:
         raise SearchDeadlineExceeded(f"store: {what} did not finish within the deadline") from exc
-    except Exception as exc:
+    except STORE_FAILURES as exc:
         raise SearchUnavailable(f"store: {what} failed: {exc}") from exc
 
 
@@ -118,6 +122,8 @@ async def query_members(
         result.collection, lists = together.result()
         result.lists.update({q.member: list(lists.get(q.member, [])) for q in queries})
         return result
+    if done:
+        raise_unless_store_failure(together.exception())
     if not done:
         together.cancel()  # the thread finishes on its own; its result is discarded
     if resolve:
@@ -149,6 +155,8 @@ async def _one_by_one(
         task.cancel()
         result.timed_out.append(tasks[task])
     for task in done:
+        raise_unless_store_failure(task.exception())
+    for task in done:
         member = tasks[task]
         exc = task.exception()
         if exc is not None:
@@ -158,4 +166,17 @@ async def _one_by_one(
         result.lists[member] = list(task.result().get(member, []))
 
 
-__all__ = ["Deadline", "MemberLists", "call_store", "query_members"]
+def raise_unless_store_failure(exc: BaseException | None) -> None:
+    """Re-raise an exception that is not a store failure (a bug must not pass for a missing member)."""
+    if exc is not None and not isinstance(exc, STORE_FAILURES):
+        raise exc
+
+
+__all__ = [
+    "STORE_FAILURES",
+    "Deadline",
+    "MemberLists",
+    "call_store",
+    "query_members",
+    "raise_unless_store_failure",
+]

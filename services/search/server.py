@@ -1,8 +1,13 @@
-"""gRPC adapter for the search core: convert messages, pass the deadline, map errors to status codes."""
+"""gRPC adapter for the search core: convert messages, map errors to status codes.
+
+The caller's deadline reaches the core through :mod:`services.common.deadlines` (recorded by the
+server interceptor); a bug in the core is logged with its traceback and answered INTERNAL.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -14,12 +19,61 @@ from services.search.errors import (
     SearchUnavailable,
     SearchValidationError,
 )
-from services.search.model import ResultHit, SearchOptions, SearchQuery, SearchResult, SimilarQuery
-from vitrine.v1 import search_pb2, search_pb2_grpc
+from services.search.model import (
+    FacetsQuery,
+    FacetsResult,
+    ResultHit,
+    SearchOptions,
+    SearchQuery,
+    SearchResult,
+    SimilarQuery,
+)
+from services.storage.filters import WireCondition
+from vitrine.v1 import common_pb2, search_pb2, search_pb2_grpc
+
+log = logging.getLogger("vitrine.search")
 
 SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["Search"].full_name
 
 T = TypeVar("T")
+
+
+def wire_conditions(conditions: Sequence[common_pb2.Condition]) -> list[WireCondition]:
+    """Core conditions from their wire form (an unset bound stays None)."""
+    return [
+        WireCondition(
+            field=c.field,
+            any_of=list(c.any_of),
+            none_of=list(c.none_of),
+            **{b: getattr(c, b) if c.HasField(b) else None for b in ("gte", "gt", "lte", "lt")},
+        )
+        for c in conditions
+    ]
+
+
+def facets_query(request: search_pb2.FacetsRequest) -> FacetsQuery:
+    """Core facets query from a FacetsRequest."""
+    return FacetsQuery(
+        text=request.text,
+        image=request.image,
+        filters=dict(request.filters),
+        conditions=wire_conditions(request.conditions),
+        fields=list(request.fields),
+        limit=request.limit,
+    )
+
+
+def facets_response(result: FacetsResult) -> search_pb2.FacetsResponse:
+    """Protobuf facets from a core result."""
+    return search_pb2.FacetsResponse(
+        facets=[
+            search_pb2.FacetField(
+                field=name, values=[search_pb2.FacetValue(value=v, count=c) for v, c in values]
+            )
+            for name, values in result.facets.items()
+        ],
+        candidates=result.candidates,
+    )
 
 
 def search_query(request: search_pb2.SearchRequest) -> SearchQuery:
@@ -35,6 +89,7 @@ def search_query(request: search_pb2.SearchRequest) -> SearchQuery:
         cluster_rerank=request.cluster_rerank,
         mmr_lambda=request.mmr_lambda,
         max_per_cluster=request.max_per_cluster,
+        conditions=wire_conditions(request.conditions),
     )
     weight = request.text_weight if request.HasField("text_weight") else None
     return SearchQuery(text=request.text, image=request.image, text_weight=weight, options=options)
@@ -50,6 +105,7 @@ def similar_query(request: search_pb2.MoreLikeThisRequest) -> SimilarQuery:
         members=list(request.members),
         explain=request.explain,
         min_score=request.min_score,
+        conditions=wire_conditions(request.conditions),
     )
     return SimilarQuery(id=request.id, include_self=request.include_self, options=options)
 
@@ -85,15 +141,13 @@ class SearchServicer(search_pb2_grpc.SearchServicer):
     def __init__(self, core: SearchCore | None = None) -> None:
         self.core = core
 
-    async def _call(
-        self, context: grpc.aio.ServicerContext, run: Callable[[SearchCore, float | None], Awaitable[T]]
-    ) -> T:
-        """Run a core call with the caller's remaining deadline; core errors become status codes."""
+    async def _call(self, context: grpc.aio.ServicerContext, run: Callable[[SearchCore], Awaitable[T]]) -> T:
+        """Run a core call; core errors become status codes, anything else INTERNAL."""
         if self.core is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "search is starting")
         core = self.core
         try:
-            return await run(core, context.time_remaining())
+            return await run(core)
         except SearchValidationError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except ItemNotFound as exc:
@@ -102,6 +156,9 @@ class SearchServicer(search_pb2_grpc.SearchServicer):
             await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
         except SearchUnavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except Exception as exc:  # a bug, not a dependency failure: clients must not retry it
+            log.exception("search failed unexpectedly")
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
         raise RuntimeError("unreachable: context.abort raises")
 
     async def Search(
@@ -109,22 +166,39 @@ class SearchServicer(search_pb2_grpc.SearchServicer):
     ) -> search_pb2.SearchResponse:
         """Text and/or image search, fused across members."""
         query = search_query(request)
-        return to_response(await self._call(context, lambda core, left: core.search(query, left)))
+        return to_response(await self._call(context, lambda core: core.search(query)))
 
     async def MoreLikeThis(
         self, request: search_pb2.MoreLikeThisRequest, context: grpc.aio.ServicerContext
     ) -> search_pb2.SearchResponse:
         """Products similar to a stored product."""
         query = similar_query(request)
-        return to_response(await self._call(context, lambda core, left: core.more_like_this(query, left)))
+        return to_response(await self._call(context, lambda core: core.more_like_this(query)))
 
     async def GetItems(
         self, request: search_pb2.GetItemsRequest, context: grpc.aio.ServicerContext
     ) -> search_pb2.GetItemsResponse:
         """Stored attributes of products by id (unknown ids are left out)."""
         ids = list(request.ids)
-        items = await self._call(context, lambda core, left: core.get_items(ids, left))
+        items = await self._call(context, lambda core: core.get_items(ids))
         return search_pb2.GetItemsResponse(items=[to_hit(h) for h in items])
 
+    async def Facets(
+        self, request: search_pb2.FacetsRequest, context: grpc.aio.ServicerContext
+    ) -> search_pb2.FacetsResponse:
+        """Value counts over the matching items, or over the fused candidates of a query."""
+        query = facets_query(request)
+        return facets_response(await self._call(context, lambda core: core.facets(query)))
 
-__all__ = ["SERVICE_NAME", "SearchServicer", "search_query", "similar_query", "to_hit", "to_response"]
+
+__all__ = [
+    "SERVICE_NAME",
+    "SearchServicer",
+    "facets_query",
+    "facets_response",
+    "search_query",
+    "similar_query",
+    "to_hit",
+    "to_response",
+    "wire_conditions",
+]

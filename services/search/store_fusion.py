@@ -20,7 +20,7 @@ import numpy as np
 from services.search.hits import attributes_of
 from services.search.model import ResultHit
 from services.search.plan import Plan
-from services.search.retrieval import Deadline
+from services.search.retrieval import Deadline, raise_unless_store_failure
 from services.storage.port import MemberQuery, ScoredPoint, VectorStore
 
 log = logging.getLogger("vitrine.search")
@@ -70,6 +70,7 @@ async def fuse_in_store(
         call.cancel()  # the thread finishes on its own; its result is discarded
         return None
     if call.exception() is not None:
+        raise_unless_store_failure(call.exception())
         log.warning(
             "store-side fusion failed; querying members one by one", extra={"error": repr(call.exception())}
         )

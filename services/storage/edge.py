@@ -34,9 +34,10 @@ from services.storage.checks import (
     stored_point,
     unique,
 )
-from services.storage.filters import field_matches
+from services.storage.filters import Atom, field_tests
 from services.storage.port import (
     CollectionNotFound,
+    FacetCount,
     Filters,
     MemberQuery,
     PayloadIndexes,
@@ -48,13 +49,21 @@ from services.storage.port import (
     index_types,
     point_id,
     scored_points,
+    top_facets,
 )
 
 ALIASES_FILE = "aliases.json"
 COLLECTIONS_DIR = "collections"
 # Edge 0.9 persists the shard config here; we read it to learn the named vectors of a shard.
 EDGE_CONFIG_FILE = "edge_config.json"
-INDEX_SCHEMAS = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer}
+INDEX_SCHEMAS = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.PayloadSchemaType.Integer,
+    "float": qe.PayloadSchemaType.Float,
+    "datetime": qe.PayloadSchemaType.Datetime,
+    "text": qe.PayloadSchemaType.Text,
+}
+FACET_FETCH_LIMIT = 10_000  # values asked of the store before ordering and cutting to the limit
 
 
 @contextlib.contextmanager
@@ -68,19 +77,31 @@ def edge_errors(what: str) -> Iterator[None]:
         raise StoreError(f"edge {what}: {exc}") from exc
 
 
+def _edge_atom(key: str, atom: Atom) -> Any:
+    if atom.kind == "any":
+        return qe.FieldCondition(key, match=qe.MatchAny(list(atom.values)))
+    if atom.kind == "text":
+        return qe.FieldCondition(key, match=qe.MatchText(str(atom.values[0])))
+    kind = qe.RangeDateTime if atom.kind == "datetime" else qe.RangeFloat
+    return qe.FieldCondition(key, range=kind(gte=atom.gte, gt=atom.gt, lte=atom.lte, lt=atom.lt))
+
+
 def edge_filter(filters: Filters | None, ids: Sequence[str] = ()) -> qe.Filter | None:
-    """Edge filter: all fields must match one of their values; ``ids`` restricts to those products."""
+    """Edge filter: every field test must hold; ``ids`` restricts to those products."""
     must: list[Any] = []
+    must_not: list[Any] = []
     if ids:
         must.append(qe.HasIdCondition({point_id(i) for i in ids}))
-    for match in field_matches(filters):
-        conditions = []
-        if match.keywords:
-            conditions.append(qe.FieldCondition(match.key, match=qe.MatchAny(list(match.keywords))))
-        if match.integers:
-            conditions.append(qe.FieldCondition(match.key, match=qe.MatchAny(list(match.integers))))
-        must.append(conditions[0] if len(conditions) == 1 else qe.Filter(should=conditions))
-    return qe.Filter(must=must) if must else None
+    for test in field_tests(filters):
+        if test.any_of:
+            either = [_edge_atom(test.key, a) for a in test.any_of]
+            must.append(either[0] if len(either) == 1 else qe.Filter(should=either))
+        if test.bounds is not None:
+            must.append(_edge_atom(test.key, test.bounds))
+        must_not.extend(_edge_atom(test.key, a) for a in test.none_of)
+    if not must and not must_not:
+        return None
+    return qe.Filter(must=must or None, must_not=must_not or None)
 
 
 def payload_selector(payload_fields: Sequence[str] | None) -> Any:
@@ -218,6 +239,24 @@ class EdgeStore(VectorStore):
         flt = edge_filter(filters)
         with edge_errors(f"count {target}"):
             return int(shard.count(qe.CountRequest(exact=True, filter=flt)))
+
+    def facet(
+        self, collection: str, field_name: str, limit: int, filters: Filters | None = None
+    ) -> list[FacetCount]:
+        """Edge's exact facet over the matching points (needs a keyword or integer index)."""
+        if limit <= 0:
+            raise ValueError(f"limit must be > 0, got {limit}")
+        target, shard = self._shard(collection)
+        request = qe.FacetRequest(
+            field_name, limit=max(limit, FACET_FETCH_LIMIT), exact=True, filter=edge_filter(filters)
+        )
+        try:
+            response = shard.facet(request)
+        except Exception as exc:
+            if type(exc) is Exception and "index" in str(exc):
+                raise ValueError(f"facet {field_name!r}: {exc}") from exc
+            raise StoreError(f"edge facet {target}: {exc}") from exc
+        return top_facets(((h.value, h.count) for h in response.hits), limit)
 
     def query(
         self,

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from prometheus_client import Counter, Histogram
 
 from services.storage.port import (
+    FacetCount,
     Filters,
     MemberQuery,
     PayloadIndexes,
@@ -72,6 +73,13 @@ class MeteredStore(VectorStore):
         """See :meth:`VectorStore.count`."""
         with self._timed("count"):
             return self.inner.count(collection, filters)
+
+    def facet(
+        self, collection: str, field_name: str, limit: int, filters: Filters | None = None
+    ) -> list[FacetCount]:
+        """See :meth:`VectorStore.facet`."""
+        with self._timed("facet"):
+            return self.inner.facet(collection, field_name, limit, filters)
 
     def query(
         self,

@@ -17,13 +17,41 @@ from typing import Any, NamedTuple
 
 POINT_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e0a-9c3f-7a1b2c3d4e5f")
 
-Filters = Mapping[str, Sequence[str | int]]
-"""``{field: (value, ...)}``; a string spelling an integer (``"3"``) also matches the integer 3."""
+Scalar = str | int | float
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A typed condition on one payload field; every part given must hold.
+
+    ``kind`` is the field's schema type (``keyword``, ``integer``, ``float``, ``bool``,
+    ``datetime``, ``text``) or ``""`` for an undeclared field (exact string match; a value spelling
+    an integer also matches the integer). ``any_of``: the value is one of these; ``none_of``: it is
+    none of these (items without the field pass); ``gte``/``gt``/``lte``/``lt``: numeric bounds
+    (epoch seconds for datetimes). Values are already converted to the stored form.
+    """
+
+    kind: str = ""
+    any_of: tuple[Scalar, ...] = ()
+    none_of: tuple[Scalar, ...] = ()
+    gte: float | None = None
+    gt: float | None = None
+    lte: float | None = None
+    lt: float | None = None
+
+    @property
+    def has_range(self) -> bool:
+        """Whether any bound is set."""
+        return any(b is not None for b in (self.gte, self.gt, self.lte, self.lt))
+
+
+Filters = Mapping[str, Sequence[str | int] | Condition]
+"""``{field: (value, ...)}`` (exact match; ``"3"`` also matches the integer 3) or ``{field: Condition}``."""
 
 PayloadIndexes = Mapping[str, str] | Sequence[str]
-"""Fields to index: a sequence of keyword fields, or ``{field: "keyword" | "integer"}``."""
+"""Fields to index: a sequence of keyword fields, or ``{field: type}`` with a type of INDEX_TYPES."""
 
-INDEX_TYPES = ("keyword", "integer")
+INDEX_TYPES = ("keyword", "integer", "float", "datetime", "text")
 
 
 def point_id(product_id: str) -> str:
@@ -112,6 +140,19 @@ def index_types(payload_indexes: PayloadIndexes) -> dict[str, str]:
     return typed
 
 
+class FacetCount(NamedTuple):
+    """One value of a faceted field and how many items hold it."""
+
+    value: str | int
+    count: int
+
+
+def top_facets(counts: Iterable[tuple[str | int, int]], limit: int) -> list[FacetCount]:
+    """The ``limit`` most frequent values: count descending, then value ascending (as text)."""
+    ordered = sorted(counts, key=lambda vc: (-vc[1], str(vc[0])))
+    return [FacetCount(v, int(c)) for v, c in ordered[:limit] if c > 0]
+
+
 class VectorStore(abc.ABC):
     """Port implemented by every storage adapter.
 
@@ -144,6 +185,16 @@ class VectorStore(abc.ABC):
     @abc.abstractmethod
     def count(self, collection: str, filters: Filters | None = None) -> int:
         """Exact number of points (matching ``filters``)."""
+
+    @abc.abstractmethod
+    def facet(
+        self, collection: str, field_name: str, limit: int, filters: Filters | None = None
+    ) -> list[FacetCount]:
+        """Exact counts of the values of an indexed (keyword or integer) field over the matching points.
+
+        The ``limit`` most frequent values, ordered by :func:`top_facets`. A field without a
+        keyword or integer payload index raises ValueError.
+        """
 
     @abc.abstractmethod
     def query(

@@ -30,9 +30,10 @@ from services.storage.checks import (
     stored_point,
     unique,
 )
-from services.storage.filters import field_matches
+from services.storage.filters import Atom, field_tests
 from services.storage.port import (
     CollectionNotFound,
+    FacetCount,
     Filters,
     MemberQuery,
     PayloadIndexes,
@@ -44,11 +45,19 @@ from services.storage.port import (
     index_types,
     point_id,
     scored_points,
+    top_facets,
 )
 
 LOCAL_MEMORY = ":memory:"
 LOCAL_PATH_PREFIX = "path:"
-INDEX_SCHEMAS = {"keyword": models.PayloadSchemaType.KEYWORD, "integer": models.PayloadSchemaType.INTEGER}
+FACET_FETCH_LIMIT = 10_000  # values asked of the store before ordering and cutting to the limit
+INDEX_SCHEMAS = {
+    "keyword": models.PayloadSchemaType.KEYWORD,
+    "integer": models.PayloadSchemaType.INTEGER,
+    "float": models.PayloadSchemaType.FLOAT,
+    "datetime": models.PayloadSchemaType.DATETIME,
+    "text": models.PayloadSchemaType.TEXT,
+}
 
 
 def make_client(cfg: StoreConfig) -> tuple[QdrantClient, bool]:
@@ -73,23 +82,31 @@ def make_client(cfg: StoreConfig) -> tuple[QdrantClient, bool]:
     return client, False
 
 
+def _qdrant_atom(key: str, atom: Atom) -> models.FieldCondition:
+    if atom.kind == "any":
+        return models.FieldCondition(key=key, match=models.MatchAny(any=list(atom.values)))
+    if atom.kind == "text":
+        return models.FieldCondition(key=key, match=models.MatchText(text=str(atom.values[0])))
+    kind = models.DatetimeRange if atom.kind == "datetime" else models.Range
+    return models.FieldCondition(key=key, range=kind(gte=atom.gte, gt=atom.gt, lte=atom.lte, lt=atom.lt))
+
+
 def qdrant_filter(filters: Filters | None, ids: Sequence[str] = ()) -> models.Filter | None:
-    """Qdrant filter: all fields must match one of their values; ``ids`` restricts to those products."""
+    """Qdrant filter: every field test must hold; ``ids`` restricts to those products."""
     must: list[Any] = []
+    must_not: list[Any] = []
     if ids:
         must.append(models.HasIdCondition(has_id=[point_id(i) for i in ids]))
-    for match in field_matches(filters):
-        conditions = []
-        if match.keywords:
-            conditions.append(
-                models.FieldCondition(key=match.key, match=models.MatchAny(any=list(match.keywords)))
-            )
-        if match.integers:
-            conditions.append(
-                models.FieldCondition(key=match.key, match=models.MatchAny(any=list(match.integers)))
-            )
-        must.append(conditions[0] if len(conditions) == 1 else models.Filter(should=conditions))
-    return models.Filter(must=must) if must else None
+    for test in field_tests(filters):
+        if test.any_of:
+            either = [_qdrant_atom(test.key, a) for a in test.any_of]
+            must.append(either[0] if len(either) == 1 else models.Filter(should=either))
+        if test.bounds is not None:
+            must.append(_qdrant_atom(test.key, test.bounds))
+        must_not.extend(_qdrant_atom(test.key, a) for a in test.none_of)
+    if not must and not must_not:
+        return None
+    return models.Filter(must=must or None, must_not=must_not or None)
 
 
 class QdrantStore(VectorStore):
@@ -176,7 +193,7 @@ class QdrantStore(VectorStore):
         if existing != wanted:
             raise StoreError(f"collection {name!r} has vectors {existing}, wanted {wanted}")
         if self.local:
-            return  # local mode ignores keyword/integer payload indexes (and warns about them)
+            return  # local mode ignores payload indexes (and warns about them)
         with self._call(f"index {name}"):
             present = set(self.client.get_collection(name).payload_schema)
             for field_name, kind in indexes.items():
@@ -213,6 +230,19 @@ class QdrantStore(VectorStore):
         flt = qdrant_filter(filters)
         with self._call(f"count {collection}"):
             return int(self.client.count(collection, count_filter=flt, exact=True).count)
+
+    def facet(
+        self, collection: str, field_name: str, limit: int, filters: Filters | None = None
+    ) -> list[FacetCount]:
+        """Qdrant's exact facet over the matching points (the server needs a keyword or integer index)."""
+        if limit <= 0:
+            raise ValueError(f"limit must be > 0, got {limit}")
+        flt = qdrant_filter(filters)
+        with self._call(f"facet {collection}"):
+            response = self.client.facet(
+                collection, field_name, facet_filter=flt, limit=max(limit, FACET_FETCH_LIMIT), exact=True
+            )
+        return top_facets(((h.value, h.count) for h in response.hits), limit)
 
     def query(
         self,

@@ -7,6 +7,7 @@ import dataclasses
 
 import uvicorn
 
+from domain.schema import load_schema
 from services.common.config import load_config
 from services.common.logsetup import setup_logging
 from services.web.app import create_app
@@ -30,7 +31,12 @@ def main(argv: list[str] | None = None) -> None:
     }
     web = dataclasses.replace(cfg.web, **{k: v for k, v in overrides.items() if v is not None})
     setup_logging(cfg.log_level, cfg.log_json)
-    uvicorn.run(create_app(web), host=web.host, port=web.port, log_level=cfg.log_level.lower())
+    uvicorn.run(
+        create_app(web, load_schema(cfg.catalog.schema)),
+        host=web.host,
+        port=web.port,
+        log_level=cfg.log_level.lower(),
+    )
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from google.protobuf.json_format import MessageToDict
 
+from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.channels import open_channel
 from services.common.config import WebConfig
-from vitrine.v1 import embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
+from vitrine.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
 
 STATIC = Path(__file__).parent / "static"
 
@@ -40,6 +41,23 @@ def parse_filters(items: list[str]) -> dict[str, str]:
     return out
 
 
+SIDEBAR_FACETS = ("brand", "baseColour", "articleType", "gender")
+
+
+def price_conditions(price_min: str, price_max: str) -> list[common_pb2.Condition]:
+    """The sidebar's price range as a Condition (empty bounds are left out)."""
+    bounds: dict[str, float] = {}
+    for name, text in (("gte", price_min), ("lte", price_max)):
+        if text.strip():
+            try:
+                bounds[name] = float(text)
+            except ValueError:
+                raise HTTPException(
+                    400, f"price_{'min' if name == 'gte' else 'max'}: not a number: {text!r}"
+                ) from None
+    return [common_pb2.Condition(field="price", **bounds)] if bounds else []
+
+
 def hits_json(response: search_pb2.SearchResponse) -> dict[str, Any]:
     """SearchResponse as JSON (field names as in the proto)."""
     data = MessageToDict(
@@ -59,8 +77,9 @@ async def _call(coro) -> Any:
         ) from None
 
 
-def create_app(cfg: WebConfig) -> FastAPI:
+def create_app(cfg: WebConfig, schema: CatalogSchema = FASHION_SCHEMA) -> FastAPI:
     """Build the gateway app bound to the Search and Embedder addresses in ``cfg``."""
+    facet_fields = [f for f in SIDEBAR_FACETS if schema.type_of(f) in ("keyword", "integer", "bool")]
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -96,6 +115,34 @@ def create_app(cfg: WebConfig) -> FastAPI:
         )
         return MessageToDict(info, preserving_proto_field_name=True)
 
+    @app.get("/api/schema")
+    async def catalog_schema() -> dict[str, Any]:
+        return {
+            "fields": dict(schema.fields),
+            "facets": facet_fields,
+            "price_range": schema.type_of("price") == "float",
+        }
+
+    @app.get("/api/facets")
+    async def facets(
+        q: str = "",
+        filters: Annotated[list[str], Query()] = [],  # noqa: B006
+        price_min: str = "",
+        price_max: str = "",
+        limit: int = 8,
+    ) -> dict[str, Any]:
+        request = search_pb2.FacetsRequest(
+            text=q,
+            filters=parse_filters(filters),
+            conditions=price_conditions(price_min, price_max),
+            fields=facet_fields,
+            limit=limit,
+        )
+        response = await _call(state["search"].Facets(request, timeout=cfg.timeout_s))
+        return MessageToDict(
+            response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+
     @app.get("/api/search")
     async def search_get(
         q: str = "",
@@ -127,6 +174,8 @@ def create_app(cfg: WebConfig) -> FastAPI:
         fusion: Annotated[str, Form()] = "",
         members: Annotated[list[str], Form()] = [],  # noqa: B006
         filters: Annotated[list[str], Form()] = [],  # noqa: B006
+        price_min: Annotated[str, Form()] = "",
+        price_max: Annotated[str, Form()] = "",
     ) -> dict[str, Any]:
         data = await image.read(max_upload + 1) if image is not None else b""
         if len(data) > max_upload:
@@ -140,6 +189,7 @@ def create_app(cfg: WebConfig) -> FastAPI:
             fusion=fusion,
             members=members,
             filters=parse_filters(filters),
+            conditions=price_conditions(price_min, price_max),
             explain=True,
         )
         return await run_search(request)

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from domain.bundle import Bundle, MemberSpec, load_bundle, write_bundle
+from domain.schema import FASHION_SCHEMA
 from services.common.config import IngestConfig, StoreConfig
 from services.ingest.blobs import BlobStore
 from services.ingest.core import IngestCore
@@ -90,14 +91,15 @@ def make_core(tmp_path, image_root) -> Callable[..., IngestCore]:
     """Build (and open) cores on one Edge store in tmp_path; stores are closed after the test."""
     stores = []
 
-    def factory(bundle: Bundle, embed=None, **ingest_overrides) -> IngestCore:
+    def factory(bundle: Bundle, embed=None, schema=FASHION_SCHEMA, **ingest_overrides) -> IngestCore:
         if not stores:
             stores.append(open_store(StoreConfig(backend="edge", path=str(tmp_path / "store"))))
         cfg = IngestConfig(
             allowed_image_root=str(image_root), batch_size=4, queue_batches=2, **ingest_overrides
         )
         embed = embed or ColourEmbedder({m.name: m.dim for m in bundle.members})
-        core = IngestCore(stores[0], bundle, embed, cfg, "catalog", BlobStore(tmp_path / "store" / "blobs"))
+        blobs = BlobStore(tmp_path / "store" / "blobs")
+        core = IngestCore(stores[0], bundle, embed, cfg, "catalog", blobs, schema)
         core.open()
         return core
 

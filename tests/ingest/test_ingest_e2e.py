@@ -7,11 +7,11 @@ import pytest
 
 from domain.bundle import load_bundle
 from services.common.config import IngestConfig, ServerConfig, StoreConfig
+from services.common.embed_client import EmbedderClient, EmbedderUnavailable, EmbedRejected
 from services.common.server import GrpcServer, ServiceBinding
-from services.ingest.__main__ import check_embedder_bundle
 from services.ingest.core import EmbedderMismatch, IngestCore
-from services.ingest.embed_client import EmbedderClient, EmbedderUnavailable, EmbedRejected
 from services.ingest.server import SERVICE_NAME, IngestServicer
+from services.ingest.service import check_embedder_bundle
 from services.storage.factory import open_store
 from services.storage.port import MemberQuery
 from tests.ingest.conftest import truncated_jpeg, write_tiny_bundle

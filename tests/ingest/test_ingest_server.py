@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import csv
 import signal
+import time
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY, generate_latest
 
 from domain.catalog import STYLE_COLUMNS
 from services.common.config import ServerConfig
+from services.common.embed_client import EmbedderUnavailable
 from services.common.server import GrpcServer, ServiceBinding
 from services.ingest.__main__ import parse_args
-from services.ingest.embed_client import EmbedderUnavailable
 from services.ingest.loader import iter_catalog, load_direct, load_via_rpc, with_image_bytes
 from services.ingest.server import SERVICE_NAME, IngestServicer
 from tests.ingest.conftest import BLUE, GREEN, RED
 from tests.support.images import solid
-from tests.support.procs import free_port, start_module, wait_serving
+from tests.support.procs import free_port, start_module
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
 
 
@@ -236,10 +238,21 @@ def test_serve_command_runs_until_sigterm(bundle, tmp_path):
         env,
     )
     try:
-        wait_serving(f"127.0.0.1:{port}", proc, timeout=60, service=SERVICE_NAME)
+        # no embedder at that address: ingest opens its store and answers, but is not ready
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            count = ingest_pb2_grpc.IngestStub(channel).Count(ingest_pb2.CountRequest(), timeout=10)
+            count = None
+            for _ in range(300):
+                try:
+                    count = ingest_pb2_grpc.IngestStub(channel).Count(ingest_pb2.CountRequest(), timeout=10)
+                    break
+                except grpc.RpcError as exc:  # UNAVAILABLE while the core opens
+                    assert exc.code() == grpc.StatusCode.UNAVAILABLE and proc.poll() is None
+                    time.sleep(0.2)
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=SERVICE_NAME), timeout=5
+            )
         assert (count.count, count.collection) == (0, "catalog__tiny-1")
+        assert health.status == health_pb2.HealthCheckResponse.NOT_SERVING
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -12,6 +12,7 @@ import pytest
 
 from domain.fusion import METHODS
 from services.common.config import SearchConfig, StoreConfig
+from services.common.deadlines import request_deadline
 from services.search.core import SearchCore
 from services.search.errors import ItemNotFound, SearchDeadlineExceeded, SearchUnavailable
 from services.search.model import SearchOptions, SearchQuery, SimilarQuery
@@ -192,7 +193,8 @@ async def test_one_failing_member_gives_a_partial_result(store):
 async def test_a_slow_member_is_dropped_at_the_deadline(store):
     core = make_core(FaultyStore(store, slow={"m3": 1.5}))
     started = time.monotonic()
-    result = await core.search(SearchQuery(text="red dress", options=SearchOptions(top_k=3)), timeout=0.5)
+    with request_deadline(0.5):
+        result = await core.search(SearchQuery(text="red dress", options=SearchOptions(top_k=3)))
     assert time.monotonic() - started < 1.2
     assert (result.partial, result.missing_members) == (True, ["m3"])
     assert {h.id for h in result.hits} == CATALOG.ids("dress", "red")
@@ -205,22 +207,26 @@ async def test_no_member_answering_raises(store):
     assert not isinstance(info.value, SearchDeadlineExceeded)
     slow = make_core(FaultyStore(store, slow=dict.fromkeys(["m1", "m2", "m3"], 1.0)))
     with pytest.raises(SearchDeadlineExceeded):
-        await slow.search(SearchQuery(text="red dress"), timeout=0.2)
+        with request_deadline(0.2):
+            await slow.search(SearchQuery(text="red dress"))
 
 
 async def test_embedder_failures_and_deadline_propagation(store):
     embedder = SyntheticEmbedder(CATALOG)
-    await make_core(store, embedder).search(SearchQuery(text="dress"), timeout=3.0)
+    with request_deadline(3.0):
+        await make_core(store, embedder).search(SearchQuery(text="dress"))
     assert 2.5 < embedder.timeouts[-1] <= 3.0
-    await make_core(store, embedder).search(SearchQuery(text="dress"), timeout=None)
+    await make_core(store, embedder).search(SearchQuery(text="dress"))
     assert embedder.timeouts[-1] <= CFG.rpc_timeout_s
     with pytest.raises(SearchUnavailable, match="embedder"):
         await make_core(store, SyntheticEmbedder(CATALOG, unavailable=True)).search(SearchQuery(text="dress"))
     with pytest.raises(SearchDeadlineExceeded, match="embedder"):
         slow = SyntheticEmbedder(CATALOG, delay_s=1.0)
-        await make_core(store, slow).search(SearchQuery(text="dress"), timeout=0.2)
+        with request_deadline(0.2):
+            await make_core(store, slow).search(SearchQuery(text="dress"))
     with pytest.raises(SearchDeadlineExceeded):
-        await make_core(store).search(SearchQuery(text="dress"), timeout=0.0)
+        with request_deadline(0.0):
+            await make_core(store).search(SearchQuery(text="dress"))
 
 
 async def test_search_vectors_skips_the_embedder(store):
@@ -315,5 +321,6 @@ async def test_members_subset_and_weighted_fusion(store):
 async def test_a_short_budget_in_config_caps_the_deadline(store):
     embedder = SyntheticEmbedder(CATALOG)
     core = make_core(store, embedder, dataclasses.replace(CFG, rpc_timeout_s=2.0))
-    await core.search(SearchQuery(text="dress"), timeout=30.0)
+    with request_deadline(30.0):
+        await core.search(SearchQuery(text="dress"))
     assert embedder.timeouts[-1] <= 2.0

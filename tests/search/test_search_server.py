@@ -147,6 +147,28 @@ async def test_partial_and_unavailable(real_store, serve):
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE and "starting" in info.value.details()
 
 
+class BuggyStore(FaultyStore):
+    """A store adapter whose member queries hit a bug (a KeyError), not a store failure."""
+
+    def query(self, collection, queries, filters=None, payload_fields=None):
+        raise KeyError("bug in the adapter (test)")
+
+    def query_rrf(self, collection, queries, k, limit, filters=None):
+        raise KeyError("bug in the adapter (test)")
+
+
+async def test_a_bug_in_a_member_query_is_internal_and_logged(real_store, serve, caplog):
+    _, stub, _ = await serve(BuggyStore(real_store))
+    for fusion in ("rrf", "combsum"):  # store-side fusion first, then the member path
+        caplog.clear()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stub.Search(search_pb2.SearchRequest(text="red dress", fusion=fusion), timeout=5)
+        assert info.value.code() == grpc.StatusCode.INTERNAL, info.value.details()
+        assert "KeyError" in info.value.details()
+        logged = [r for r in caplog.records if r.getMessage() == "search failed unexpectedly"]
+        assert logged and logged[0].exc_info is not None and logged[0].exc_info[0] is KeyError
+
+
 async def test_the_client_deadline_reaches_the_store_queries(real_store, serve):
     # m3 sleeps 2 s: with a 1 s client deadline the server answers in time without m3
     _, stub, _ = await serve(FaultyStore(real_store, slow={"m3": 2.0}))

@@ -13,6 +13,7 @@ from services.search.errors import SearchValidationError
 from services.search.model import SearchOptions, SearchQuery, SimilarQuery
 from services.search.plan import check_config, make_plan, mix, text_weight
 from services.storage.factory import open_store
+from services.storage.filters import WireCondition
 from tests.support.search import ALIAS, SyntheticCatalog, SyntheticEmbedder, image_of, search_bundle
 
 CFG = SearchConfig(default_top_k=5, max_top_k=50, max_offset=100, min_candidates=30, max_filters=3)
@@ -48,7 +49,14 @@ BAD_SEARCHES = [
     ("filters", query(filters={"gender": ""})),
     ("filters", query(filters={"gender": "Men|"})),
     ("filters", query(filters={"bad field!": "x"})),
-    ("filters", query(filters={"price": "10"})),
+    ("filters", query(filters={"year": "twenty"})),
+    ("conditions", query(conditions=[WireCondition("gender", gte=1.0)])),
+    ("conditions", query(conditions=[WireCondition("year", lte=float("nan"))])),
+    ("conditions", query(conditions=[WireCondition("year", lte="abc")])),  # type: ignore[arg-type]
+    ("conditions", query(conditions=[WireCondition("brand")])),
+    ("conditions", query(conditions=[WireCondition("brand", any_of=[""])])),
+    ("conditions", query(filters={"gender": "Men"}, conditions=[WireCondition("gender", none_of=["Men"])])),
+    ("conditions", query(conditions=[WireCondition(f"f{i}", any_of=["x"]) for i in range(4)])),
     ("filters", query(filters={"gender": "Men", "year": "2012", "season": "Fall", "usage": "Casual"})),
     ("text_weight", query(image=image_of("dress-red-0"), text_weight=1.5)),
     ("text_weight", query(image=image_of("dress-red-0"), text_weight=-0.1)),
@@ -82,8 +90,14 @@ async def test_messages_list_the_valid_choices(core):
         await core.search(
             query(filters={"gender": "Men", "year": "2012", "season": "Fall", "usage": "Casual"})
         )
-    with pytest.raises(SearchValidationError, match="articleType"):
-        await core.search(query(filters={"price": "10"}))
+    with pytest.raises(
+        SearchValidationError, match=r"conditions\[0\]\.gte: ranges need .*'gender' is a keyword"
+    ):
+        await core.search(query(conditions=[WireCondition("gender", gte=1.0)]))
+    with pytest.raises(SearchValidationError, match=r"conditions\[0\]\.any_of: empty"):
+        await core.search(query(conditions=[WireCondition("brand")]))
+    with pytest.raises(SearchValidationError, match=r"filters\['year'\]: 'twenty' is not an integer"):
+        await core.search(query(filters={"year": "twenty"}))
 
 
 async def test_bad_more_like_this_and_get_items(core):

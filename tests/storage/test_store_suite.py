@@ -71,8 +71,8 @@ def test_ensure_is_idempotent_and_rejects_other_vectors(store):
         store.ensure_collection("c1", {"m1": 8})
     with pytest.raises(ValueError, match="collection name"):
         store.ensure_collection("../evil", VECTORS)
-    with pytest.raises(ValueError, match="unknown type 'text'"):
-        store.ensure_collection("c2", VECTORS, {"name": "text"})
+    with pytest.raises(ValueError, match="unknown type 'geo'"):
+        store.ensure_collection("c2", VECTORS, {"name": "geo"})
     assert store.collections() == ["c1"]
 
 

@@ -54,7 +54,11 @@ class RunningStack:
 
 @contextmanager
 def running_stack(
-    bundle: Path, store: Path, web: bool = False, image_root: Path | None = None
+    bundle: Path,
+    store: Path,
+    web: bool = False,
+    image_root: Path | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[RunningStack]:
     """Start the stack, wait until search is SERVING, stop it on exit."""
     ports = {name: free_port() for name in ("embedder", "ingest", "search", "web")}
@@ -70,6 +74,7 @@ def running_stack(
     }
     if image_root is not None:
         env["VITRINE_WEB_IMAGE_ROOT"] = str(image_root)
+    env.update(extra_env or {})
     args = ["--bundle", str(bundle), "--store", str(store)] + ([] if web else ["--no-web"])
     proc = start_module("apps.stack", args, env)
     stack = RunningStack(ports, env, proc)

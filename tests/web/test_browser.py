@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from domain.schema import FASHION_SCHEMA
 from tests.support.procs import ROOT
 from tests.support.stack import running_stack
 
@@ -32,7 +33,14 @@ def test_search_and_upload_render_results(tiny_trained, tmp_path):
     from playwright.sync_api import sync_playwright
 
     bundle, catalog = tiny_trained
-    with running_stack(bundle, tmp_path / "store", web=True, image_root=catalog) as stack:
+    schema = tmp_path / "schema.toml"  # the Fashion fields plus a float price: the price control shows
+    schema.write_text(
+        "[fields]\n"
+        + "".join(f'{name} = "{kind}"\n' for name, kind in FASHION_SCHEMA.fields.items())
+        + 'price = "float"\n'
+    )
+    env = {"VITRINE_CATALOG_SCHEMA": str(schema)}
+    with running_stack(bundle, tmp_path / "store", web=True, image_root=catalog, extra_env=env) as stack:
         load = stack.load(catalog)
         assert load.returncode == 0, load.stdout + load.stderr
         with sync_playwright() as pw:
@@ -53,6 +61,27 @@ def test_search_and_upload_render_results(tiny_trained, tmp_path):
             assert page.locator("#results .card img").first.evaluate(
                 "img => img.complete && img.naturalWidth > 0"
             )
+
+            page.wait_for_selector("#facet-groups .facet[data-field=gender] .facet-value", timeout=60_000)
+            assert page.locator("#price-range").is_visible()
+            choice = page.locator("#facet-groups .facet[data-field=gender] .facet-value").first
+            gender = choice.get_attribute("data-value")
+            count = int(choice.locator(".count").inner_text())
+            choice.click()
+            page.wait_for_selector("#facet-groups .facet-value.chosen", timeout=60_000)
+            metas = page.locator("#results .card .meta").all_inner_texts()
+            assert metas and len(metas) == min(12, count)
+            assert all(m.endswith(gender) for m in metas), (gender, metas)
+            page.click("#facets-clear")
+            page.wait_for_function(
+                "!document.querySelector('#facet-groups .facet-value.chosen')", timeout=60_000
+            )
+            page.fill("#price-max", "10")  # the test catalog has no prices: the range leaves nothing
+            page.click("#price-apply")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('0 results')")
+            page.fill("#price-max", "")
+            page.click("#go")
+            page.wait_for_selector("#results .card", timeout=60_000)
 
             page.click("#results .card >> nth=0")
             assert page.locator("#panel").is_visible()

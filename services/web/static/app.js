@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { offset: 0, topK: 12, image: null, lastQuery: null, mode: "search", similarTo: null };
+const state = { offset: 0, topK: 12, image: null, lastQuery: null, mode: "search", similarTo: null, facets: {} };
 
 function escapeHtml(text) {
   return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -34,10 +34,10 @@ async function loadBundle() {
 }
 
 function filters() {
-  const out = [];
+  const out = Object.entries(state.facets).map(([field, value]) => `${field}=${value}`);
   for (const field of ["gender", "articleType", "baseColour"]) {
     const value = $(`f-${field}`).value.trim();
-    if (value) out.push(`${field}=${value}`);
+    if (value && !(field in state.facets)) out.push(`${field}=${value}`);
   }
   return out;
 }
@@ -57,6 +57,8 @@ async function runSearch() {
   form.append("fusion", $("fusion").value);
   for (const m of selectedMembers()) form.append("members", m);
   for (const f of filters()) form.append("filters", f);
+  form.append("price_min", $("price-min").value);
+  form.append("price_max", $("price-max").value);
   if (state.image) form.append("image", state.image, state.image.name || "upload");
   return fetch("/api/search", { method: "POST", body: form });
 }
@@ -86,6 +88,7 @@ async function search() {
   const partial = body.partial ? ` (partial: ${body.missing_members.join(", ")} missing)` : "";
   $("status").textContent = `${body.hits.length} ${what} in ${ms} ms, fusion ${body.fusion}${partial}.`;
   render(body.hits);
+  if (state.mode === "search") loadFacets();
 }
 
 function render(hits) {
@@ -172,5 +175,53 @@ function wire() {
   $("panel-close").addEventListener("click", () => { $("panel").hidden = true; });
 }
 
+// -- facet sidebar: counts per value; a click refines the search, the price range bounds it --
+
+async function loadSchema() {
+  const response = await fetch("/api/schema");
+  if (!response.ok) return;
+  const schema = await response.json();
+  $("price-range").hidden = !schema.price_range;
+  $("price-apply").addEventListener("click", () => { state.offset = 0; search(); });
+}
+
+async function loadFacets() {
+  const params = new URLSearchParams({ q: state.image ? "" : $("q").value.trim(), price_min: $("price-min").value, price_max: $("price-max").value });
+  for (const f of filters()) params.append("filters", f);
+  const response = await fetch(`/api/facets?${params}`);
+  if (!response.ok) return;
+  renderFacets((await response.json()).facets || []);
+}
+
+function renderFacets(facets) {
+  const groups = $("facet-groups");
+  groups.innerHTML = "";
+  for (const facet of facets) {
+    const group = document.createElement("fieldset");
+    group.className = "facet";
+    group.dataset.field = facet.field;
+    group.innerHTML = `<legend>${escapeHtml(facet.field)}</legend>`;
+    for (const v of facet.values) {
+      const chosen = state.facets[facet.field] === v.value;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = chosen ? "facet-value chosen" : "facet-value";
+      button.dataset.value = v.value;
+      button.innerHTML = `${escapeHtml(v.value)} <span class="count">${v.count}</span>`;
+      button.addEventListener("click", () => {
+        if (chosen) delete state.facets[facet.field]; else state.facets[facet.field] = v.value;
+        state.offset = 0;
+        search();
+      });
+      group.appendChild(button);
+    }
+    groups.appendChild(group);
+  }
+  $("facets-clear").hidden = Object.keys(state.facets).length === 0;
+}
+
+$("facets-clear").addEventListener("click", () => { state.facets = {}; state.offset = 0; search(); });
+
 wire();
 loadBundle();
+loadSchema();

@@ -1,0 +1,99 @@
+"""Build the ingest service from config: ``build(cfg)`` is used by ``python -m services.ingest`` and the stack.
+
+Ingest loads the bundle it writes, refuses an embedder that serves another one, opens the store
+(or shares one it is given) and the collection, and from then on is SERVING only while the
+embedder is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from domain.bundle import Bundle, load_bundle
+from domain.schema import load_schema
+from services.common.config import VitrineConfig
+from services.common.embed_client import EmbedderClient, EmbedderUnavailable
+from services.common.server import GrpcServer, ServiceBinding
+from services.common.service import Service
+from services.ingest.blobs import BlobStore, blob_dir_for
+from services.ingest.core import EmbedderMismatch, EmbedImages, IngestCore
+from services.ingest.server import SERVICE_NAME, IngestServicer
+from services.storage.factory import open_store
+from services.storage.port import VectorStore
+from vitrine.v1 import ingest_pb2_grpc
+
+log = logging.getLogger("vitrine.ingest")
+STARTUP_CHECK_S = 5.0
+
+
+def embedder_client(cfg: VitrineConfig) -> EmbedderClient:
+    """Ingest's embedder client: address, deadline, TLS and token from ``cfg.ingest``."""
+    return EmbedderClient.connect(
+        cfg.ingest.embedder_addr,
+        cfg.ingest.rpc_timeout_s,
+        tls_ca=cfg.ingest.embedder_tls_ca,
+        auth_token=cfg.ingest.embedder_auth_token,
+    )
+
+
+def build_core(cfg: VitrineConfig, store: VectorStore, bundle: Bundle, embed: EmbedImages) -> IngestCore:
+    """An ingest core for the configured catalog, with a blob folder where configured."""
+    blob_dir = blob_dir_for(cfg.ingest, cfg.store)
+    blobs = BlobStore(blob_dir) if blob_dir is not None else None
+    schema = load_schema(cfg.catalog.schema)
+    return IngestCore(store, bundle, embed, cfg.ingest, cfg.store.catalog, blobs, schema)
+
+
+async def check_embedder_bundle(client: EmbedderClient, bundle: Bundle) -> None:
+    """Refuse to start against an embedder serving another bundle; warn when it cannot be asked."""
+    try:
+        info = await client.bundle_info(timeout=min(client.timeout_s, STARTUP_CHECK_S))
+    except EmbedderUnavailable as exc:
+        log.warning("embedder not reachable yet; vectors are checked per batch", extra={"error": str(exc)})
+        return
+    theirs = (info.name, info.version, [(m.name, m.dim) for m in info.members])
+    ours = (bundle.name, bundle.version, [(m.name, m.dim) for m in bundle.members])
+    if theirs != ours:
+        raise EmbedderMismatch(f"embedder serves {theirs}, ingest was given {ours}")
+
+
+def build(cfg: VitrineConfig, store: VectorStore | None = None) -> Service:
+    """The ingest service; with ``store`` it shares that store (the caller closes it), else opens its own."""
+    servicer = IngestServicer()
+    server = GrpcServer(
+        cfg.ingest_server,
+        [ServiceBinding(SERVICE_NAME, ingest_pb2_grpc.add_IngestServicer_to_server, servicer)],
+    )
+    client = embedder_client(cfg)
+    opened: list[VectorStore] = []
+
+    async def prepare() -> dict[str, Any]:
+        bundle = load_bundle(cfg.embedder.bundle)
+        shared = store
+        if shared is None:
+            shared = await asyncio.to_thread(open_store, cfg.store)
+            opened.append(shared)
+        await check_embedder_bundle(client, bundle)
+        core = build_core(cfg, shared, bundle, client)
+        collection = await asyncio.to_thread(core.open)
+        read = await asyncio.to_thread(core.read_collection)
+        if not core.owns(read):
+            log.warning(
+                "search reads a collection built by another bundle version; new writes go to this "
+                "version's collection, and Ingest.Reindex fills it and swaps the alias",
+                extra={"alias": cfg.store.catalog, "target": read, "expected": collection},
+            )
+        servicer.core = core
+        return {"collection": collection}
+
+    async def close() -> None:
+        await client.close()
+        for own in opened:
+            await asyncio.to_thread(own.close)
+
+    return Service("ingest", server, prepare, upstreams=[client.channel], close=[close])
+
+
+__all__ = ["STARTUP_CHECK_S", "build", "build_core", "check_embedder_bundle", "embedder_client"]
