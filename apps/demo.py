@@ -6,6 +6,10 @@
    synthetic catalog, said so) with a progress bar; a rerun finds it indexed and skips this;
 4. run text, image and text+image queries and print the hits with member explanations;
 5. print the bundle's evaluation table; stop the stack and exit 0.
+
+The catalog is indexed into the store ``make up`` serves (``VITRINE_STORE_PATH``, default
+data/store, image bytes kept in its blobs/ folder), so the demo ends by printing the one command
+that serves the page and its URL.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from pathlib import Path
 import grpc
 
 from apps.demo_queries import run_queries
-from apps.stack import _wait_upstream
+from apps.stack import _wait_upstream, browse_hint
 from domain.bundle import load_bundle
 from domain.payload import collection_name, holds_version
-from services.common.config import PROJECT_ROOT, load_config
+from services.common.config import PROJECT_ROOT, VitrineConfig, load_config
 from services.ingest.loader import iter_catalog, load_via_rpc, with_image_bytes
 from training.data.synthetic import write_synthetic_catalog
 from training.queries import SHOPPER_SET
@@ -180,7 +184,21 @@ async def demo(args: argparse.Namespace) -> int:
         stack.terminate()
         stack.wait(timeout=60)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f}s", flush=True)
+    print_browse_hint(cfg, args.store, args.bundle)
     return 0 if ok else 1
+
+
+def print_browse_hint(cfg: VitrineConfig, store: Path, bundle: Path) -> None:
+    """The one command that serves the catalog just indexed, and the page's URL."""
+    command = "make up"
+    if (
+        store.resolve() != Path(cfg.store.path).resolve()
+        or bundle.resolve() != Path(cfg.embedder.bundle).resolve()
+    ):
+        command = f"python -m apps.stack --store {store} --bundle {bundle}"
+    banner("browse the catalog")
+    print(f"serve it:  {command}", flush=True)
+    print(f"then open: {browse_hint(cfg)}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(os.environ.get("VITRINE_DATA", "../shared/data/fashion-product-images")),
     )
     parser.add_argument("--bundle", type=Path, default=DATA_DIR / "bundles" / "default")
-    parser.add_argument("--store", type=Path, default=DATA_DIR / "store" / "demo")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        default=Path(load_config().store.path),
+        help="Edge store to index into (default: the one `make up` serves, VITRINE_STORE_PATH)",
+    )
     parser.add_argument("--limit", type=int, help="ingest at most this many items")
     parser.add_argument(
         "--no-train", action="store_true", help="use --bundle as it is, without the cached build step"

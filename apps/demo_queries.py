@@ -74,7 +74,12 @@ async def run_queries(address: str, catalog: Path, synthetic: bool) -> bool:
         for query in queries:
             image, label = b"", query.text
             if query.image_of:
-                item_id, image = first_item(catalog, query.image_of)
+                try:
+                    item_id, image = first_item(catalog, query.image_of)
+                except LookupError as exc:  # a catalog without that category: say so, go on
+                    print(f"\n{query.title}: skipped ({exc})")
+                    all_ok = False
+                    continue
                 label = f"[image of {query.image_of} #{item_id}]" + (
                     f" + {query.text!r}" if query.text else ""
                 )

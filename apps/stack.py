@@ -33,6 +33,7 @@ from services.common.readiness import upstream_serving
 from services.common.service import Service
 from services.ingest import service as ingest_service
 from services.search import service as search_service
+from services.storage.blobs import blob_dir_for
 from services.storage.factory import open_store
 
 log = logging.getLogger("vitrine.stack")
@@ -129,6 +130,24 @@ def _release_pid_file(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def gateway_args(cfg: VitrineConfig) -> list[str]:
+    """Arguments of the web gateway: this stack's search, and the blob folder its ingest writes."""
+    blob_dir = blob_dir_for(cfg.blobs, cfg.store)
+    return [
+        "--port",
+        str(cfg.web.port),
+        "--search-addr",
+        f"{cfg.search_server.host}:{cfg.search_server.port}",
+        "--blobs-dir",
+        str(blob_dir) if blob_dir is not None else "off",
+    ]
+
+
+def browse_hint(cfg: VitrineConfig) -> str:
+    """Where the page is once ``make up`` runs (what the demo prints last)."""
+    return f"http://{cfg.web.host}:{cfg.web.port}/"
+
+
 async def run_stack(cfg: VitrineConfig, web: bool = True, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` is set or a signal arrives; everything is drained and closed on the way out."""
     stop = stop or asyncio.Event()
@@ -154,15 +173,7 @@ async def run_stack(cfg: VitrineConfig, web: bool = True, stop: asyncio.Event | 
         services = [ingest_service.build(cfg, store), search_service.build(cfg, store)]
         ports = [await service.start() for service in services]
         if web:
-            gateway = _spawn(
-                "services.web",
-                [
-                    "--port",
-                    str(cfg.web.port),
-                    "--search-addr",
-                    f"{cfg.search_server.host}:{cfg.search_server.port}",
-                ],
-            )
+            gateway = _spawn("services.web", gateway_args(cfg))
             processes["services.web"] = gateway.pid
             write_pid_file(pid_file, processes)
         log.info(
@@ -172,7 +183,7 @@ async def run_stack(cfg: VitrineConfig, web: bool = True, stop: asyncio.Event | 
                 "ingest": ports[0],
                 "search": ports[1],
                 "pid_file": str(pid_file),
-                "web": f"http://{cfg.web.host}:{cfg.web.port}/" if web else None,
+                "web": browse_hint(cfg) if web else None,
             },
         )
         await stop.wait()

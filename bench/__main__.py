@@ -1,6 +1,7 @@
 """``python -m bench [part ...] [--quick]``: run benchmark parts (default: every default part).
 
-``search-1m`` (1M items x 3 members on Edge, a long HNSW build) runs only when named.
+``search-1m`` (1M items x 3 members on Edge, a long HNSW build) and ``gpu`` (needs CUDA; bench/gpu.sh) run
+only when named.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import inspect
 import sys
 
 PARTS = ("embedder", "store", "ingest", "search")
-OPT_IN = ("search-1m",)
+OPT_IN = ("search-1m", "gpu")
 
 
 def main(argv: list[str] | None = None) -> int:

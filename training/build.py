@@ -1,4 +1,8 @@
-"""Build an ensemble bundle from a catalog folder: train members, cluster, learn fusion, admit, write."""
+"""Build an ensemble bundle from a catalog folder: train members, cluster, learn fusion, admit, write.
+
+Under ``torchrun`` every rank trains every member (data parallel); rank 0 alone then computes the
+k-means centroids, selects the fusion and writes the bundle.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,14 @@ import torch
 
 from domain.bundle import Bundle
 from domain.members import make_tokenizer
+from training import distributed
 from training.config import TrainConfig
 from training.data.images import geometry_for
 from training.data.prepared import Prepared, prepare
 from training.ensemble import assign_clusters, kmeans_centroids, select_fusion, write_ensemble
 from training.retrieval import embed_images
 from training.suite import MemberView, make_suite, rank_member
-from training.train import MemberRun, select_device, snapshot_member, train_member
+from training.train import MemberRun, snapshot_member, train_member
 
 log = logging.getLogger("vitrine.training.build")
 KMEANS_SAMPLE = 8000
@@ -51,25 +56,33 @@ def build_bundle(
     work_dir: Path,
     cache_dir: Path | None,
     extra: dict | None = None,
-) -> Bundle:
-    """Train every member (resuming from ``work_dir``), select the fusion on val and write the bundle."""
+) -> Bundle | None:
+    """Train every member (resuming from ``work_dir``), select the fusion on val and write the bundle.
+
+    Returns the bundle on rank 0 and None on the other ranks of a torchrun world.
+    """
     cfg.validate()
-    device = select_device(cfg.device)
+    device = distributed.init(cfg.device)
     started = time.time()
     first = next(m for m in cfg.members if not m.snapshot_of)
-    data = prepare(
-        data_folder,
-        geometry_for(first.model_config(), first.preprocess),
-        cache_dir,
-        cfg.split_seed,
-        cfg.split_fractions,
-        cfg.max_items,
-        cfg.name_captions,
-    )
+    with distributed.main_first():  # rank 0 decodes into the cache, the others read it
+        data = prepare(
+            data_folder,
+            geometry_for(first.model_config(), first.preprocess),
+            cache_dir,
+            cfg.split_seed,
+            cfg.split_fractions,
+            cfg.max_items,
+            cfg.name_captions,
+        )
     by_name = {m.name: m for m in cfg.members}
     trained = {
-        m.name: train_member(m, data, work_dir / m.name, device) for m in cfg.members if not m.snapshot_of
+        m.name: train_member(m, data, work_dir / m.name, device, cfg.precision)
+        for m in cfg.members
+        if not m.snapshot_of
     }
+    if not distributed.is_main():
+        return None
     runs = [
         snapshot_member(m, by_name[m.snapshot_of], trained[m.snapshot_of])
         if m.snapshot_of

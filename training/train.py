@@ -4,6 +4,10 @@ Every epoch writes a member folder (``<run_dir>/epoch-<n>``, the open_clip local
 ``domain.members.save_member``), the optimizer state (``state.pt``) and the validation
 history (``history.json``: text->image macro mAP@10 by articleType). A rerun picks up after the last
 finished epoch.
+
+Under ``torchrun`` every rank trains its shard of each global batch (``training.distributed``): the
+loss is computed over features gathered from every rank, and rank 0 alone validates and writes
+checkpoints and the history; a resume reads them on rank 0 and hands them to the others.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 
 from domain.members import WEIGHTS_FILE, build_model, make_tokenizer, save_member
-from training.config import MemberConfig
+from training import distributed
+from training.config import PRECISIONS, MemberConfig
 from training.data.images import Pixels, augment, geometry_for
 from training.data.prepared import Prepared
 from training.losses import clip_loss, parse_loss, prompt_ce_loss, supcon_loss, triplet_loss
@@ -35,7 +40,9 @@ from training.text import TextSide, is_hf_tower
 log = logging.getLogger("vitrine.training.train")
 STATE_FILE = "state.pt"
 HISTORY_FILE = "history.json"
+LOSS_CURVE_FILE = "loss_curve.json"  # {epoch: [loss of each step]}
 MAX_LOGIT_SCALE = math.log(100.0)
+AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def select_device(requested: str = "auto") -> torch.device:
@@ -43,6 +50,35 @@ def select_device(requested: str = "auto") -> torch.device:
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a precision (None = fp32): ``auto`` is fp16 on CUDA, fp32 elsewhere."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {list(PRECISIONS)}")
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    return AMP_DTYPES.get(precision)
+
+
+class MemberForward(torch.nn.Module):
+    """A member's training forward (what DistributedDataParallel wraps): normalized image and text
+    features, the logit scale, and the class-prompt text features when a loss needs them."""
+
+    def __init__(self, model: torch.nn.Module, text_side: TextSide):
+        super().__init__()
+        self.model = model
+        self.text_side = text_side
+
+    def forward(
+        self, images: torch.Tensor, caption_ids: torch.Tensor, class_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(image features, text features, logit scale, class-prompt features or None)."""
+        image = torch.nn.functional.normalize(self.model.encode_image(images).float(), dim=-1)
+        text = self.text_side.features(self.model, caption_ids).float()
+        scale = self.model.logit_scale.exp()
+        classes = None if class_ids is None else self.text_side.features(self.model, class_ids)
+        return image, text, scale, classes
 
 
 @dataclass
@@ -116,17 +152,16 @@ def _sampler(cfg: MemberConfig, data: Prepared, train: np.ndarray):
 def _aux_loss(
     kind: str,
     image: torch.Tensor,
-    text_side: TextSide,
-    model: torch.nn.Module,
+    class_text: torch.Tensor | None,
     labels: torch.Tensor,
-    class_ids: torch.Tensor,
     logit_scale: torch.Tensor,
 ) -> torch.Tensor:
     if kind == "supcon":
         return supcon_loss(image, labels)
     if kind == "triplet":
         return triplet_loss(image, labels)
-    return prompt_ce_loss(image, text_side.features(model, class_ids), logit_scale, labels)
+    assert class_text is not None, "the ce loss needs class-prompt features"
+    return prompt_ce_loss(image, class_text, logit_scale, labels)
 
 
 def validate(
@@ -147,69 +182,118 @@ def validate(
     return score
 
 
-def _resume(run_dir: Path, model, optimizer, scheduler, scaler) -> tuple[int, list[dict]]:
+def _read_checkpoint(run_dir: Path) -> dict | None:
     state_file = run_dir / STATE_FILE
     if not state_file.exists():
-        return 0, []
+        return None
     state = torch.load(state_file, map_location="cpu", weights_only=False)
+    state["model"] = load_file(str(run_dir / f"epoch-{int(state['epoch'])}" / WEIGHTS_FILE))
+    state["history"] = json.loads((run_dir / HISTORY_FILE).read_text())
+    return state
+
+
+def _resume(run_dir: Path, model, optimizer, scheduler, scaler) -> tuple[int, list[dict]]:
+    """Load the last finished epoch (read on rank 0, handed to every rank); (epoch, history)."""
+    state = distributed.broadcast_object(_read_checkpoint(run_dir) if distributed.is_main() else None)
+    if state is None:
+        return 0, []
     epoch = int(state["epoch"])
-    model.load_state_dict(load_file(str(run_dir / f"epoch-{epoch}" / WEIGHTS_FILE)), strict=False)
+    model.load_state_dict(state["model"], strict=False)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
     log.info("%s: resuming after epoch %d", run_dir.name, epoch)
-    return epoch, json.loads((run_dir / HISTORY_FILE).read_text())
+    return epoch, state["history"]
 
 
 def train_member(
-    cfg: MemberConfig, data: Prepared, run_dir: Path, device: torch.device | None = None
+    cfg: MemberConfig,
+    data: Prepared,
+    run_dir: Path,
+    device: torch.device | None = None,
+    precision: str = "auto",
 ) -> MemberRun:
-    """Train (or resume, or just reload when finished) one member and return it."""
+    """Train (or resume, or just reload when finished) one member and return it.
+
+    Under torchrun every rank calls this with its own device; rank 0 writes ``run_dir``.
+    """
     cfg.validate()
     device = device or select_device()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    main = distributed.is_main()
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
     model, model_cfg = create_model(cfg)
     tokenizer = make_tokenizer(model_cfg)
-    pixels = data.pixels(geometry_for(model_cfg, cfg.preprocess))
     text_name = str(model_cfg.get("text_cfg", {}).get("hf_model_name", ""))
-    text_side = TextSide(model, tokenizer, data.captions, text_name, data.cache_dir)
+    with distributed.main_first():  # rank 0 fills the pixel and text-feature caches, the others read them
+        pixels = data.pixels(geometry_for(model_cfg, cfg.preprocess))
+        text_side = TextSide(model, tokenizer, data.captions, text_name, data.cache_dir)
     model.to(device).train()
     text_side.to(device)
     train = data.positions("train")
     sampler = _sampler(cfg, data, train)
+    distributed.check_divisible(sampler.batch_size, f"member {cfg.name}: batch (P x K or batch_size)")
     steps = cfg.steps_per_epoch or max(1, len(train) // sampler.batch_size)
     optimizer = torch.optim.AdamW(trainable_parameters(model, cfg), lr=cfg.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.warmup_steps, steps * cfg.epochs))
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    amp = autocast_dtype(precision, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and amp == torch.float16)
     done, history = _resume(run_dir, model, optimizer, scheduler, scaler)
-    for epoch in tqdm(range(done + 1, cfg.epochs + 1), desc=cfg.name, initial=done, total=cfg.epochs):
+    forward = distributed.wrap(MemberForward(model, text_side), device)
+    epochs = range(done + 1, cfg.epochs + 1)
+    for epoch in tqdm(epochs, desc=cfg.name, initial=done, total=cfg.epochs, disable=not main):
         start = time.time()
-        loss = _train_epoch(
-            cfg, data, model, text_side, sampler, (optimizer, scheduler, scaler), epoch, steps, pixels, device
+        loop = EpochLoop(cfg, data, pixels, device, amp)
+        loss = loop.run(model, forward, sampler, (optimizer, scheduler, scaler), epoch, steps)
+        entry = _finish_epoch(cfg, model, model_cfg, tokenizer, data, pixels, device, run_dir, epoch)
+        entry = distributed.broadcast_object(
+            {**entry, "loss": loss, "seconds": time.time() - start} if main else None
         )
-        save_member(model, model_cfg, cfg.preprocess, run_dir / f"epoch-{epoch}")
-        score = validate(model, tokenizer, data, pixels, device)
-        history.append(
-            {"epoch": epoch, "loss": loss, "val_text_map10": score, "seconds": time.time() - start}
-        )
-        log.info(
-            "%s epoch %d: loss %.4f, val text->image mAP@10 %.4f (%.0f s)",
-            cfg.name,
-            epoch,
-            loss,
-            score,
-            history[-1]["seconds"],
-        )
-        (run_dir / HISTORY_FILE).write_text(json.dumps(history, indent=2))
-        state = {
-            "epoch": epoch,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-        }
-        torch.save(state, run_dir / STATE_FILE)
+        history.append({k: entry[k] for k in ("epoch", "loss", "val_text_map10", "seconds")})
+        if main:
+            _write_epoch(cfg, run_dir, history, (optimizer, scheduler, scaler), epoch, loop.step_losses)
     model.eval()
     return MemberRun(cfg.name, model, model_cfg, cfg.preprocess, run_dir, history)
+
+
+def _finish_epoch(cfg, model, model_cfg, tokenizer, data, pixels, device, run_dir, epoch) -> dict:
+    """On rank 0: save the epoch's member folder and validate it (other ranks skip both)."""
+    if not distributed.is_main():
+        return {}
+    save_member(model, model_cfg, cfg.preprocess, run_dir / f"epoch-{epoch}")
+    return {"epoch": epoch, "val_text_map10": validate(model, tokenizer, data, pixels, device)}
+
+
+def _write_epoch(cfg, run_dir: Path, history: list[dict], optim, epoch: int, step_losses: list[float]):
+    """Rank 0's epoch log line, history, per-step losses and optimizer state (the resume point)."""
+    optimizer, scheduler, scaler = optim
+    last = history[-1]
+    log.info(
+        "%s epoch %d: loss %.4f, val text->image mAP@10 %.4f (%.0f s)",
+        cfg.name,
+        epoch,
+        last["loss"],
+        last["val_text_map10"],
+        last["seconds"],
+    )
+    (run_dir / HISTORY_FILE).write_text(json.dumps(history, indent=2))
+    curve_file = run_dir / LOSS_CURVE_FILE
+    curve = json.loads(curve_file.read_text()) if curve_file.exists() else {}
+    curve[str(epoch)] = step_losses
+    curve_file.write_text(json.dumps({k: curve[k] for k in sorted(curve, key=int) if int(k) <= epoch}))
+    state = {
+        "epoch": epoch,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+    }
+    torch.save(state, run_dir / STATE_FILE)
+
+
+def read_loss_curve(run_dir: Path) -> list[float]:
+    """Every step's training loss of a member run, in order (from ``loss_curve.json``)."""
+    curve = json.loads((run_dir / LOSS_CURVE_FILE).read_text())
+    return [loss for epoch in sorted(curve, key=int) for loss in curve[epoch]]
 
 
 def snapshot_member(cfg: MemberConfig, base_cfg: MemberConfig, base: MemberRun) -> MemberRun:
@@ -224,55 +308,66 @@ def snapshot_member(cfg: MemberConfig, base_cfg: MemberConfig, base: MemberRun) 
     return MemberRun(cfg.name, model, model_cfg, base.preprocess_cfg, base.run_dir, history)
 
 
-def _train_epoch(
-    cfg: MemberConfig,
-    data: Prepared,
-    model: torch.nn.Module,
-    text_side: TextSide,
-    sampler: PKBatches | RandomBatches,
-    optim: tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler, torch.amp.GradScaler],
-    epoch: int,
-    steps: int,
-    pixels: Pixels,
-    device: torch.device,
-) -> float:
-    """One epoch of ``steps`` batches; returns the mean loss."""
-    optimizer, scheduler, scaler = optim
-    aux = parse_loss(cfg.loss)
-    labels_all, classes = data.labels(cfg.label)
-    class_ids = torch.tensor([data.captions.class_prompt.get(c, 0) for c in classes], device=device)
-    rng = np.random.default_rng([cfg.seed, epoch, 1])
-    generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-    losses = []
-    bar = tqdm(
-        sampler.epoch(epoch, steps), total=steps, desc=f"{cfg.name} epoch {epoch}", leave=False, mininterval=5
-    )
-    for positions in bar:
-        images = augment(pixels, positions, generator, cfg.augment_shift, cfg.augment_jitter).to(
-            device, non_blocking=True
+class EpochLoop:
+    """One epoch of a member's training steps on this rank's shard of each global batch."""
+
+    def __init__(
+        self, cfg: MemberConfig, data: Prepared, pixels: Pixels, device: torch.device, amp: torch.dtype | None
+    ):
+        self.cfg, self.data, self.pixels, self.device, self.amp = cfg, data, pixels, device, amp
+        self.aux = parse_loss(cfg.loss)
+        self.labels_all, classes = data.labels(cfg.label)
+        self.class_ids = torch.tensor([data.captions.class_prompt.get(c, 0) for c in classes], device=device)
+        self.step_losses: list[float] = []
+
+    def run(self, model, forward, sampler: PKBatches | RandomBatches, optim, epoch: int, steps: int) -> float:
+        """``steps`` batches; returns the mean loss (of the global batch, the same on every rank)."""
+        optimizer, scheduler, scaler = optim
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, epoch, 1])
+        generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        rows = distributed.shard_rows(sampler.batch_size)
+        order = torch.from_numpy(distributed.gathered_order(sampler.batch_size))
+        bar = tqdm(
+            sampler.epoch(epoch, steps),
+            total=steps,
+            desc=f"{cfg.name} epoch {epoch}",
+            leave=False,
+            mininterval=5,
+            disable=not distributed.is_main(),
         )
-        caption_ids = torch.from_numpy(data.captions.sample(positions, rng)).to(device)
-        labels = torch.from_numpy(labels_all[positions]).to(device)
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
-            image = torch.nn.functional.normalize(model.encode_image(images).float(), dim=-1)
-            text = text_side.features(model, caption_ids).float()
-            scale = model.logit_scale.exp()
+        for positions in bar:
+            # Every rank draws the same global batch, captions and augmentation; each keeps its rows.
+            images = augment(
+                self.pixels, positions, generator, cfg.augment_shift, cfg.augment_jitter, rows=rows
+            ).to(self.device, non_blocking=True)
+            caption_ids = torch.from_numpy(self.data.captions.sample(positions, rng))
+            labels = torch.from_numpy(self.labels_all[positions])
+            loss = self._loss(forward, images, caption_ids, labels, rows, order)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(
+                [p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip
+            )
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+            self.step_losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(self.step_losses[-20:]):.3f}", refresh=False)
+        return float(np.mean(self.step_losses))
+
+    def _loss(self, forward, images, caption_ids, labels, rows, order) -> torch.Tensor:
+        """The global batch's loss: this rank's features joined with every other rank's (with gradients)."""
+        device = self.device
+        class_ids = self.class_ids if "ce" in self.aux else None
+        with torch.autocast(device.type, dtype=self.amp, enabled=self.amp is not None):
+            image, text, scale, class_text = forward(images, caption_ids[rows].to(device), class_ids)
+            image, text = distributed.gather_with_grad(image), distributed.gather_with_grad(text)
+            caption_ids, labels = caption_ids[order].to(device), labels[order].to(device)
             loss = clip_loss(image, text, scale, caption_ids)
-            for kind in aux:
-                loss = loss + cfg.aux_weight * _aux_loss(
-                    kind, image, text_side, model, labels, class_ids, scale
-                )
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(
-            [p for g in optimizer.param_groups for p in g["params"]], cfg.grad_clip
-        )
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)
-    return float(np.mean(losses))
+            for kind in self.aux:
+                loss = loss + self.cfg.aux_weight * _aux_loss(kind, image, class_text, labels, scale)
+        return loss

@@ -91,6 +91,16 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class BlobsConfig:
+    """Where pushed image bytes are kept (ingest writes; reindex, the gateway and search read)."""
+
+    backend: str = "files"  # files (a folder, local or a shared volume); the port takes more adapters
+    # "auto" = <store.path>/blobs (qdrant-client "path:DIR" -> DIR/blobs; off for ":memory:");
+    # "off" disables (pushed bytes are then dropped and Reindex cannot re-embed them); else a folder.
+    dir: str = "auto"
+
+
+@dataclass(frozen=True)
 class IngestConfig:
     """Ingest pipeline settings."""
 
@@ -104,9 +114,6 @@ class IngestConfig:
     max_image_bytes: int = 20 * 1024 * 1024
     rpc_timeout_s: float = 30.0  # deadline of one EmbedImages call
     http_timeout_s: float = 10.0  # fetching an http(s) image_uri (only with allow_http)
-    # Keep streamed image bytes as <blob_dir>/<point uuid>.img so Reindex can re-embed them:
-    # "auto" = <store.path>/blobs for the edge backend, off for qdrant; "off" disables; else a folder.
-    blob_dir: str = "auto"
     reindex_max_failed: int = 0  # a reindex with more failed products leaves the alias where it was
 
 
@@ -155,6 +162,7 @@ class WebConfig:
     image_root: str = str(PROJECT_ROOT.parent)  # item images are served only from under this folder
     max_upload_mb: int = 10
     timeout_s: float = 10.0
+    image_max_age_s: int = 3600  # Cache-Control max-age of item images (revalidated by ETag after)
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,8 @@ class VitrineConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+
+    blobs: BlobsConfig = field(default_factory=BlobsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     embedder_server: ServerConfig = field(default_factory=lambda: ServerConfig(port=50051))
     ingest_server: ServerConfig = field(default_factory=lambda: ServerConfig(port=50052))
@@ -264,6 +274,7 @@ def env_var_table() -> list[tuple[str, str, str]]:
 
 __all__ = [
     "CatalogConfig",
+    "BlobsConfig",
     "ConfigError",
     "EmbedderConfig",
     "IngestConfig",

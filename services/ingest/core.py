@@ -23,9 +23,9 @@ from domain.bundle import Bundle
 from domain.payload import BUNDLE_VERSION_FIELD, CLUSTER_FIELD, NO_CLUSTER, collection_name, holds_version
 from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import IngestConfig
-from services.ingest.blobs import BlobStore
 from services.ingest.items import ItemRejected, Product, load_image
 from services.ingest.streams import aiter_chunks
+from services.storage.blobs import BlobStore
 from services.storage.filters import WireCondition, parse_request_filters
 from services.storage.port import Condition, Point, VectorStore
 

@@ -17,9 +17,9 @@ from services.common.config import VitrineConfig
 from services.common.embed_client import EmbedderClient, EmbedderUnavailable
 from services.common.server import GrpcServer, ServiceBinding
 from services.common.service import Service
-from services.ingest.blobs import BlobStore, blob_dir_for
 from services.ingest.core import EmbedderMismatch, EmbedImages, IngestCore
 from services.ingest.server import SERVICE_NAME, IngestServicer
+from services.storage.blobs import open_blob_store
 from services.storage.factory import open_store
 from services.storage.port import VectorStore
 from vitrine.v1 import ingest_pb2_grpc
@@ -40,8 +40,14 @@ def embedder_client(cfg: VitrineConfig) -> EmbedderClient:
 
 def build_core(cfg: VitrineConfig, store: VectorStore, bundle: Bundle, embed: EmbedImages) -> IngestCore:
     """An ingest core for the configured catalog, with a blob folder where configured."""
-    blob_dir = blob_dir_for(cfg.ingest, cfg.store)
-    blobs = BlobStore(blob_dir) if blob_dir is not None else None
+    blobs = open_blob_store(cfg.blobs, cfg.store)
+    if blobs is None:
+        log.warning(
+            "blobs are off: image bytes pushed to Upsert are not kept, so Reindex cannot re-embed "
+            "those products and the web page shows no image for them (set VITRINE_BLOBS_DIR)"
+        )
+    else:
+        log.info("keeping pushed image bytes", extra={"blobs": repr(blobs)})
     schema = load_schema(cfg.catalog.schema)
     return IngestCore(store, bundle, embed, cfg.ingest, cfg.store.catalog, blobs, schema)
 

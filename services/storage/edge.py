@@ -35,8 +35,8 @@ from services.storage.checks import (
     stored_point,
     unique,
 )
+from services.storage.edge_filters import edge_filter, payload_selector
 from services.storage.edge_settings import edge_config, search_params
-from services.storage.filters import Atom, field_tests
 from services.storage.port import (
     CollectionNotFound,
     FacetCount,
@@ -78,42 +78,6 @@ def edge_errors(what: str) -> Iterator[None]:
         if type(exc) is not Exception:
             raise
         raise StoreError(f"edge {what}: {exc}") from exc
-
-
-def _edge_atom(key: str, atom: Atom) -> Any:
-    if atom.kind == "any":
-        return qe.FieldCondition(key, match=qe.MatchAny(list(atom.values)))
-    if atom.kind == "text":
-        return qe.FieldCondition(key, match=qe.MatchText(str(atom.values[0])))
-    kind = qe.RangeDateTime if atom.kind == "datetime" else qe.RangeFloat
-    return qe.FieldCondition(key, range=kind(gte=atom.gte, gt=atom.gt, lte=atom.lte, lt=atom.lt))
-
-
-def edge_filter(filters: Filters | None, ids: Sequence[str] = ()) -> qe.Filter | None:
-    """Edge filter: every field test must hold; ``ids`` restricts to those products."""
-    must: list[Any] = []
-    must_not: list[Any] = []
-    if ids:
-        must.append(qe.HasIdCondition({point_id(i) for i in ids}))
-    for test in field_tests(filters):
-        if test.any_of:
-            either = [_edge_atom(test.key, a) for a in test.any_of]
-            must.append(either[0] if len(either) == 1 else qe.Filter(should=either))
-        if test.bounds is not None:
-            must.append(_edge_atom(test.key, test.bounds))
-        must_not.extend(_edge_atom(test.key, a) for a in test.none_of)
-    if not must and not must_not:
-        return None
-    return qe.Filter(must=must or None, must_not=must_not or None)
-
-
-def payload_selector(payload_fields: Sequence[str] | None) -> Any:
-    """Edge's ``with_payload``: all (None), none (``()``), or the named keys plus ``id``."""
-    if payload_fields is None:
-        return True
-    if not payload_fields:
-        return False
-    return qe.PayloadSelector.Include(unique(["id", *payload_fields]))
 
 
 class EdgeStore(VectorStore):

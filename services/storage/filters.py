@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from domain.schema import FASHION_SCHEMA, RANGE_TYPES, CatalogSchema, convert_value, format_datetime
 from services.storage.port import Condition, Filters, Scalar
@@ -271,7 +272,27 @@ def field_tests(filters: Filters | None) -> list[FieldTest]:
     return tests
 
 
+def filter_clauses(
+    filters: Filters | None, atom: Callable[[str, Atom], Any], either: Callable[[list[Any]], Any]
+) -> tuple[list[Any], list[Any]]:
+    """``(must, must_not)`` backend clauses for ``filters``, the same way for every adapter.
+
+    ``atom(key, a)`` builds one backend condition; ``either(conditions)`` the backend's "any of".
+    """
+    must: list[Any] = []
+    must_not: list[Any] = []
+    for test in field_tests(filters):
+        if test.any_of:
+            options = [atom(test.key, a) for a in test.any_of]
+            must.append(options[0] if len(options) == 1 else either(options))
+        if test.bounds is not None:
+            must.append(atom(test.key, test.bounds))
+        must_not.extend(atom(test.key, a) for a in test.none_of)
+    return must, must_not
+
+
 __all__ = [
+    "filter_clauses",
     "Atom",
     "FieldTest",
     "WireCondition",

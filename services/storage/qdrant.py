@@ -31,7 +31,6 @@ from services.storage.checks import (
     stored_point,
     unique,
 )
-from services.storage.filters import Atom, field_tests
 from services.storage.port import (
     CollectionNotFound,
     FacetCount,
@@ -48,6 +47,7 @@ from services.storage.port import (
     scored_points,
     top_facets,
 )
+from services.storage.qdrant_filters import qdrant_filter
 from services.storage.qdrant_settings import collection_options, hnsw_diff, search_params
 from services.storage.settings import IndexSettings, index_settings, settings_from_parts
 
@@ -83,33 +83,6 @@ def make_client(cfg: StoreConfig) -> tuple[QdrantClient, bool]:
         check_compatibility=False,
     )
     return client, False
-
-
-def _qdrant_atom(key: str, atom: Atom) -> models.FieldCondition:
-    if atom.kind == "any":
-        return models.FieldCondition(key=key, match=models.MatchAny(any=list(atom.values)))
-    if atom.kind == "text":
-        return models.FieldCondition(key=key, match=models.MatchText(text=str(atom.values[0])))
-    kind = models.DatetimeRange if atom.kind == "datetime" else models.Range
-    return models.FieldCondition(key=key, range=kind(gte=atom.gte, gt=atom.gt, lte=atom.lte, lt=atom.lt))
-
-
-def qdrant_filter(filters: Filters | None, ids: Sequence[str] = ()) -> models.Filter | None:
-    """Qdrant filter: every field test must hold; ``ids`` restricts to those products."""
-    must: list[Any] = []
-    must_not: list[Any] = []
-    if ids:
-        must.append(models.HasIdCondition(has_id=[point_id(i) for i in ids]))
-    for test in field_tests(filters):
-        if test.any_of:
-            either = [_qdrant_atom(test.key, a) for a in test.any_of]
-            must.append(either[0] if len(either) == 1 else models.Filter(should=either))
-        if test.bounds is not None:
-            must.append(_qdrant_atom(test.key, test.bounds))
-        must_not.extend(_qdrant_atom(test.key, a) for a in test.none_of)
-    if not must and not must_not:
-        return None
-    return models.Filter(must=must or None, must_not=must_not or None)
 
 
 class QdrantStore(VectorStore):

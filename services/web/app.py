@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-import mimetypes
+import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import grpc
-from fastapi import FastAPI, File, Form, HTTPException, Query, UploadFile
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, File, Form, Header, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from google.protobuf.json_format import MessageToDict
 
 from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.channels import open_channel
 from services.common.config import WebConfig
+from services.storage.blobs import BlobStore
+from services.web.images import ImageNotFound, check_item_id, etag_matches, image_source
 from vitrine.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
 
 STATIC = Path(__file__).parent / "static"
@@ -58,14 +61,33 @@ def price_conditions(price_min: str, price_max: str) -> list[common_pb2.Conditio
     return [common_pb2.Condition(field="price", **bounds)] if bounds else []
 
 
+def image_url(item_id: str) -> str:
+    """The gateway URL of a product's image (the id percent-encoded)."""
+    return f"/api/items/{quote(item_id, safe='')}/image"
+
+
 def hits_json(response: search_pb2.SearchResponse) -> dict[str, Any]:
     """SearchResponse as JSON (field names as in the proto)."""
     data = MessageToDict(
         response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
     for hit in data.get("hits", []):
-        hit["image_url"] = f"/api/items/{hit['id']}/image"
+        hit["image_url"] = image_url(hit["id"])
     return data
+
+
+def item_json(hit: search_pb2.Hit) -> dict[str, Any]:
+    """A stored product for the metadata panel: its text, its attributes, and its image URL."""
+    attributes = dict(hit.attributes)
+    text = attributes.pop("text", "")
+    for internal in ("id", "image_uri"):
+        attributes.pop(internal, None)
+    return {
+        "id": hit.id,
+        "text": text,
+        "attributes": dict(sorted(attributes.items())),
+        "image_url": image_url(hit.id),
+    }
 
 
 async def _call(coro) -> Any:
@@ -77,8 +99,14 @@ async def _call(coro) -> Any:
         ) from None
 
 
-def create_app(cfg: WebConfig, schema: CatalogSchema = FASHION_SCHEMA) -> FastAPI:
-    """Build the gateway app bound to the Search and Embedder addresses in ``cfg``."""
+def create_app(
+    cfg: WebConfig, blobs: BlobStore | None = None, schema: CatalogSchema = FASHION_SCHEMA
+) -> FastAPI:
+    """Build the gateway app bound to the Search and Embedder addresses in ``cfg``.
+
+    ``blobs`` is the store ingest keeps pushed image bytes in (read here); without it only
+    ``image_uri`` files under ``cfg.image_root`` are served. ``schema`` decides the sidebar facets.
+    """
     facet_fields = [f for f in SIDEBAR_FACETS if schema.type_of(f) in ("keyword", "integer", "bool")]
     state: dict[str, Any] = {}
 
@@ -95,6 +123,7 @@ def create_app(cfg: WebConfig, schema: CatalogSchema = FASHION_SCHEMA) -> FastAP
     app = FastAPI(title="vitrine gateway", lifespan=lifespan)
     max_upload = cfg.max_upload_mb * 1024 * 1024
     image_root = Path(cfg.image_root).resolve()
+    cache_control = f"public, max-age={cfg.image_max_age_s}"
 
     async def run_search(request: search_pb2.SearchRequest) -> dict[str, Any]:
         response = await _call(state["search"].Search(request, timeout=cfg.timeout_s))
@@ -204,15 +233,32 @@ def create_app(cfg: WebConfig, schema: CatalogSchema = FASHION_SCHEMA) -> FastAP
         response = await _call(state["search"].MoreLikeThis(request, timeout=cfg.timeout_s))
         return hits_json(response)
 
-    @app.get("/api/items/{item_id}/image", response_model=None)
-    async def item_image(item_id: str) -> FileResponse:
+    async def stored_item(item_id: str) -> search_pb2.Hit:
         request = search_pb2.GetItemsRequest(ids=[item_id])
         response = await _call(state["search"].GetItems(request, timeout=cfg.timeout_s))
-        uri = next((h.attributes.get("image_uri", "") for h in response.items if h.id == item_id), "")
-        path = Path(uri).resolve() if uri else None
-        if path is None or not path.is_file() or not path.is_relative_to(image_root):
-            raise HTTPException(404, f"no image stored for item {item_id!r}")
-        return FileResponse(path, media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream")
+        found = next((h for h in response.items if h.id == item_id), None)
+        if found is None:
+            raise HTTPException(404, f"unknown item {item_id!r}: not in the catalog")
+        return found
+
+    @app.get("/api/items/{item_id:path}/image", response_model=None)
+    async def item_image(item_id: str, if_none_match: Annotated[str | None, Header()] = None) -> Response:
+        try:
+            check_item_id(item_id)
+            item = await stored_item(item_id)
+            source = await asyncio.to_thread(image_source, item_id, item.attributes, blobs, image_root)
+        except ImageNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        headers = {"ETag": source.etag, "Cache-Control": cache_control}
+        if etag_matches(if_none_match, source.etag):
+            return Response(status_code=304, headers=headers)
+        if source.data is not None:
+            return Response(source.data, media_type=source.media_type, headers=headers)
+        return FileResponse(source.path, media_type=source.media_type, headers=headers)
+
+    @app.get("/api/items/{item_id}")
+    async def item(item_id: str) -> dict[str, Any]:
+        return item_json(await stored_item(item_id))
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -31,7 +31,7 @@ QDRANT_HTTP_PORT = 6333
 VITRINE_NAME = re.compile(r"\bVITRINE_[A-Z0-9_]+\b")
 # Read by load_config itself rather than mapped to a field.
 EXTRA_ENV_NAMES = frozenset({"VITRINE_CONFIG"})
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Pod")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job", "Pod")
 
 
 @functools.cache
@@ -160,7 +160,7 @@ def pod_labels(obj: K8sObject) -> dict[str, str]:
 
 
 def workloads(objects: list[K8sObject] | tuple[K8sObject, ...]) -> list[K8sObject]:
-    """Deployments, StatefulSets and Pods."""
+    """Deployments, StatefulSets, Jobs and Pods."""
     return [o for o in objects if o.kind in WORKLOAD_KINDS]
 
 

@@ -13,8 +13,8 @@ from PIL import Image
 from domain.bundle import Bundle, MemberSpec, load_bundle, write_bundle
 from domain.schema import FASHION_SCHEMA
 from services.common.config import IngestConfig, StoreConfig
-from services.ingest.blobs import BlobStore
 from services.ingest.core import IngestCore
+from services.storage.blobs import FileBlobStore
 from services.storage.factory import open_store
 from tests.support.images import solid
 
@@ -98,7 +98,7 @@ def make_core(tmp_path, image_root) -> Callable[..., IngestCore]:
             allowed_image_root=str(image_root), batch_size=4, queue_batches=2, **ingest_overrides
         )
         embed = embed or ColourEmbedder({m.name: m.dim for m in bundle.members})
-        blobs = BlobStore(tmp_path / "store" / "blobs")
+        blobs = FileBlobStore(tmp_path / "store" / "blobs")
         core = IngestCore(stores[0], bundle, embed, cfg, "catalog", blobs, schema)
         core.open()
         return core

@@ -123,7 +123,7 @@ async def inprocess_stack(
     ingest_client = EmbedderClient.connect(address, 30.0, **connect)
     search_client = EmbedderClient.connect(address, search_timeout_s, wait_for_ready=False, **connect)
     ingest_cfg = IngestConfig(
-        embedder_addr=address, allowed_image_root=str(image_root), batch_size=INGEST_BATCH, blob_dir="off"
+        embedder_addr=address, allowed_image_root=str(image_root), batch_size=INGEST_BATCH
     )
     ingest_core = IngestCore(store, bundle, ingest_client, ingest_cfg, CATALOG)
     ingest_core.open()

@@ -99,6 +99,7 @@ async def timed_normal_call(call) -> str:
     return "OK"
 
 
+@pytest.mark.load
 async def test_capacity_hold_and_overload(random_bundle, tmp_path):
     port = free_port()
     log = tmp_path / "embedder.log"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from training.config import load_config
-from training.defaults import default_config
+from training.defaults import default_config, tiny_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "training" / "configs").glob("*.json"))
 
@@ -32,3 +32,10 @@ def test_hub_config_uses_snapshots_of_a_pretrained_run():
     trained = [m for m in cfg.members if not m.snapshot_of]
     assert trained and all(m.pretrained and m.arch for m in trained)
     assert {m.snapshot_of for m in cfg.members if m.snapshot_of} <= {m.name for m in trained}
+
+
+def test_tiny_json_is_the_built_in_tiny_config():
+    shipped = load_config(CONFIGS[[p.stem for p in CONFIGS].index("tiny")])
+    assert dataclasses.asdict(shipped) == dataclasses.asdict(tiny_config()), (
+        "training/configs/tiny.json drifted from training.defaults.tiny_config(); regenerate it"
+    )

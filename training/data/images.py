@@ -99,23 +99,39 @@ def cached_pixels(
 
 
 def augment(
-    pixels: Pixels, positions: np.ndarray, generator: torch.Generator, shift: int = 3, jitter: float = 0.1
+    pixels: Pixels,
+    positions: np.ndarray,
+    generator: torch.Generator,
+    shift: int = 3,
+    jitter: float = 0.1,
+    rows: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """Normalized (B, 3, H, W) batch with random horizontal flips, shifts and brightness/contrast jitter."""
-    batch = (
-        torch.from_numpy(np.ascontiguousarray(pixels.array[positions])).permute(0, 3, 1, 2).float() / 255.0
-    )
-    count, _, height, width = batch.shape
+    """Normalized (B, 3, H, W) batch with random horizontal flips, shifts and brightness/contrast jitter.
+
+    ``rows`` keeps only those rows of the batch (a data-parallel shard); the random draws are made
+    for the whole batch, so a shard gets exactly the augmentation the full batch would give it.
+    """
+    count = len(positions)
     flip = torch.rand(count, generator=generator) < 0.5
-    batch[flip] = batch[flip].flip(-1)
-    if shift > 0:
-        padded = torch.nn.functional.pad(batch, (shift, shift, shift, shift), mode="replicate")
-        offsets = torch.randint(0, 2 * shift + 1, (count, 2), generator=generator).tolist()
-        batch = torch.stack(
-            [padded[i, :, dy : dy + height, dx : dx + width] for i, (dy, dx) in enumerate(offsets)]
-        )
+    offsets = torch.randint(0, 2 * shift + 1, (count, 2), generator=generator) if shift > 0 else None
+    gain = bias = None
     if jitter > 0:
         gain = 1.0 + (torch.rand(count, 1, 1, 1, generator=generator) * 2 - 1) * jitter
         bias = (torch.rand(count, 1, 1, 1, generator=generator) * 2 - 1) * jitter / 2
-        batch = (batch * gain + bias).clamp_(0.0, 1.0)
+    keep = torch.arange(count) if rows is None else torch.as_tensor(rows, dtype=torch.long)
+    chosen = np.asarray(positions)[keep.numpy()]
+    batch = torch.from_numpy(np.ascontiguousarray(pixels.array[chosen])).permute(0, 3, 1, 2).float() / 255.0
+    _, _, height, width = batch.shape
+    flip = flip[keep]
+    batch[flip] = batch[flip].flip(-1)
+    if offsets is not None:
+        padded = torch.nn.functional.pad(batch, (shift, shift, shift, shift), mode="replicate")
+        batch = torch.stack(
+            [
+                padded[i, :, dy : dy + height, dx : dx + width]
+                for i, (dy, dx) in enumerate(offsets[keep].tolist())
+            ]
+        )
+    if gain is not None and bias is not None:
+        batch = (batch * gain[keep] + bias[keep]).clamp_(0.0, 1.0)
     return (batch - pixels.transform.mean) / pixels.transform.std

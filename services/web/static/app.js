@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { offset: 0, topK: 12, image: null, lastQuery: null, mode: "search", similarTo: null, facets: {} };
+const state = { offset: 0, topK: 12, image: null, lastQuery: null, mode: "search", similarTo: null, facets: {}, panelFor: null };
 
 function escapeHtml(text) {
   return String(text ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -123,12 +123,29 @@ function render(hits) {
   $("page-label").textContent = `Page ${Math.floor(state.offset / state.topK) + 1}`;
 }
 
-function showPanel(hit) {
-  const rows = Object.entries(hit.attributes || {}).map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(v)}</td></tr>`).join("");
+async function storedItem(id) {
+  const response = await fetch(`/api/items/${encodeURIComponent(id)}`);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.detail || response.statusText);
+  return body;
+}
+
+async function showPanel(hit) {
   const members = (hit.members || []).map((m) => `<tr><td>${escapeHtml(m.member)}</td><td>rank ${m.rank}, cosine ${m.score.toFixed(4)}, cluster ${m.cluster}</td></tr>`).join("");
-  $("panel-body").innerHTML = `<h3>${escapeHtml(hit.id)}</h3><img src="${hit.image_url}" alt="" style="max-width:100%">
-    <table>${rows}</table><h4>Why it matched (score ${hit.score.toFixed(4)})</h4><table>${members}</table>`;
+  const why = `<h4>Why it matched (score ${hit.score.toFixed(4)})</h4><table>${members}</table>`;
+  $("panel-body").innerHTML = `<h3>${escapeHtml(hit.id)}</h3><img src="${hit.image_url}" alt="" style="max-width:100%"><p class="stored">Loading…</p>${why}`;
   $("panel").hidden = false;
+  state.panelFor = hit.id;
+  let details;
+  try {
+    const item = await storedItem(hit.id);
+    const rows = Object.entries(item.attributes).map(([k, v]) => `<tr><td>${escapeHtml(k)}</td><td>${escapeHtml(v)}</td></tr>`).join("");
+    details = `<p class="text">${escapeHtml(item.text || "(no stored text)")}</p><table class="attributes">${rows}</table>`;
+  } catch (err) {
+    details = `<p class="error">Could not read the stored item: ${escapeHtml(err.message)}</p>`;
+  }
+  const placeholder = $("panel-body").querySelector(".stored");
+  if (placeholder && state.panelFor === hit.id) placeholder.outerHTML = details;
 }
 
 function setImage(file) {
