@@ -1,81 +1,293 @@
-"""Opt-in: fused search at 1M items x 3 members on Edge (goal p99 <= 20 ms): ``python -m bench search-1m``.
+"""Opt-in scale curve: Edge at 100k, 300k and 1M items x the default bundle's members, bulk loaded.
 
-Not part of ``make bench``: on a 2-core machine the HNSW build of 1M x 3 vectors takes far longer
-than the ~10 minutes a default part may (the ``search`` part measures the build at 100k and
-extrapolates it; see search.json ``scale_probe``). Vectors are 64-dim (1M x 3 x 64 float32 =
-768 MB; at 256 dims they would be 3 GB plus the index). Same data generator, core and queries as
-the other search figures. Writes bench/results/search-1m.json.
+``python -m bench search-1m [--sizes 100000,300000,1000000] [--budget-min 45]`` (not in ``make bench``).
+
+Each size runs in its own child process (so one size's memory does not count in the next one's
+peak RSS): the child creates the collection with the chosen index settings, switches indexing off
+(``set_indexing(False)``, m=0), uploads the synthetic vectors at the members' real dims, switches it
+back on and builds once (``optimize()``), then measures fused Search p99 through the real
+:class:`SearchCore` (no embedding), filtered p99, recall@10 against exact search on a sample of
+queries, and its own peak RSS. Sizes that no longer fit in the time budget are skipped, with a
+message. Writes bench/results/search-1m.json (figures for the largest size measured, plus
+``sizes``: the same figures for each) and draws bench/results/search-1m.png. Sizes run in the order
+given (``--sizes 1000000,300000,100000`` measures the largest first, so the budget cannot starve it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import figure, finish
+from tqdm import tqdm
+
+from bench.common import RESULTS, figure, finish
 from bench.fused import VARIANTS, fused_latency, search_core
-from bench.vectors import build_index, edge_store, index_label, load, make_dataset, recall_at
+from bench.scale_data import ChunkedDataset, exact_top_k
+from bench.vectors import GENDERS, build_index, member_queries
+from services.common.config import StoreConfig
+from services.storage.factory import open_store
 
-FULL_N = 1_000_000
-DIM = 64
-GOAL_P99_MS = 20.0
+SIZES = (100_000, 300_000, 1_000_000)
+BUDGET_MIN = 45.0
 COLLECTION = "bench"
+UPLOAD_BATCH = 1024
+# The settings the scale curve is measured with (measured at 100k: same recall as the defaults at a
+# quarter of the build time; search_ef 256: at 128 recall@10 was 0.951 at 100k already).
+SETTINGS = {
+    "hnsw_m": 16,
+    "hnsw_ef_construct": 64,
+    "hnsw_payload_m": 0,
+    "segments": 2,
+    "indexing_threads": 2,
+    "search_ef": 256,
+    "quantization": "none",
+}
+FILTER_FIELD, FILTER_VALUE = "gender", "Women"
+GOALS = {"build_s": 20 * 60, "fused_p99_ms": 20.0, "filtered_p99_ms": 30.0, "recall_at_10": 0.95}
+GOAL_RSS_MB = 6 * 1024
 
 
-def measure(n: int, dim: int, queries: int) -> dict[str, Any]:
-    """Load, build the index, then fused latency (rrf, weighted_rrf) and per-member recall@10."""
-    data = make_dataset(n, dim, seed=3)
+def default_dims() -> dict[str, int]:
+    """``{member: dim}`` of the default bundle (training/defaults.py; snapshots share their source's dim)."""
+    from training.defaults import default_config
+
+    members = default_config().members
+    dims = {m.name: int(m.model["embed_dim"]) for m in members if m.model}
+    for m in members:
+        if m.snapshot_of:
+            dims[m.name] = dims[m.snapshot_of]
+    return {m.name: dims[m.name] for m in members}
+
+
+def payload_indexes(dims: dict[str, int]) -> dict[str, str]:
+    """The payload indexes ingest creates: the filterable attributes and a cluster id per member."""
+    return {
+        "gender": "keyword",
+        "articleType": "keyword",
+        "baseColour": "keyword",
+        **{f"cluster.{m}": "integer" for m in dims},
+    }
+
+
+def bulk_load(store: Any, data: ChunkedDataset) -> dict[str, Any]:
+    """Create the collection, upload with indexing off, then build once; the times of both."""
+    store.ensure_collection(COLLECTION, data.dims, payload_indexes(dict(data.dims)))
+    store.set_indexing(COLLECTION, False)
+    begin = time.perf_counter()
+    with tqdm(total=data.n, desc=f"bulk upload {data.n}", unit="pt", mininterval=5) as bar:
+        for chunk in data.chunks():
+            points = chunk.points()
+            for start in range(0, len(points), UPLOAD_BATCH):
+                store.upsert(COLLECTION, points[start : start + UPLOAD_BATCH])
+            bar.update(len(points))
+    store.flush()
+    upload_s = time.perf_counter() - begin
+    store.set_indexing(COLLECTION, True)
+    build = build_index(store, COLLECTION)
+    return {"upload_s": round(upload_s, 1), "build_s": build["optimize_s"], **build}
+
+
+def recall(store: Any, data: ChunkedDataset, queries: list[dict[str, Any]], filtered: bool) -> float:
+    """Mean recall@10 over members of the store's answers against exact search (same filter)."""
+    keep = {FILTER_FIELD: [GENDERS.index(FILTER_VALUE)]} if filtered else None
+    exact = exact_top_k(data, queries, 10, keep)
+    flt = {FILTER_FIELD: (FILTER_VALUE,)} if filtered else None
+    found = total = 0
+    for query, truth in zip(queries, exact, strict=True):
+        hits = store.query(COLLECTION, member_queries(query, 10), flt)
+        for member, ids in truth.items():
+            found += len(ids & {h.id for h in hits[member]})
+            total += len(ids)
+    return found / total
+
+
+def measure(n: int, queries: int, recall_queries: int, out: Path | None = None) -> dict[str, Any]:
+    """One size, in this process: bulk load and build, latency, recall, peak RSS.
+
+    With ``out``, the build figures are written there as soon as they are known (a size stopped
+    by the time budget still reports how far it got).
+    """
+    data = ChunkedDataset(n, default_dims(), seed=3)
     sample = data.queries(queries)
     with tempfile.TemporaryDirectory(prefix="vitrine-bench-1m-") as tmp:
-        edge = edge_store(Path(tmp))
+        store = open_store(StoreConfig(backend="edge", path=tmp, **SETTINGS))
         try:
-            rate = load(edge, COLLECTION, data, "edge")
-            build = build_index(edge, COLLECTION)
-            core = {"edge": search_core(edge, COLLECTION, data.dims)}
-            variants = {
-                name: fused_latency(core, sample, VARIANTS[name])["edge"] for name in ("rrf", "weighted_rrf")
-            }
-            recall = recall_at(edge, COLLECTION, data, sample[:50])
+            built = bulk_load(store, data)
+            if out is not None:
+                out.write_text(json.dumps({"n": n, **built, "peak_rss_mb": peak_rss_mb()}))
+            core = {"edge": search_core(store, COLLECTION, data.dims)}
+            fused = fused_latency(core, sample, VARIANTS["rrf"])["edge"]
+            filtered = fused_latency(core, sample, VARIANTS["rrf+filter"])["edge"]
+            plain_recall = recall(store, data, sample[:recall_queries], filtered=False)
+            filtered_recall = recall(store, data, sample[:recall_queries], filtered=True)
         finally:
-            edge.close()
+            store.close()
     return {
         "n": n,
-        "dim": dim,
-        "upsert_points_per_s": round(rate, 1),
-        **build,
-        "variants": variants,
-        "recall_at_10": round(recall, 4),
+        "dims": dict(data.dims),
+        **built,
+        "total_s": round(built["upload_s"] + built["build_s"], 1),
+        "fused_p50_ms": fused["p50_ms"],
+        "fused_p99_ms": fused["p99_ms"],
+        "filtered_p50_ms": filtered["p50_ms"],
+        "filtered_p99_ms": filtered["p99_ms"],
+        "recall_at_10": round(plain_recall, 4),
+        "filtered_recall_at_10": round(filtered_recall, 4),
+        "peak_rss_mb": peak_rss_mb(),
+        "queries": queries,
+        "recall_queries": recall_queries,
+    }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set so far (MB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_child(n: int, queries: int, recall_queries: int, timeout_s: float) -> tuple[bool, dict[str, Any]]:
+    """Measure one size in a fresh process: (finished, figures); past ``timeout_s`` it is killed and
+    the figures are what it had written (the build's, when that finished; else empty)."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        path = Path(out.name)
+    command = [sys.executable, "-m", "bench.search_1m", "--child", str(n), "--out", str(path)]
+    command += ["--queries", str(queries), "--recall-queries", str(recall_queries)]
+    finished = True
+    try:
+        subprocess.run(command, check=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        finished = False
+    try:
+        text = path.read_text()
+        return finished, json.loads(text) if text else {}
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def curve(sizes: list[int], budget_s: float, queries: int, recall_queries: int) -> dict[str, Any]:
+    """Every size that fits in the budget, in the order given; the rest are listed as skipped."""
+    started = time.monotonic()
+    measured: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    for n in sizes:
+        left = budget_s - (time.monotonic() - started)
+        if left < 60:
+            print(f"search-1m: {n:,} skipped, {left:.0f} s of the time budget left", flush=True)
+            skipped.append({"n": n, "reason": f"time budget: {left:.0f} s left before it started"})
+            continue
+        print(f"search-1m: measuring {n:,} items ({left / 60:.1f} min of the budget left)", flush=True)
+        finished, result = run_child(n, queries, recall_queries, left)
+        if not finished:
+            print(f"search-1m: {n:,} stopped, it ran past the time budget; got {result}", flush=True)
+            reason = f"stopped after {left:.0f} s: past the time budget"
+            skipped.append({"n": n, "reason": reason, "partial": result})
+            continue
+        print(f"search-1m: {json.dumps(result)}", flush=True)
+        measured.append(result)
+    if not measured:
+        raise RuntimeError(f"search-1m: no size finished within {budget_s:.0f} s")
+    measured.sort(key=lambda r: r["n"])
+    largest = measured[-1]
+    keys = ("n", "build_s", "fused_p99_ms", "filtered_p99_ms", "recall_at_10", "peak_rss_mb")
+    return {
+        **{k: largest[k] for k in keys},
+        "settings": SETTINGS,
+        "filter": {FILTER_FIELD: FILTER_VALUE},
+        "budget_s": budget_s,
+        "elapsed_s": round(time.monotonic() - started, 1),
+        "sizes": measured,
+        "skipped": skipped,
     }
 
 
 def figures(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """README rows for this part's result."""
-    rrf, size = result["variants"]["rrf"], f"{result['n']:,} x 3 x {result['dim']}"
+    """README rows: the largest size measured against the goals."""
+    label = f"{result['n']:,} x {len(result['sizes'][-1]['dims'])} members, Edge bulk load"
     return [
-        figure(f"Edge optimize() ({size}, {index_label(result)})", f"{result['optimize_s']} s"),
+        figure(f"index build ({label})", f"{result['build_s']} s", "<= 1200 s", result["build_s"] <= 1200),
         figure(
-            f"fused search, no embedding, rrf, p50 / p99 ({size}, {index_label(result)})",
-            f"{rrf['p50_ms']} / {rrf['p99_ms']} ms",
-            f"p99 <= {GOAL_P99_MS:g} ms",
-            rrf["p99_ms"] <= GOAL_P99_MS,
+            f"fused search p99, no embedding ({label})",
+            f"{result['fused_p99_ms']} ms",
+            "<= 20 ms",
+            result["fused_p99_ms"] <= GOALS["fused_p99_ms"],
+        ),
+        figure(
+            f"filtered fused search p99 ({label})",
+            f"{result['filtered_p99_ms']} ms",
+            "<= 30 ms",
+            result["filtered_p99_ms"] <= GOALS["filtered_p99_ms"],
+        ),
+        figure(
+            f"recall@10 vs exact ({label})",
+            result["recall_at_10"],
+            ">= 0.95",
+            result["recall_at_10"] >= GOALS["recall_at_10"],
+        ),
+        figure(
+            f"peak RSS of the build process ({label})",
+            f"{result['peak_rss_mb']} MB",
+            "<= 6144 MB",
+            result["peak_rss_mb"] <= GOAL_RSS_MB,
         ),
     ]
 
 
+def plot(result: dict[str, Any], path: Path) -> None:
+    """Build time and p99 latencies against n (two panels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["sizes"]
+    ns = [r["n"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(ns, [r["build_s"] for r in rows], "o-", label="index build (optimize)")
+    left.plot(ns, [r["total_s"] for r in rows], "s--", label="upload + build")
+    left.set(xlabel="items", ylabel="seconds", title="Edge bulk load")
+    right.plot(ns, [r["fused_p99_ms"] for r in rows], "o-", label="fused p99")
+    right.plot(ns, [r["filtered_p99_ms"] for r in rows], "s-", label=f"filtered p99 ({FILTER_FIELD})")
+    right.set(xlabel="items", ylabel="ms", title="Search p99, no embedding")
+    for axis in (left, right):
+        axis.set_xscale("log")
+        axis.grid(True, alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Measure and write the result file (``--quick``: 20k items, to check the code path)."""
+    """Measure the curve (or one size with ``--child``) and write the result file and plot."""
     parser = argparse.ArgumentParser(prog="python -m bench search-1m")
-    parser.add_argument("--quick", action="store_true", help="20k items (a smoke run)")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated item counts")
+    parser.add_argument("--budget-min", type=float, default=BUDGET_MIN, help="stop after this many minutes")
+    parser.add_argument("--queries", type=int, default=300, help="queries per latency figure")
+    parser.add_argument("--recall-queries", type=int, default=100, help="queries checked against exact")
+    parser.add_argument("--quick", action="store_true", help="20k items, not written (a smoke run)")
+    parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv or [])
-    result = measure(20_000 if args.quick else FULL_N, DIM, queries=50 if args.quick else 300)
+    if args.child:
+        result = measure(args.child, args.queries, args.recall_queries, Path(args.out))
+        Path(args.out).write_text(json.dumps(result))
+        return result
+    sizes = [20_000] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
+    queries, recall_queries = (50, 20) if args.quick else (args.queries, args.recall_queries)
+    result = curve(sizes, args.budget_min * 60, queries, recall_queries)
     result["figures"] = figures(result)
-    rrf = result["variants"]["rrf"]
-    print(f"{result['n']} x 3 x {DIM}: optimize {result['optimize_s']} s, rrf {rrf}", flush=True)
     finish("search-1m", result, quick=args.quick)
+    if not args.quick:
+        plot(result, RESULTS / "search-1m.png")
     return result
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -140,6 +140,12 @@ class SearchConfig:
     rpc_timeout_s: float = 10.0  # budget of one request (embed + store) when the caller's deadline is longer
     reply_reserve_s: float = 0.05  # kept back from the caller's deadline to fuse and send the partial reply
     facet_candidates: int = 200  # Facets with a query counts this many fused candidates
+    # Query embedding cache (text by normalized text, images by sha256; one limit for both; 0 = off)
+    query_cache_size: int = 10_000
+    query_cache_ttl_s: float = 3600.0  # entries older than this are embedded again; 0 = no expiry
+    query_cache_casefold: bool = (
+        True  # "Black  Shirt" = "black shirt" (the default bundle's tokenizers lower-case)
+    )
 
 
 @dataclass(frozen=True)

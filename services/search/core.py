@@ -7,6 +7,8 @@ Pipeline of one request (see :mod:`domain.fusion` and :mod:`domain.rerank`)::
     -> [drop the query item] -> [cluster re-rank] -> [min_score] -> [max_per_cluster] -> [MMR]
     -> slice [offset : offset + top_k] -> attributes (+ member evidence when explain)
 
+Text and image query embeddings are cached (:mod:`services.search.query_cache`) per bundle.
+
 The request deadline (:func:`services.common.deadlines.remaining`, which the server interceptor
 records for every call; capped by ``rpc_timeout_s``) bounds the embedder call and the store
 queries. Members that fail or miss the deadline are reported as missing (``partial``); when no
@@ -49,6 +51,7 @@ from services.search.model import (
     SimilarQuery,
 )
 from services.search.plan import Plan, check_config, make_plan, mix, text_weight
+from services.search.query_cache import Key, QueryCache
 from services.search.retrieval import Deadline, MemberLists, call_store, query_members
 from services.search.store_fusion import can_fuse_in_store, fuse_in_store
 from services.storage.port import StoredPoint, VectorStore, point_id
@@ -81,7 +84,9 @@ class SearchCore:
         embedder: EmbedClient,
         collection: str,
         schema: CatalogSchema = FASHION_SCHEMA,
+        cache: QueryCache | None = None,
     ) -> None:
+        """``cache``: the query embedding cache (default: one sized by ``cfg.query_cache_*``)."""
         check_config(cfg)
         self.schema = schema
         parse_fusion(bundle.fusion.method, bundle.member_names)  # a bad bundle default fails at startup
@@ -90,6 +95,11 @@ class SearchCore:
         self.bundle = bundle
         self.embedder = embedder
         self.collection = collection
+        self.cache = cache if cache is not None else QueryCache(
+            cfg.query_cache_size, cfg.query_cache_ttl_s, cfg.query_cache_casefold
+        )
+        self.bundle_id = f"{bundle.name}-{bundle.version}"
+        self.cache.use_bundle(self.bundle_id)
 
     def _deadline(self) -> Deadline:
         """Time for embedding and store calls: the caller's deadline less the reply reserve, capped."""
@@ -107,8 +117,10 @@ class SearchCore:
         weight = text_weight(query.text, query.image, query.text_weight)
         plan = make_plan(query.options, self.cfg, self.bundle, schema=self.schema)
         deadline = self._deadline()
-        vectors = await self._embed(query, weight, plan.members, deadline)
-        return await self._execute(plan, vectors, deadline)
+        vectors, pending = await self._embed(query, weight, plan.members, deadline)
+        result = await self._execute(plan, vectors, deadline)
+        self._remember(result.collection, pending)
+        return result
 
     async def facets(self, query: FacetsQuery) -> FacetsResult:
         """Value counts of ``query.fields``: the store's facet without a query, else over the fused
@@ -129,7 +141,9 @@ class SearchCore:
         depth = max(self.cfg.min_candidates, math.ceil(self.cfg.facet_candidates * self.cfg.overfetch))
         plan = dataclasses.replace(plan, depth=depth)
         deadline = self._deadline()
-        vectors = await self._embed(SearchQuery(query.text, query.image), weight, plan.members, deadline)
+        vectors, pending = await self._embed(
+            SearchQuery(query.text, query.image), weight, plan.members, deadline
+        )
         answered = await query_members(
             self.store,
             self.collection,
@@ -142,6 +156,7 @@ class SearchCore:
             resolve=True,
         )
         answered.raise_if_empty()
+        self._remember(answered.collection, pending)
         lists = {m: ranked_hits(answered.lists[m], m, with_clusters=False) for m in answered.lists}
         fused = plan.method.fuse(lists, depth=plan.depth)[: self.cfg.facet_candidates]
         payloads = {p.key: p.payload for points in answered.lists.values() for p in points}
@@ -194,25 +209,47 @@ class SearchCore:
 
     async def _embed(
         self, query: SearchQuery, weight: float, members: Sequence[str], deadline: Deadline
-    ) -> dict[str, np.ndarray]:
-        """Per-member query vectors: text, image, or ``normalize(w * text + (1 - w) * image)``."""
+    ) -> tuple[dict[str, np.ndarray], list[tuple[Key, MemberVectors]]]:
+        """Per-member query vectors: text, image, or ``normalize(w * text + (1 - w) * image)``.
+
+        Text and image embeddings come from the query cache when there; the ones embedded now are
+        returned too, for :meth:`_remember` once the store has answered.
+        """
         left = deadline.check("embedding")
-        tasks: dict[str, asyncio.Future[list[MemberVectors]]] = {}
+        keys: dict[str, Key] = {}
         if weight > 0.0:
-            tasks["text"] = asyncio.ensure_future(self.embedder.embed_texts([query.text], members, left))
+            keys["text"] = self.cache.text_key(self.bundle_id, query.text, members)
         if weight < 1.0:
-            tasks["image"] = asyncio.ensure_future(self.embedder.embed_images([query.image], members, left))
+            keys["image"] = self.cache.image_key(self.bundle_id, query.image, members)
+        embedded: dict[str, MemberVectors] = {}
+        tasks: dict[str, asyncio.Future[list[MemberVectors]]] = {}
+        for field, key in keys.items():
+            cached = self.cache.get(key)
+            if cached is not None:
+                embedded[field] = cached
+            elif field == "text":
+                tasks[field] = asyncio.ensure_future(self.embedder.embed_texts([query.text], members, left))
+            else:
+                tasks[field] = asyncio.ensure_future(self.embedder.embed_images([query.image], members, left))
         try:
-            embedded = {field: await _embedded(field, task, deadline) for field, task in tasks.items()}
+            fresh = {field: await _embedded(field, task, deadline) for field, task in tasks.items()}
         finally:
             for task in tasks.values():
                 task.cancel()
+        embedded.update(fresh)
+        pending = [(keys[field], vectors) for field, vectors in fresh.items()]
         if "image" not in embedded:
-            return embedded["text"]
+            return dict(embedded["text"]), pending
         if "text" not in embedded:
-            return embedded["image"]
+            return dict(embedded["image"]), pending
         text, image = embedded["text"], embedded["image"]
-        return {m: mix(text[m], image[m], weight) for m in text if m in image}
+        return {m: mix(text[m], image[m], weight) for m in text if m in image}, pending
+
+    def _remember(self, collection: str, pending: Sequence[tuple[Key, MemberVectors]]) -> None:
+        """Cache what was embedded, after the alias target seen by the store (a new one drops the cache)."""
+        self.cache.note_target(collection)
+        for key, vectors in pending:
+            self.cache.put(key, vectors)
 
     async def _execute(
         self,

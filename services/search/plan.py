@@ -60,6 +60,12 @@ def check_config(cfg: SearchConfig) -> None:
         ("cluster_boost", math.isfinite(cfg.cluster_boost) and cfg.cluster_boost >= 0, "must be >= 0"),
         ("cluster_top_n", cfg.cluster_top_n >= 1, "must be >= 1"),
         ("rpc_timeout_s", cfg.rpc_timeout_s > 0, "must be > 0"),
+        ("query_cache_size", cfg.query_cache_size >= 0, "must be >= 0 (0 = no cache)"),
+        (
+            "query_cache_ttl_s",
+            math.isfinite(cfg.query_cache_ttl_s) and cfg.query_cache_ttl_s >= 0,
+            "must be >= 0 (0 = no expiry)",
+        ),
         (
             "reply_reserve_s",
             0 <= cfg.reply_reserve_s < cfg.rpc_timeout_s,
