@@ -1,7 +1,8 @@
 """Run ingest, or load a catalog folder.
 
 python -m services.ingest [serve] [--port N] [--bundle PATH]   run the Ingest gRPC server
-python -m services.ingest load DIR [--limit N] [--direct]       bulk load (resumable)
+python -m services.ingest load DIR [--limit N] [--direct]       load a catalog (resumable)
+python -m services.ingest load DIR --bulk                       index once at the end (large catalogs)
 python -m services.ingest collections                           list collections and the alias
 python -m services.ingest drop NAME                             drop an old collection
 """
@@ -30,10 +31,11 @@ async def serve(cfg: VitrineConfig) -> None:
 
 
 async def load(cfg: VitrineConfig, args: argparse.Namespace) -> None:
-    """Bulk load a catalog folder through the Ingest RPC, or straight into a core (``--direct``)."""
+    """Load a catalog folder through the Ingest RPC, or straight into a core (``--direct``; ``--bulk``:
+    straight into a core with index building off during the upload, then one build)."""
     total = sum(1 for _ in iter_catalog(args.directory, args.limit))
     products = iter_catalog(args.directory, args.limit)
-    if args.direct:
+    if args.direct or args.bulk:
         cfg = dataclasses.replace(
             cfg, ingest=dataclasses.replace(cfg.ingest, allowed_image_root=args.directory)
         )
@@ -44,7 +46,7 @@ async def load(cfg: VitrineConfig, args: argparse.Namespace) -> None:
             await check_embedder_bundle(client, bundle)
             core = build_core(cfg, store, bundle, client)
             await asyncio.to_thread(core.open)
-            report = await load_direct(core, products, total=total)
+            report = await load_direct(core, products, total=total, bulk=args.bulk)
         finally:
             await client.close()
             store.close()
@@ -114,6 +116,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     load_cmd.add_argument("--stream-size", type=int, default=2000, help="products per Upsert stream")
     load_cmd.add_argument(
         "--direct", action="store_true", help="write the store from this process (no ingest server)"
+    )
+    load_cmd.add_argument(
+        "--bulk",
+        action="store_true",
+        help="large catalogs: write the store from this process (as --direct) with index building off "
+        "during the upload, then build the index once",
     )
     commands.add_parser("collections", parents=[common], help="list collections and the alias target")
     optimize_cmd = commands.add_parser("optimize", parents=[common], help="build indexes of a collection")

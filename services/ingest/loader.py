@@ -19,6 +19,7 @@ import asyncio
 import csv
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -185,18 +186,43 @@ async def load_via_rpc(
 
 
 async def load_direct(
-    core: IngestCore, products: Iterable[Product], *, total: int | None = None
+    core: IngestCore, products: Iterable[Product], *, total: int | None = None, bulk: bool = False
 ) -> LoadReport:
-    """Stream products straight into an :class:`IngestCore`, skipping ids already stored, then optimize."""
-    with tqdm(total=total, unit="item", desc="ingest") as bar:
+    """Stream products straight into an :class:`IngestCore`, skipping ids already stored, then optimize.
 
-        def counted() -> Iterator[Product]:
-            for product in products:
-                bar.update(1)
-                yield product
+    ``bulk``: index building is switched off (``set_indexing(False)``, HNSW m=0) while the products
+    upload, and the index is built once at the end; it is switched back on even when the load fails.
+    """
+    targets = [c for c in (core.collection, core.mirror) if c]
+    if bulk:
+        for name in targets:
+            await asyncio.to_thread(core.store.set_indexing, name, False)
+        log.info("bulk load: index building is off until the upload ends", extra={"collections": targets})
+    begin = time.perf_counter()
+    try:
+        with tqdm(total=total, unit="item", desc="ingest (bulk)" if bulk else "ingest") as bar:
 
-        summary = await core.upsert_stream(counted(), skip_existing=True)
+            def counted() -> Iterator[Product]:
+                for product in products:
+                    bar.update(1)
+                    yield product
+
+            summary = await core.upsert_stream(counted(), skip_existing=True)
+    finally:
+        if bulk:
+            for name in targets:
+                await asyncio.to_thread(core.store.set_indexing, name, True)
+    uploaded_s = time.perf_counter() - begin
     for error in summary.errors:
         log.warning("item failed", extra={"id": error.id, "code": error.code, "reason": error.message})
-    await asyncio.to_thread(core.store.optimize, core.collection)  # build the index after the bulk load
+    log.info(
+        "upload done; building the index once (this can take minutes on a large catalog)",
+        extra={"collection": core.collection, "upserted": summary.upserted, "upload_s": round(uploaded_s, 1)},
+    )
+    begin = time.perf_counter()
+    await asyncio.to_thread(core.store.optimize, core.collection)  # build the index after the load
+    log.info(
+        "index built",
+        extra={"collection": core.collection, "build_s": round(time.perf_counter() - begin, 1), "bulk": bulk},
+    )
     return LoadReport(summary.received, summary.upserted, summary.failed, summary.skipped, summary.collection)
