@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
-from services.common.config import SearchConfig, StoreConfig
+from services.common.config import SearchConfig, StoreConfig, load_config
 from services.common.embed_client import MemberVectors
 from services.search.core import SearchCore
 from services.search.model import SearchOptions, SearchQuery
@@ -205,3 +205,14 @@ async def test_size_zero_turns_the_cache_off(store):
     await ids(core, "red dress")
     await ids(core, "red dress")
     assert embedder.texts == ["red dress", "red dress"]
+
+
+def test_cache_settings_come_from_config_and_env(store):
+    env = {"VITRINE_SEARCH_QUERY_CACHE_SIZE": "7", "VITRINE_SEARCH_QUERY_CACHE_TTL_S": "2.5"}
+    cfg = load_config(env=env).search
+    assert (cfg.query_cache_size, cfg.query_cache_ttl_s, cfg.query_cache_casefold) == (7, 2.5, True)
+    core = SearchCore(cfg, store, search_bundle(), Recording(CATALOG), ALIAS)
+    assert core.cache.size == 7 and core.cache.enabled
+    for bad in ({"query_cache_size": -1}, {"query_cache_ttl_s": -1.0}):
+        with pytest.raises(ValueError, match=f"search.{next(iter(bad))}"):
+            SearchCore(dataclasses.replace(cfg, **bad), store, search_bundle(), Recording(CATALOG), ALIAS)
