@@ -95,8 +95,10 @@ class SearchCore:
         self.bundle = bundle
         self.embedder = embedder
         self.collection = collection
-        self.cache = cache if cache is not None else QueryCache(
-            cfg.query_cache_size, cfg.query_cache_ttl_s, cfg.query_cache_casefold
+        self.cache = (
+            cache
+            if cache is not None
+            else QueryCache(cfg.query_cache_size, cfg.query_cache_ttl_s, cfg.query_cache_casefold)
         )
         self.bundle_id = f"{bundle.name}-{bundle.version}"
         self.cache.use_bundle(self.bundle_id)
