@@ -9,7 +9,7 @@ back on and builds once (``optimize()``), then measures fused Search p99 through
 :class:`SearchCore` (no embedding), filtered p99, recall@10 against exact search on a sample of
 queries, and its own peak RSS. Sizes that no longer fit in the time budget are skipped, with a
 message. Writes bench/results/search-1m.json (figures for the largest size measured, plus
-``sizes``: the same figures for each) and draws bench/results/search-1m.png. Sizes run in the order
+``sizes``: the same figures for each; ``--add`` keeps the earlier file's other sizes) and draws bench/results/search-1m.png. Sizes run in the order
 given (``--sizes 1000000,300000,100000`` measures the largest first, so the budget cannot starve it).
 """
 
@@ -108,7 +108,9 @@ def recall(store: Any, data: ChunkedDataset, queries: list[dict[str, Any]], filt
     return found / total
 
 
-def measure(n: int, queries: int, recall_queries: int, out: Path | None = None) -> dict[str, Any]:
+def measure(
+    n: int, queries: int, recall_queries: int, out: Path | None = None, workdir: str | None = None
+) -> dict[str, Any]:
     """One size, in this process: bulk load and build, latency, recall, peak RSS.
 
     With ``out``, the build figures are written there as soon as they are known (a size stopped
@@ -116,7 +118,7 @@ def measure(n: int, queries: int, recall_queries: int, out: Path | None = None) 
     """
     data = ChunkedDataset(n, default_dims(), seed=3)
     sample = data.queries(queries)
-    with tempfile.TemporaryDirectory(prefix="vitrine-bench-1m-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="vitrine-bench-1m-", dir=workdir) as tmp:
         store = open_store(StoreConfig(backend="edge", path=tmp, **SETTINGS))
         try:
             built = bulk_load(store, data)
@@ -143,6 +145,7 @@ def measure(n: int, queries: int, recall_queries: int, out: Path | None = None) 
         "peak_rss_mb": peak_rss_mb(),
         "queries": queries,
         "recall_queries": recall_queries,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
 
@@ -154,20 +157,16 @@ def peak_rss_mb() -> float:
 def run_child(n: int, queries: int, recall_queries: int, timeout_s: float) -> tuple[bool, dict[str, Any]]:
     """Measure one size in a fresh process: (finished, figures); past ``timeout_s`` it is killed and
     the figures are what it had written (the build's, when that finished; else empty)."""
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
-        path = Path(out.name)
-    command = [sys.executable, "-m", "bench.search_1m", "--child", str(n), "--out", str(path)]
-    command += ["--queries", str(queries), "--recall-queries", str(recall_queries)]
-    finished = True
-    try:
-        subprocess.run(command, check=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        finished = False
-    try:
-        text = path.read_text()
-        return finished, json.loads(text) if text else {}
-    finally:
-        path.unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vitrine-bench-1m-") as work:  # removed even after a kill
+        path = Path(work) / "result.json"
+        command = [sys.executable, "-m", "bench.search_1m", "--child", str(n), "--out", str(path)]
+        command += ["--queries", str(queries), "--recall-queries", str(recall_queries), "--workdir", work]
+        finished = True
+        try:
+            subprocess.run(command, check=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            finished = False
+        return finished, json.loads(path.read_text()) if path.is_file() else {}
 
 
 def curve(sizes: list[int], budget_s: float, queries: int, recall_queries: int) -> dict[str, Any]:
@@ -190,11 +189,11 @@ def curve(sizes: list[int], budget_s: float, queries: int, recall_queries: int) 
             continue
         print(f"search-1m: {json.dumps(result)}", flush=True)
         measured.append(result)
-    if not measured:
-        raise RuntimeError(f"search-1m: no size finished within {budget_s:.0f} s")
     measured.sort(key=lambda r: r["n"])
-    largest = measured[-1]
     keys = ("n", "build_s", "fused_p99_ms", "filtered_p99_ms", "recall_at_10", "peak_rss_mb")
+    if not measured:
+        print(f"search-1m: no size finished within {budget_s:.0f} s", flush=True)
+    largest = measured[-1] if measured else dict.fromkeys(keys)
     return {
         **{k: largest[k] for k in keys},
         "settings": SETTINGS,
@@ -204,6 +203,16 @@ def curve(sizes: list[int], budget_s: float, queries: int, recall_queries: int) 
         "sizes": measured,
         "skipped": skipped,
     }
+
+
+def with_earlier_sizes(result: dict[str, Any], earlier: dict[str, Any]) -> dict[str, Any]:
+    """``result`` plus the sizes an earlier run measured and this one did not (each row keeps its date)."""
+    mine = {r["n"] for r in result["sizes"]}
+    kept = [dict(r, run=earlier["machine"]["date"]) for r in earlier.get("sizes", []) if r["n"] not in mine]
+    rows = sorted([*result["sizes"], *kept], key=lambda r: r["n"])
+    keys = ("n", "build_s", "fused_p99_ms", "filtered_p99_ms", "recall_at_10", "peak_rss_mb")
+    skipped = [s for s in result["skipped"] if s["n"] not in {r["n"] for r in rows}]
+    return {**result, **{k: rows[-1][k] for k in keys}, "sizes": rows, "skipped": skipped}
 
 
 def figures(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -272,19 +281,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--queries", type=int, default=300, help="queries per latency figure")
     parser.add_argument("--recall-queries", type=int, default=100, help="queries checked against exact")
     parser.add_argument("--quick", action="store_true", help="20k items, not written (a smoke run)")
+    parser.add_argument(
+        "--add",
+        action="store_true",
+        help="keep the sizes of the existing result file that this run does not measure",
+    )
     parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--out", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv or [])
     if args.child:
-        result = measure(args.child, args.queries, args.recall_queries, Path(args.out))
+        result = measure(args.child, args.queries, args.recall_queries, Path(args.out), args.workdir)
         Path(args.out).write_text(json.dumps(result))
         return result
     sizes = [20_000] if args.quick else [int(s) for s in args.sizes.split(",") if s.strip()]
     queries, recall_queries = (50, 20) if args.quick else (args.queries, args.recall_queries)
     result = curve(sizes, args.budget_min * 60, queries, recall_queries)
-    result["figures"] = figures(result)
+    if args.add:
+        result = with_earlier_sizes(result, json.loads((RESULTS / "search-1m.json").read_text()))
+    result["figures"] = figures(result) if result["sizes"] else []
     finish("search-1m", result, quick=args.quick)
-    if not args.quick:
+    if result["sizes"] and not args.quick:
         plot(result, RESULTS / "search-1m.png")
     return result
 
