@@ -37,7 +37,7 @@ from services.search.errors import (
     SearchUnavailable,
     SearchValidationError,
 )
-from services.search.facets import check_facets, count_facets, store_facets
+from services.search.facets import check_facets, count_facets, not_indexed, store_facets
 from services.search.hits import attributes_of, ranked_hits, result_hit
 from services.search.model import (
     FacetsQuery,
@@ -51,7 +51,7 @@ from services.search.model import (
 from services.search.plan import Plan, check_config, make_plan, mix, text_weight
 from services.search.retrieval import Deadline, MemberLists, call_store, query_members
 from services.search.store_fusion import can_fuse_in_store, fuse_in_store
-from services.storage.port import StoredPoint, VectorStore, point_id
+from services.storage.port import FieldNotIndexed, StoredPoint, VectorStore, point_id
 
 # The payload that cluster re-ranking reads from every hit; plain ranking reads none.
 CLUSTER_FIELDS = (CLUSTER_FIELD,)
@@ -119,9 +119,19 @@ class SearchCore:
             plan = make_plan(options, self.cfg, self.bundle, schema=self.schema)
             deadline = self._deadline()
             collection = await self._collection(deadline)
-            counted = await call_store(
-                deadline, "counting facets", store_facets, self.store, collection, fields, limit, plan.filters
-            )
+            try:
+                counted = await call_store(
+                    deadline,
+                    "counting facets",
+                    store_facets,
+                    self.store,
+                    collection,
+                    fields,
+                    limit,
+                    plan.filters,
+                )
+            except FieldNotIndexed as exc:
+                raise not_indexed(query, exc) from exc
             return FacetsResult(counted)
         weight = text_weight(query.text, query.image, None)
         plan = make_plan(options, self.cfg, self.bundle, schema=self.schema)

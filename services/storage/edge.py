@@ -37,6 +37,7 @@ from services.storage.edge_filters import edge_filter, payload_selector
 from services.storage.port import (
     CollectionNotFound,
     FacetCount,
+    FieldNotIndexed,
     Filters,
     MemberQuery,
     PayloadIndexes,
@@ -217,7 +218,7 @@ class EdgeStore(VectorStore):
             response = shard.facet(request)
         except Exception as exc:
             if type(exc) is Exception and "index" in str(exc):
-                raise ValueError(f"facet {field_name!r}: {exc}") from exc
+                raise FieldNotIndexed(field_name, target) from exc
             raise StoreError(f"edge facet {target}: {exc}") from exc
         return top_facets(((h.value, h.count) for h in response.hits), limit)
 

@@ -52,6 +52,7 @@ PayloadIndexes = Mapping[str, str] | Sequence[str]
 """Fields to index: a sequence of keyword fields, or ``{field: type}`` with a type of INDEX_TYPES."""
 
 INDEX_TYPES = ("keyword", "integer", "float", "datetime", "text")
+FACET_INDEX_TYPES = ("keyword", "integer")  # the payload indexes a facet can count
 
 
 def point_id(product_id: str) -> str:
@@ -65,6 +66,15 @@ class StoreError(RuntimeError):
 
 class CollectionNotFound(StoreError):
     """The named collection or alias does not exist."""
+
+
+class FieldNotIndexed(ValueError):
+    """A facet names a field the collection has no keyword or integer payload index for."""
+
+    def __init__(self, field_name: str, collection: str) -> None:
+        super().__init__(f"field {field_name!r} has no keyword or integer payload index in {collection!r}")
+        self.field_name = field_name
+        self.collection = collection
 
 
 @dataclass(frozen=True)
@@ -193,7 +203,7 @@ class VectorStore(abc.ABC):
         """Exact counts of the values of an indexed (keyword or integer) field over the matching points.
 
         The ``limit`` most frequent values, ordered by :func:`top_facets`. A field without a
-        keyword or integer payload index raises ValueError.
+        keyword or integer payload index raises :class:`FieldNotIndexed`.
         """
 
     @abc.abstractmethod

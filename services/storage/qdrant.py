@@ -31,8 +31,10 @@ from services.storage.checks import (
     unique,
 )
 from services.storage.port import (
+    FACET_INDEX_TYPES,
     CollectionNotFound,
     FacetCount,
+    FieldNotIndexed,
     Filters,
     MemberQuery,
     PayloadIndexes,
@@ -82,6 +84,18 @@ def make_client(cfg: StoreConfig) -> tuple[QdrantClient, bool]:
     return client, False
 
 
+def is_missing_index(exc: Exception) -> bool:
+    """Whether a server refused a facet because the field has no suitable payload index."""
+    if isinstance(exc, UnexpectedResponse):
+        refused, text = exc.status_code == 400, str(exc)
+    elif isinstance(exc, grpc.RpcError):
+        refused = exc.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+        text = str(exc.details())  # type: ignore[attr-defined]
+    else:
+        return False
+    return refused and "index" in text.lower()
+
+
 class QdrantStore(VectorStore):
     """:class:`VectorStore` over ``qdrant-client`` (remote, or local mode behind a lock)."""
 
@@ -97,6 +111,9 @@ class QdrantStore(VectorStore):
             threading.RLock() if local else contextlib.nullcontext()
         )
         self._specs = VectorSpecs(self._read_vector_spec)
+        # Local mode keeps no payload indexes: the facetable fields ensure_collection asked for, so a
+        # facet on any other field is refused as a server refuses it.
+        self._local_facet_fields: dict[str, set[str]] = {}
 
     @classmethod
     def from_config(cls, cfg: StoreConfig) -> QdrantStore:
@@ -165,8 +182,10 @@ class QdrantStore(VectorStore):
         existing = self._read_vector_spec(name)
         if existing != wanted:
             raise StoreError(f"collection {name!r} has vectors {existing}, wanted {wanted}")
-        if self.local:
-            return  # local mode ignores payload indexes (and warns about them)
+        if self.local:  # local mode ignores payload indexes (and warns about them)
+            facetable = {f for f, kind in indexes.items() if kind in FACET_INDEX_TYPES}
+            self._local_facet_fields.setdefault(name, set()).update(facetable)
+            return
         with self._call(f"index {name}"):
             present = set(self.client.get_collection(name).payload_schema)
             for field_name, kind in indexes.items():
@@ -211,10 +230,19 @@ class QdrantStore(VectorStore):
         if limit <= 0:
             raise ValueError(f"limit must be > 0, got {limit}")
         flt = qdrant_filter(filters)
+        if self.local:
+            target = self.resolve_alias(collection) or collection
+            if field_name not in self._local_facet_fields.get(target, {field_name}):
+                raise FieldNotIndexed(field_name, target)
         with self._call(f"facet {collection}"):
-            response = self.client.facet(
-                collection, field_name, facet_filter=flt, limit=max(limit, FACET_FETCH_LIMIT), exact=True
-            )
+            try:
+                response = self.client.facet(
+                    collection, field_name, facet_filter=flt, limit=max(limit, FACET_FETCH_LIMIT), exact=True
+                )
+            except (UnexpectedResponse, grpc.RpcError) as exc:
+                if is_missing_index(exc):
+                    raise FieldNotIndexed(field_name, collection) from exc
+                raise
         return top_facets(((h.value, h.count) for h in response.hits), limit)
 
     def query(
