@@ -7,18 +7,15 @@ server interceptor); a bug in the core is logged with its traceback and answered
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
 
+from services.common.conditions import wire_conditions
+from services.common.status import call_core
 from services.search.core import SearchCore
-from services.search.errors import (
-    ItemNotFound,
-    SearchDeadlineExceeded,
-    SearchUnavailable,
-    SearchValidationError,
-)
+from services.search.errors import STATUS_FOR
 from services.search.model import (
     FacetsQuery,
     FacetsResult,
@@ -28,27 +25,15 @@ from services.search.model import (
     SearchResult,
     SimilarQuery,
 )
-from services.storage.filters import WireCondition
-from vitrine.v1 import common_pb2, search_pb2, search_pb2_grpc
+from vitrine.v1 import search_pb2, search_pb2_grpc
 
 log = logging.getLogger("vitrine.search")
 
 SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["Search"].full_name
 
 T = TypeVar("T")
-
-
-def wire_conditions(conditions: Sequence[common_pb2.Condition]) -> list[WireCondition]:
-    """Core conditions from their wire form (an unset bound stays None)."""
-    return [
-        WireCondition(
-            field=c.field,
-            any_of=list(c.any_of),
-            none_of=list(c.none_of),
-            **{b: getattr(c, b) if c.HasField(b) else None for b in ("gte", "gt", "lte", "lt")},
-        )
-        for c in conditions
-    ]
+# SearchRequest fields that MoreLikeThisRequest does not have.
+RANKING_FIELDS = ("cluster_rerank", "mmr_lambda", "max_per_cluster")
 
 
 def facets_query(request: search_pb2.FacetsRequest) -> FacetsQuery:
@@ -76,9 +61,10 @@ def facets_response(result: FacetsResult) -> search_pb2.FacetsResponse:
     )
 
 
-def search_query(request: search_pb2.SearchRequest) -> SearchQuery:
-    """Core query from a SearchRequest (an unset text_weight stays None)."""
-    options = SearchOptions(
+def search_options(request: search_pb2.SearchRequest | search_pb2.MoreLikeThisRequest) -> SearchOptions:
+    """Core options from a SearchRequest or a MoreLikeThisRequest (re-ranking fields: Search only)."""
+    ranking = {f: getattr(request, f) for f in RANKING_FIELDS if f in request.DESCRIPTOR.fields_by_name}
+    return SearchOptions(
         top_k=request.top_k,
         offset=request.offset,
         filters=dict(request.filters),
@@ -86,28 +72,22 @@ def search_query(request: search_pb2.SearchRequest) -> SearchQuery:
         members=list(request.members),
         explain=request.explain,
         min_score=request.min_score,
-        cluster_rerank=request.cluster_rerank,
-        mmr_lambda=request.mmr_lambda,
-        max_per_cluster=request.max_per_cluster,
         conditions=wire_conditions(request.conditions),
+        **ranking,
     )
+
+
+def search_query(request: search_pb2.SearchRequest) -> SearchQuery:
+    """Core query from a SearchRequest (an unset text_weight stays None)."""
     weight = request.text_weight if request.HasField("text_weight") else None
-    return SearchQuery(text=request.text, image=request.image, text_weight=weight, options=options)
+    return SearchQuery(
+        text=request.text, image=request.image, text_weight=weight, options=search_options(request)
+    )
 
 
 def similar_query(request: search_pb2.MoreLikeThisRequest) -> SimilarQuery:
     """Core query from a MoreLikeThisRequest."""
-    options = SearchOptions(
-        top_k=request.top_k,
-        offset=request.offset,
-        filters=dict(request.filters),
-        fusion=request.fusion,
-        members=list(request.members),
-        explain=request.explain,
-        min_score=request.min_score,
-        conditions=wire_conditions(request.conditions),
-    )
-    return SimilarQuery(id=request.id, include_self=request.include_self, options=options)
+    return SimilarQuery(id=request.id, include_self=request.include_self, options=search_options(request))
 
 
 def to_hit(hit: ResultHit) -> search_pb2.Hit:
@@ -143,23 +123,7 @@ class SearchServicer(search_pb2_grpc.SearchServicer):
 
     async def _call(self, context: grpc.aio.ServicerContext, run: Callable[[SearchCore], Awaitable[T]]) -> T:
         """Run a core call; core errors become status codes, anything else INTERNAL."""
-        if self.core is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "search is starting")
-        core = self.core
-        try:
-            return await run(core)
-        except SearchValidationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except ItemNotFound as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except SearchDeadlineExceeded as exc:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
-        except SearchUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        except Exception as exc:  # a bug, not a dependency failure: clients must not retry it
-            log.exception("search failed unexpectedly")
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
-        raise RuntimeError("unreachable: context.abort raises")
+        return await call_core(context, self.core, run, STATUS_FOR, service="search", log=log)
 
     async def Search(
         self, request: search_pb2.SearchRequest, context: grpc.aio.ServicerContext
@@ -200,5 +164,4 @@ __all__ = [
     "similar_query",
     "to_hit",
     "to_response",
-    "wire_conditions",
 ]
