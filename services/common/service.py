@@ -17,7 +17,8 @@ from typing import Any
 
 import grpc
 
-from services.common.config import ServerConfig, StoreConfig
+from services.common.config import IngestConfig, SearchConfig, ServerConfig, StoreConfig
+from services.common.embed_client import EmbedderClient
 from services.common.readiness import DependencyWatch, upstream_serving
 from services.common.server import GrpcServer, ServiceBinding
 from services.storage.factory import open_store
@@ -98,6 +99,17 @@ def servicer_server(
     return GrpcServer(cfg, [ServiceBinding(full_name, add_to_server, servicer)])
 
 
+def upstream_embedder(section: IngestConfig | SearchConfig, *, wait_for_ready: bool = True) -> EmbedderClient:
+    """The embedder client of a service: address, deadline, TLS and token from its config section."""
+    return EmbedderClient.connect(
+        section.embedder_addr,
+        section.rpc_timeout_s,
+        tls_ca=section.embedder_tls_ca,
+        auth_token=section.embedder_auth_token,
+        wait_for_ready=wait_for_ready,
+    )
+
+
 class ServiceStore:
     """A service's vector store: the one it was given (its caller closes that), else its own.
 
@@ -125,4 +137,4 @@ class ServiceStore:
             await asyncio.to_thread(own.close)
 
 
-__all__ = ["Close", "Prepare", "Service", "ServiceStore", "servicer_server"]
+__all__ = ["Close", "Prepare", "Service", "ServiceStore", "servicer_server", "upstream_embedder"]

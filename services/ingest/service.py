@@ -15,7 +15,7 @@ from domain.bundle import Bundle, load_bundle
 from domain.schema import load_schema
 from services.common.config import VitrineConfig
 from services.common.embed_client import EmbedderClient, EmbedderUnavailable
-from services.common.service import Service, ServiceStore, servicer_server
+from services.common.service import Service, ServiceStore, servicer_server, upstream_embedder
 from services.ingest.core import EmbedderMismatch, EmbedImages, IngestCore
 from services.ingest.server import SERVICE_NAME, IngestServicer
 from services.storage.blobs import open_blob_store
@@ -28,12 +28,7 @@ STARTUP_CHECK_S = 5.0
 
 def embedder_client(cfg: VitrineConfig) -> EmbedderClient:
     """Ingest's embedder client: address, deadline, TLS and token from ``cfg.ingest``."""
-    return EmbedderClient.connect(
-        cfg.ingest.embedder_addr,
-        cfg.ingest.rpc_timeout_s,
-        tls_ca=cfg.ingest.embedder_tls_ca,
-        auth_token=cfg.ingest.embedder_auth_token,
-    )
+    return upstream_embedder(cfg.ingest)
 
 
 def build_core(cfg: VitrineConfig, store: VectorStore, bundle: Bundle, embed: EmbedImages) -> IngestCore:

@@ -14,17 +14,9 @@ import grpc
 
 from services.common.conditions import wire_conditions
 from services.common.status import call_core
+from services.search import model
 from services.search.core import SearchCore
 from services.search.errors import STATUS_FOR
-from services.search.model import (
-    FacetsQuery,
-    FacetsResult,
-    ResultHit,
-    SearchOptions,
-    SearchQuery,
-    SearchResult,
-    SimilarQuery,
-)
 from vitrine.v1 import search_pb2, search_pb2_grpc
 
 log = logging.getLogger("vitrine.search")
@@ -36,9 +28,9 @@ T = TypeVar("T")
 RANKING_FIELDS = ("cluster_rerank", "mmr_lambda", "max_per_cluster")
 
 
-def facets_query(request: search_pb2.FacetsRequest) -> FacetsQuery:
+def facets_query(request: search_pb2.FacetsRequest) -> model.FacetsQuery:
     """Core facets query from a FacetsRequest."""
-    return FacetsQuery(
+    return model.FacetsQuery(
         text=request.text,
         image=request.image,
         filters=dict(request.filters),
@@ -48,7 +40,7 @@ def facets_query(request: search_pb2.FacetsRequest) -> FacetsQuery:
     )
 
 
-def facets_response(result: FacetsResult) -> search_pb2.FacetsResponse:
+def facets_response(result: model.FacetsResult) -> search_pb2.FacetsResponse:
     """Protobuf facets from a core result."""
     return search_pb2.FacetsResponse(
         facets=[
@@ -61,10 +53,10 @@ def facets_response(result: FacetsResult) -> search_pb2.FacetsResponse:
     )
 
 
-def search_options(request: search_pb2.SearchRequest | search_pb2.MoreLikeThisRequest) -> SearchOptions:
+def search_options(request: search_pb2.SearchRequest | search_pb2.MoreLikeThisRequest) -> model.SearchOptions:
     """Core options from a SearchRequest or a MoreLikeThisRequest (re-ranking fields: Search only)."""
     ranking = {f: getattr(request, f) for f in RANKING_FIELDS if f in request.DESCRIPTOR.fields_by_name}
-    return SearchOptions(
+    return model.SearchOptions(
         top_k=request.top_k,
         offset=request.offset,
         filters=dict(request.filters),
@@ -77,20 +69,22 @@ def search_options(request: search_pb2.SearchRequest | search_pb2.MoreLikeThisRe
     )
 
 
-def search_query(request: search_pb2.SearchRequest) -> SearchQuery:
+def search_query(request: search_pb2.SearchRequest) -> model.SearchQuery:
     """Core query from a SearchRequest (an unset text_weight stays None)."""
     weight = request.text_weight if request.HasField("text_weight") else None
-    return SearchQuery(
+    return model.SearchQuery(
         text=request.text, image=request.image, text_weight=weight, options=search_options(request)
     )
 
 
-def similar_query(request: search_pb2.MoreLikeThisRequest) -> SimilarQuery:
+def similar_query(request: search_pb2.MoreLikeThisRequest) -> model.SimilarQuery:
     """Core query from a MoreLikeThisRequest."""
-    return SimilarQuery(id=request.id, include_self=request.include_self, options=search_options(request))
+    return model.SimilarQuery(
+        id=request.id, include_self=request.include_self, options=search_options(request)
+    )
 
 
-def to_hit(hit: ResultHit) -> search_pb2.Hit:
+def to_hit(hit: model.ResultHit) -> search_pb2.Hit:
     """Protobuf hit with its member explanations (when the core attached them)."""
     return search_pb2.Hit(
         id=hit.id,
@@ -104,7 +98,7 @@ def to_hit(hit: ResultHit) -> search_pb2.Hit:
     )
 
 
-def to_response(result: SearchResult) -> search_pb2.SearchResponse:
+def to_response(result: model.SearchResult) -> search_pb2.SearchResponse:
     """Protobuf response from a core result."""
     return search_pb2.SearchResponse(
         hits=[to_hit(h) for h in result.hits],

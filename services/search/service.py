@@ -15,7 +15,7 @@ from domain.payload import collection_name, holds_version
 from domain.schema import load_schema
 from services.common.config import VitrineConfig
 from services.common.embed_client import EmbedderClient, EmbedderUnavailable
-from services.common.service import Service, ServiceStore, servicer_server
+from services.common.service import Service, ServiceStore, servicer_server, upstream_embedder
 from services.search.core import SearchCore
 from services.search.server import SERVICE_NAME, SearchServicer
 from services.storage.port import VectorStore
@@ -72,13 +72,7 @@ async def fetch_bundle(cfg: VitrineConfig, embedder: EmbedderClient) -> Bundle:
 
 def embedder_client(cfg: VitrineConfig) -> EmbedderClient:
     """Search's embedder client: address, deadline, TLS and token from ``cfg.search``."""
-    return EmbedderClient.connect(
-        cfg.search.embedder_addr,
-        cfg.search.rpc_timeout_s,
-        tls_ca=cfg.search.embedder_tls_ca,
-        auth_token=cfg.search.embedder_auth_token,
-        wait_for_ready=False,
-    )
+    return upstream_embedder(cfg.search, wait_for_ready=False)
 
 
 def build(cfg: VitrineConfig, store: VectorStore | None = None) -> Service:
