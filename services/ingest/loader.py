@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from domain.catalog import Product, catalog_table, iter_catalog
 from services.ingest.core import IngestCore, IngestSummary
+from services.ingest.wire import to_proto
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
 
 log = logging.getLogger("vitrine.ingest.loader")
@@ -28,17 +29,6 @@ def with_image_bytes(products: Iterable[Product]) -> Iterator[Product]:
         path = Path(product.image_uri)
         data = path.read_bytes() if product.image_uri and path.is_file() else b""
         yield replace(product, image=data)
-
-
-def to_proto(product: Product) -> ingest_pb2.Product:
-    """The wire form of a product."""
-    return ingest_pb2.Product(
-        id=product.id,
-        image=product.image,
-        image_uri=product.image_uri,
-        text=product.text,
-        attributes=dict(product.attributes),
-    )
 
 
 async def _requests(products: Iterator[Product], count: int, bar: tqdm) -> AsyncIterator[ingest_pb2.Product]:

@@ -14,6 +14,7 @@ from services.common.embed_client import EmbedderTimeout, EmbedderUnavailable
 from services.common.status import call_core
 from services.ingest.core import EmbedderMismatch, IngestCore, IngestSummary
 from services.ingest.reindex import ReindexIncomplete, ReindexRefused, reindex
+from services.ingest.wire import from_proto
 from services.storage.port import CollectionNotFound, StoreError
 from vitrine.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
 
@@ -32,17 +33,6 @@ STATUS_FOR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (StoreError, grpc.StatusCode.UNAVAILABLE),
     (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
 )
-
-
-def from_proto(request: ingest_pb2.Product) -> Product:
-    """Core product from its wire form."""
-    return Product(
-        id=request.id,
-        image=request.image,
-        image_uri=request.image_uri,
-        text=request.text,
-        attributes=dict(request.attributes),
-    )
 
 
 def to_summary(summary: IngestSummary) -> ingest_pb2.IngestSummary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +41,30 @@ def query_filters(items: list[str]) -> dict[str, str]:
         return parse_filters(items)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
+
+
+def page_search(
+    text: str,
+    top_k: int,
+    offset: int,
+    fusion: str,
+    members: list[str],
+    filters: list[str],
+    *,
+    explain: bool = True,
+    conditions: Sequence[common_pb2.Condition] = (),
+) -> search_pb2.SearchRequest:
+    """A SearchRequest from the page's parameters (``filters`` as ``field=value``; malformed: 400)."""
+    options = request_options(
+        top_k=top_k,
+        offset=offset,
+        filters=query_filters(filters),
+        fusion=fusion,
+        members=members,
+        explain=explain,
+        conditions=conditions,
+    )
+    return search_pb2.SearchRequest(text=text, **options)
 
 
 SIDEBAR_FACETS = ("brand", "baseColour", "articleType", "gender")
@@ -180,15 +205,7 @@ def create_app(
         filters: Annotated[list[str], Query()] = [],  # noqa: B006
         explain: bool = True,
     ) -> dict[str, Any]:
-        options = request_options(
-            top_k=top_k,
-            offset=offset,
-            filters=query_filters(filters),
-            fusion=fusion,
-            members=members,
-            explain=explain,
-        )
-        request = search_pb2.SearchRequest(text=q, **options)
+        request = page_search(q, top_k, offset, fusion, members, filters, explain=explain)
         return await run_search(request)
 
     @app.post("/api/search")
@@ -207,16 +224,9 @@ def create_app(
         data = await image.read(max_upload + 1) if image is not None else b""
         if len(data) > max_upload:
             raise HTTPException(413, f"image: upload over {cfg.max_upload_mb} MB")
-        options = request_options(
-            top_k=top_k,
-            offset=offset,
-            filters=query_filters(filters),
-            fusion=fusion,
-            members=members,
-            explain=True,
-            conditions=price_conditions(price_min, price_max),
-        )
-        request = search_pb2.SearchRequest(text=q, image=data, text_weight=text_weight, **options)
+        conditions = price_conditions(price_min, price_max)
+        request = page_search(q, top_k, offset, fusion, members, filters, conditions=conditions)
+        request.image, request.text_weight = data, text_weight
         return await run_search(request)
 
     @app.get("/api/items/{item_id}/similar")
