@@ -34,6 +34,8 @@ from typing import Any, NamedTuple
 
 import snowballstemmer
 
+from domain.bundle import Bundle
+
 LEXICAL_MEMBER = "lexical"
 DEFAULT_K1 = 1.2
 DEFAULT_B = 0.75
@@ -180,6 +182,8 @@ __all__ = [
     "average_length",
     "document_text",
     "document_vector",
+    "ensemble_members",
+    "ensemble_weights",
     "idf",
     "lexical_spec",
     "normalize",
@@ -187,3 +191,15 @@ __all__ = [
     "term_index",
     "tokens",
 ]
+
+
+def ensemble_members(bundle: Bundle) -> tuple[str, ...]:
+    """The bundle's members as search sees them: the dense ones, then the lexical one when it has it."""
+    lexical = lexical_spec(bundle.extra)
+    return bundle.member_names + ((LEXICAL_MEMBER,) if lexical is not None else ())
+
+
+def ensemble_weights(bundle: Bundle) -> dict[str, float]:
+    """Fusion weight per member of :func:`ensemble_members`."""
+    lexical = lexical_spec(bundle.extra)
+    return bundle.weights() | ({LEXICAL_MEMBER: lexical.weight} if lexical is not None else {})

@@ -90,6 +90,7 @@ def search_query(request: search_pb2.SearchRequest) -> SearchQuery:
         mmr_lambda=request.mmr_lambda,
         max_per_cluster=request.max_per_cluster,
         conditions=wire_conditions(request.conditions),
+        min_relevance=request.min_relevance,
     )
     weight = request.text_weight if request.HasField("text_weight") else None
     return SearchQuery(text=request.text, image=request.image, text_weight=weight, options=options)
@@ -106,6 +107,7 @@ def similar_query(request: search_pb2.MoreLikeThisRequest) -> SimilarQuery:
         explain=request.explain,
         min_score=request.min_score,
         conditions=wire_conditions(request.conditions),
+        min_relevance=request.min_relevance,
     )
     return SimilarQuery(id=request.id, include_self=request.include_self, options=options)
 
@@ -121,6 +123,7 @@ def to_hit(hit: ResultHit) -> search_pb2.Hit:
             for c in hit.members
         ],
         matched_members=hit.matched_members,
+        relevance=hit.relevance,
     )
 
 
@@ -132,6 +135,9 @@ def to_response(result: SearchResult) -> search_pb2.SearchResponse:
         missing_members=result.missing_members,
         fusion=result.fusion,
         collection=result.collection,
+        no_good_match=result.no_good_match,
+        skipped_members=dict(result.skipped_members),
+        relevance_threshold=result.relevance_threshold,
     )
 
 
