@@ -8,8 +8,9 @@ lists it was fused from:
 * per dense member (bundle order): its cosine to the query, or the lowest cosine of its list when
   it did not retrieve the item (an upper bound), and ``1 / rank`` (0 when not retrieved);
 * agreement: the share of the queried dense members that retrieved the item;
-* lexical: whether the lexical member was queried, its BM25 score, ``1 / rank`` and the score
-  over the list's best score (all 0 when it did not retrieve the item or was not queried);
+* lexical: whether the lexical member was queried, its BM25 score, ``1 / rank``, the score
+  over the list's best score, the number of query terms and the score per term (0 when it did
+  not retrieve the item or was not queried);
 * ``1 / fused position``.
 
 A member the request left out (``members``, ``single:``) gets the validation mean of its
@@ -40,17 +41,24 @@ def feature_names(members: Sequence[str]) -> list[str]:
         "lexical.score",
         "lexical.inverse_rank",
         "lexical.share_of_best",
+        "lexical.query_terms",
+        "lexical.score_per_term",
         "inverse_position",
     ]
 
 
 def pair_features(
-    hit: FusedHit, position: int, lists: Mapping[str, Sequence[RankedHit]], members: Sequence[str]
+    hit: FusedHit,
+    position: int,
+    lists: Mapping[str, Sequence[RankedHit]],
+    members: Sequence[str],
+    query_terms: int = 0,
 ) -> list[float | None]:
     """The evidence of one fused hit at 1-based ``position``; None where a member was not queried.
 
     ``lists`` are the member lists the hit was fused from (the lexical one under
-    :data:`LEXICAL_MEMBER` when it was queried); ``members`` are the bundle's dense members.
+    :data:`LEXICAL_MEMBER` when it was queried); ``members`` are the bundle's dense members;
+    ``query_terms`` the number of distinct terms of the lexical query.
     """
     found = {c.member: c for c in hit.contributions}
     row: list[float | None] = []
@@ -69,15 +77,17 @@ def pair_features(
     row.append(agreement)
     lexical = lists.get(LEXICAL_MEMBER)
     if lexical is None:
-        row += [0.0, 0.0, 0.0, 0.0]
+        row += [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     else:
         contribution = found.get(LEXICAL_MEMBER)
         best = lexical[0].score if lexical else 0.0
+        terms = float(query_terms)
         if contribution is None:
-            row += [1.0, 0.0, 0.0, 0.0]
+            row += [1.0, 0.0, 0.0, 0.0, terms, 0.0]
         else:
             share = contribution.score / best if best > 0 else 0.0
-            row += [1.0, contribution.score, 1.0 / contribution.rank, share]
+            per_term = contribution.score / terms if terms > 0 else 0.0
+            row += [1.0, contribution.score, 1.0 / contribution.rank, share, terms, per_term]
     row.append(1.0 / position)
     return row
 
@@ -123,11 +133,17 @@ class Calibration:
                 z += coef * (value - mean) / scale
         return _sigmoid(z)
 
-    def relevance(self, fused: Sequence[FusedHit], lists: Mapping[str, Sequence[RankedHit]]) -> list[float]:
-        """P(relevant) of each fused hit, in order (position 1 first)."""
+    def relevance(
+        self,
+        fused: Sequence[FusedHit],
+        lists: Mapping[str, Sequence[RankedHit]],
+        query_terms: int = 0,
+        first_position: int = 1,
+    ) -> list[float]:
+        """P(relevant) of each fused hit, in order (the first at ``first_position``)."""
         return [
-            self.probability(pair_features(hit, i, lists, self.members))
-            for i, hit in enumerate(fused, start=1)
+            self.probability(pair_features(hit, i, lists, self.members, query_terms))
+            for i, hit in enumerate(fused, start=first_position)
         ]
 
     def to_json(self) -> dict[str, Any]:

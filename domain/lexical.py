@@ -7,6 +7,7 @@ calibration), so a word is cut the same way everywhere:
   "t-shirts" and "tshirts" meet at ``tshirt`` and "men's" at ``men``; a lone "t" before "shirt"
   ("t shirt") is joined too.
 * Words are runs of letters and digits; a few English function words are dropped.
+* Neighbouring words are also joined into one more term ("top wear" -> ``topwear``).
 * Each word is stemmed by the Snowball English stemmer (``snowballstemmer``), so plurals meet
   their singular ("watches" -> ``watch``). Brand names stay as written in the product names
   ("Fastrack", "Puma"), lower-cased and stemmed the same way on both sides.
@@ -77,8 +78,14 @@ def normalize(text: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    """The stemmed terms of ``text`` in order (function words left out)."""
-    return [_stem(w) for w in _WORDS.findall(normalize(text)) if w not in STOPWORDS]
+    """The stemmed terms of ``text``: each word, then each pair of neighbouring words joined.
+
+    Function words are left out. Joined pairs let a compound meet its spelling apart: "Top wear"
+    and "Topwear" share ``topwear``, "flip flops" and "Flip-Flops" share ``flipflop``.
+    """
+    words = [w for w in _WORDS.findall(normalize(text)) if w not in STOPWORDS]
+    joined = [a + b for a, b in zip(words, words[1:], strict=False)]
+    return [_stem(w) for w in words] + [_stem(w) for w in joined]
 
 
 def term_index(term: str) -> int:

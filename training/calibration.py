@@ -18,13 +18,13 @@ import numpy as np  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from domain.calibration import Calibration, pair_features  # noqa: E402
-from domain.lexical import LEXICAL_MEMBER  # noqa: E402
+from domain.lexical import LEXICAL_MEMBER, query_vector  # noqa: E402
 from training.queries import BRAND_SET, SHOPPER_SET  # noqa: E402
 from training.retrieval import QuerySet, fusion_function, ranked_lists, score_system  # noqa: E402
 from training.suite import Suite  # noqa: E402
 
 PAIR_DEPTH = 10
-LEXICAL_WEIGHTS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+LEXICAL_WEIGHTS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 CATEGORY_SET = "text->image articleType"
 CATEGORY_SETS = ("text->image articleType", "text->image subCategory", "text->image masterCategory")
 ALLOWED_DROP = 0.005  # on val; the issue allows 0.01 on test
@@ -39,21 +39,22 @@ class Pairs:
     queries: list[tuple[str, slice]]
 
 
-def suite_sets(suite: Suite) -> list[tuple[QuerySet, bool]]:
-    """(query set, excludes the query item itself) for every set that has rankings."""
-    sets = [(qs, False) for qs, _ in suite.ranked_text_sets] + [(suite.image_set[0], True)]
-    return [(qs, own) for qs, own in sets if qs.keys and qs.rankings]
+def suite_sets(suite: Suite) -> list[tuple[QuerySet, list[str]]]:
+    """(query set, its query texts; none for image queries) for every set that has rankings."""
+    sets = [(qs, texts) for qs, texts in suite.ranked_text_sets] + [(suite.image_set[0], [])]
+    return [(qs, texts) for qs, texts in sets if qs.keys and qs.rankings]
 
 
 def collect_pairs(suite: Suite, fuse: Callable, members: Sequence[str]) -> Pairs:
     """Every query's first-page pairs over the suite (image queries included, without lexical lists)."""
     pairs = Pairs([], [], [])
-    for query_set, _ in suite_sets(suite):
+    for query_set, texts in suite_sets(suite):
         for q in range(len(query_set.keys)):
             lists = ranked_lists(query_set, q, None)
+            terms = len(query_vector(texts[q]).indices) if texts and LEXICAL_MEMBER in lists else 0
             start = len(pairs.rows)
             for position, hit in enumerate(fuse(lists)[:PAIR_DEPTH], start=1):
-                pairs.rows.append(pair_features(hit, position, lists, members))
+                pairs.rows.append(pair_features(hit, position, lists, members, terms))
                 pairs.labels.append(int(query_set.relevant[q][int(hit.id)]))
             pairs.queries.append((query_set.name, slice(start, len(pairs.rows))))
     return pairs
@@ -182,7 +183,7 @@ def choose_lexical_weight(
 ) -> tuple[float, dict[str, dict[str, float]]]:
     """The lexical weight with the best brand P@10 whose category and shopper macro mAP@10 stay
     within ``ALLOWED_DROP`` of the dense members' fusion (the smallest weight when none does)."""
-    sets = [qs for qs, _ in suite.text_sets if qs.name in (CATEGORY_SET, SHOPPER_SET, BRAND_SET)]
+    sets = [qs for qs, _ in suite.text_sets if qs.name in (*CATEGORY_SETS, SHOPPER_SET, BRAND_SET)]
     sets = [qs for qs in sets if qs.keys and LEXICAL_MEMBER in qs.rankings]
 
     def scores(system: str, lexical_weight: float) -> dict[str, float]:
@@ -198,7 +199,7 @@ def choose_lexical_weight(
     best, best_brand = LEXICAL_WEIGHTS[0], -1.0
     for w in LEXICAL_WEIGHTS:
         table[str(w)] = got = scores(method, w)
-        keeps = all(got[n] >= base[n] - ALLOWED_DROP for n in (CATEGORY_SET, SHOPPER_SET) if n in base)
+        keeps = all(got[n] >= base[n] - ALLOWED_DROP for n in (*CATEGORY_SETS, SHOPPER_SET) if n in base)
         if keeps and got.get(BRAND_SET, 0.0) > best_brand + 1e-9:
             best, best_brand = w, got.get(BRAND_SET, 0.0)
     return best, table

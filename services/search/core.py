@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from domain.bundle import Bundle
-from domain.calibration import load_calibration, pair_features
+from domain.calibration import load_calibration
 from domain.fusion import FusedHit, RankedHit, parse_fusion
 from domain.lexical import LEXICAL_MEMBER, SparseVector, ensemble_members, lexical_spec
 from domain.payload import CLUSTER_FIELD, clusters_of
@@ -292,7 +292,9 @@ class SearchCore:
         page = fused[plan.offset : plan.end]
         missing = answered.missing(plan.members)
         points = await self._page_points(collection, [h.id for h in page], deadline)
-        relevance = self._relevance(plan, page, lists)
+        lexical = vectors.get(LEXICAL_MEMBER)
+        query_terms = len(lexical.indices) if isinstance(lexical, SparseVector) else 0
+        relevance = self._relevance(plan, page, lists, query_terms)
         # a page hit deleted between the query and the read is left out
         hits = [
             result_hit(h, points[h.id], plan.explain, relevance[i])
@@ -312,16 +314,16 @@ class SearchCore:
         )
 
     def _relevance(
-        self, plan: Plan, page: Sequence[FusedHit], lists: Mapping[str, Sequence[RankedHit]]
+        self,
+        plan: Plan,
+        page: Sequence[FusedHit],
+        lists: Mapping[str, Sequence[RankedHit]],
+        query_terms: int,
     ) -> list[float]:
         """Calibrated P(relevant) per page hit (its position counted from the first page); 0 without."""
         if self.calibration is None:
             return [0.0] * len(page)
-        calibration = self.calibration
-        return [
-            calibration.probability(pair_features(h, plan.offset + i, lists, calibration.members))
-            for i, h in enumerate(page, start=1)
-        ]
+        return self.calibration.relevance(page, lists, query_terms, first_position=plan.offset + 1)
 
     def _threshold(self, plan: Plan) -> float:
         """The relevance a page must reach once: the request's, else the bundle's (0 = none)."""
