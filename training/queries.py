@@ -19,7 +19,7 @@ def category_queries(
     """One "a photo of {category}" query per category with >= ``min_items`` gallery items; returns (set, texts)."""
     if field not in CATEGORY_FIELDS:
         raise ValueError(f"unknown category field {field!r}; valid: {list(CATEGORY_FIELDS)}")
-    values = np.array([getattr(p, field) for p in gallery])
+    values = np.array([p.value(field) for p in gallery])
     counts = Counter(values.tolist())
     keys = sorted(c for c, n in counts.items() if n >= min_items)
     relevant = [values == c for c in keys]
@@ -59,7 +59,7 @@ def shopper_queries(
     queries: Sequence[tuple[str, tuple[str, ...]]] = SHOPPER_QUERIES,
 ) -> tuple[QuerySet, list[str]]:
     """The free-text shopper queries whose answers have >= ``min_items`` gallery items (relevant = articleType)."""
-    values = np.array([p.articleType for p in gallery])
+    values = np.array([p.value("articleType") for p in gallery])
     kept = [(text, types) for text, types in queries if np.isin(values, types).sum() >= min_items]
     relevant = [np.isin(values, types) for _, types in kept]
     return QuerySet(SHOPPER_SET, [t for t, _ in kept], relevant), [t for t, _ in kept]
@@ -72,7 +72,7 @@ def image_queries(
 
     Returns (query set, query rows in the gallery).
     """
-    values = np.array([getattr(p, field) for p in gallery])
+    values = np.array([p.value(field) for p in gallery])
     counts = Counter(values.tolist())
     eligible = np.array([i for i, v in enumerate(values) if counts[v] >= 2])
     rng = np.random.default_rng(seed)

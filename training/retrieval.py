@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from domain.fusion import FusedHit, RankedHit, borda, combmnz, combsum, rrf, single, weighted_rrf
+from domain.fusion import METHODS, FusedHit, RankedHit, parse_fusion
 from domain.lexical import LEXICAL_MEMBER
 from domain.rerank import cluster_rerank
 from training.data.images import Pixels
@@ -26,7 +26,7 @@ from training.metrics import (
     recall_at_k,
 )
 
-FUSED_METHODS = ("rrf", "weighted_rrf", "combsum", "combmnz", "borda")
+FUSED_METHODS = METHODS
 NO_LEXICAL = " -lexical"  # system name suffix: the same fusion over the dense members only
 
 
@@ -96,26 +96,16 @@ def ranked_lists(
 
 
 def fusion_function(method: str, weights: Mapping[str, float], rrf_k: float, depth: int) -> Callable:
-    """``lists -> fused hits`` for a method of ``FUSED_METHODS`` or ``single:<member>``.
+    """``lists -> fused hits`` for a method of ``FUSED_METHODS`` or ``single:<member>`` (members: ``weights``' keys).
 
-    A name ending in :data:`NO_LEXICAL` fuses the lists without the lexical member's.
+    The method is parsed and applied by :func:`domain.fusion.parse_fusion`, as search does. A name
+    ending in :data:`NO_LEXICAL` fuses the lists without the lexical member's.
     """
     if method.endswith(NO_LEXICAL):
         inner = fusion_function(method.removesuffix(NO_LEXICAL), weights, rrf_k, depth)
         return lambda lists: inner({m: hits for m, hits in lists.items() if m != LEXICAL_MEMBER})
-    table: dict[str, Callable] = {
-        "rrf": lambda lists: rrf(lists, rrf_k),
-        "weighted_rrf": lambda lists: weighted_rrf(lists, weights, rrf_k),
-        "combsum": combsum,
-        "combmnz": combmnz,
-        "borda": lambda lists: borda(lists, depth),
-    }
-    if method.startswith("single:"):
-        member = method.split(":", 1)[1]
-        return lambda lists: single(lists, member)
-    if method not in table:
-        raise ValueError(f"unknown fusion {method!r}; valid: {list(table)} or single:<member>")
-    return table[method]
+    chosen = parse_fusion(method, list(weights), k=rrf_k, weights=weights)
+    return lambda lists: chosen.fuse(lists, depth)
 
 
 def fused_rows(hits: Sequence[FusedHit], limit: int) -> np.ndarray:

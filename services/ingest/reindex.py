@@ -22,10 +22,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from domain.catalog import Product, catalog_table, iter_catalog
 from domain.payload import REBUILD_SEPARATOR, RESERVED_FIELDS
 from services.ingest.core import IngestCore, IngestSummary, payload_indexes
-from services.ingest.items import Product
-from services.ingest.loader import catalog_table, iter_catalog
 from services.storage.port import StoredPoint
 
 log = logging.getLogger("vitrine.ingest.reindex")

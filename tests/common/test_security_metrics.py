@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
 
 import grpc
@@ -82,6 +83,21 @@ async def test_tls_and_mutual_tls_round_trip(core, tmp_path):
         await server.stop(0)
 
 
+async def scrape_until(metrics_port: int, wanted: str, timeout_s: float = 10.0) -> str:
+    """Scrape /metrics off the event loop until ``wanted`` shows up (or the timeout passes).
+
+    The server counts an aborted RPC in the interceptor's ``finally``, which can run just after the
+    client already holds the error status; a blocking scrape on the event loop would starve it.
+    """
+    url = f"http://127.0.0.1:{metrics_port}/metrics"
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read().decode())
+        if wanted in body or asyncio.get_running_loop().time() > deadline:
+            return body
+        await asyncio.sleep(0.05)
+
+
 async def test_metrics_count_requests_by_code(core):
     metrics_port = free_port()
     server, port = await start(core, ServerConfig(port=0, metrics_port=metrics_port))
@@ -91,7 +107,7 @@ async def test_metrics_count_requests_by_code(core):
             await stub.EmbedTexts(embedder_pb2.EmbedTextsRequest(texts=["a", "b"]))
             with pytest.raises(grpc.aio.AioRpcError):
                 await stub.EmbedTexts(embedder_pb2.EmbedTextsRequest(texts=[""]))
-        body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        body = await scrape_until(metrics_port, 'code="INVALID_ARGUMENT",method="EmbedTexts"')
     finally:
         await server.stop(0)
     assert 'vitrine_rpc_requests_total{code="OK",method="EmbedTexts",service="vitrine.v1.Embedder"}' in body

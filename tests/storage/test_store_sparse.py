@@ -31,7 +31,10 @@ def points() -> list[Point]:
     return [
         Point(
             id=f"p{i}",
-            vectors={"m1": rng.standard_normal(8).astype(np.float32), LEXICAL_MEMBER: SPEC.document(name, {})},
+            vectors={
+                "m1": rng.standard_normal(8).astype(np.float32),
+                LEXICAL_MEMBER: SPEC.document(name, {}),
+            },
             payload={"text": name},
         )
         for i, name in enumerate(NAMES)
