@@ -23,8 +23,8 @@ Ranking = tuple[list[np.ndarray], list[np.ndarray]]
 
 
 def product_text(product: Product) -> str:
-    """What ingest stores as a Fashion product's text: its display name."""
-    return product.productDisplayName
+    """What ingest stores as a product's text (a Fashion product's display name)."""
+    return product.text
 
 
 @dataclass
@@ -54,7 +54,7 @@ class LexicalIndex:
 def fitted_spec(products: Sequence[Product], weight: float = 1.0) -> LexicalSpec:
     """A spec whose ``avg_len`` is the mean document length of ``products``."""
     base = LexicalSpec(weight=weight)
-    texts = [document_text(product_text(p), p.metadata(), base.fields) for p in products]
+    texts = [document_text(product_text(p), p.attributes, base.fields) for p in products]
     return LexicalSpec(weight=weight, k1=base.k1, b=base.b, avg_len=average_length(texts), fields=base.fields)
 
 
@@ -63,7 +63,7 @@ def build_index(products: Sequence[Product], spec: LexicalSpec) -> LexicalIndex:
     columns: dict[int, int] = {}
     data, row_ids, col_ids = [], [], []
     for row, product in enumerate(products):
-        vector = spec.document(product_text(product), product.metadata())
+        vector = spec.document(product_text(product), product.attributes)
         for index, value in zip(vector.indices, vector.values, strict=True):
             col_ids.append(columns.setdefault(index, len(columns)))
             row_ids.append(row)

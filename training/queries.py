@@ -112,7 +112,7 @@ NOT_BRANDS = frozenset({"men", "women", "boys", "girls", "unisex", "kids", "the"
 
 def brand_of(product: Product) -> str:
     """The brand as product names spell it: the name's first word (empty when it is no word)."""
-    words = product.productDisplayName.split()
+    words = product.text.split()
     first = words[0] if words else ""
     return first if len(first) >= 2 and first.isalpha() and first.lower() not in NOT_BRANDS else ""
 
@@ -124,12 +124,12 @@ def brand_queries(
 
     The ``max_queries`` pairs with the most items are kept (ties by name).
     """
-    pairs = Counter((brand_of(p), p.articleType) for p in gallery)
+    pairs = Counter((brand_of(p), p.value("articleType")) for p in gallery)
     kept = sorted(
         ((b, t) for (b, t), n in pairs.items() if b and n >= min_items), key=lambda bt: (-pairs[bt], bt)
     )[:max_queries]
     brands = np.array([brand_of(p) for p in gallery])
-    types = np.array([p.articleType for p in gallery])
+    types = np.array([p.value("articleType") for p in gallery])
     texts = [f"{b} {t}" for b, t in kept]
     relevant = [(brands == b) & (types == t) for b, t in kept]
     return QuerySet(BRAND_SET, texts, relevant), texts

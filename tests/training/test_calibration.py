@@ -26,7 +26,7 @@ TYPES = ["Tshirts", "Sports Shoes", "Sports Shoes", "Watches", "Tshirts"]
 
 def products() -> list[Product]:
     return [
-        Product(str(i), "Men", "Apparel", "Topwear", t, productDisplayName=n)
+        Product(str(i), text=n, attributes={"gender": "Men", "articleType": t})
         for i, (n, t) in enumerate(zip(NAMES, TYPES, strict=True))
     ]
 
@@ -39,9 +39,7 @@ def test_offline_bm25_equals_the_store(tmp_path):
     store.upsert(
         "c",
         [
-            Point(
-                p.id, {"d": [1.0, 0.0], LEXICAL_MEMBER: spec.document(p.productDisplayName, p.metadata())}, {}
-            )
+            Point(p.id, {"d": [1.0, 0.0], LEXICAL_MEMBER: spec.document(p.text, p.attributes)}, {})
             for p in products()
         ],
     )
