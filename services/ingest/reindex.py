@@ -79,7 +79,11 @@ async def reindex(core: IngestCore, source_dir: str = "") -> ReindexResult:
         if old is not None and core.owns(old):
             dest = f"{core.canonical}{REBUILD_SEPARATOR}{time.strftime('%Y%m%d%H%M%S')}"
             await asyncio.to_thread(
-                core.store.ensure_collection, dest, core.vectors, payload_indexes(core.bundle)
+                core.store.ensure_collection,
+                dest,
+                core.vectors,
+                payload_indexes(core.bundle, core.schema),
+                core.sparse_vectors,
             )
             core.mirror = dest
         else:

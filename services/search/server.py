@@ -65,6 +65,7 @@ def search_options(request: search_pb2.SearchRequest | search_pb2.MoreLikeThisRe
         explain=request.explain,
         min_score=request.min_score,
         conditions=wire_conditions(request.conditions),
+        min_relevance=request.min_relevance,
         **ranking,
     )
 
@@ -95,6 +96,7 @@ def to_hit(hit: model.ResultHit) -> search_pb2.Hit:
             for c in hit.members
         ],
         matched_members=hit.matched_members,
+        relevance=hit.relevance,
     )
 
 
@@ -106,6 +108,9 @@ def to_response(result: model.SearchResult) -> search_pb2.SearchResponse:
         missing_members=result.missing_members,
         fusion=result.fusion,
         collection=result.collection,
+        no_good_match=result.no_good_match,
+        skipped_members=dict(result.skipped_members),
+        relevance_threshold=result.relevance_threshold,
     )
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import qdrant_edge as qe
 
+from domain.lexical import SparseVector
 from services.storage.checks import (
     VectorSpecs,
     as_vector,
@@ -30,11 +31,14 @@ from services.storage.checks import (
     in_key_order,
     last_wins,
     payload_of,
+    sparse_parts,
     stored_point,
     unique,
+    wanted_spec,
 )
 from services.storage.edge_filters import edge_filter, payload_selector
 from services.storage.port import (
+    SPARSE,
     CollectionNotFound,
     FacetCount,
     FieldNotIndexed,
@@ -45,6 +49,7 @@ from services.storage.port import (
     ScoredPoint,
     StoredPoint,
     StoreError,
+    Vector,
     VectorStore,
     index_types,
     point_id,
@@ -64,6 +69,13 @@ INDEX_SCHEMAS = {
     "text": qe.PayloadSchemaType.Text,
 }
 FACET_FETCH_LIMIT = 10_000  # values asked of the store before ordering and cutting to the limit
+
+
+def edge_vector(values: Vector, where: str) -> list[float] | qe.SparseVector:
+    """A dense member's values as a float list, a sparse member's as Edge's SparseVector."""
+    if isinstance(values, SparseVector):
+        return qe.SparseVector(*sparse_parts(values, where))
+    return as_vector(values)
 
 
 @contextlib.contextmanager
@@ -136,19 +148,23 @@ class EdgeStore(VectorStore):
 
     def _read_vector_spec(self, collection: str) -> dict[str, int]:
         config = json.loads((self._shard_dir(collection) / EDGE_CONFIG_FILE).read_text())
-        return {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
+        dense = {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
+        return dense | dict.fromkeys(config.get("sparse_vectors") or {}, SPARSE)
 
     # -- port ---------------------------------------------------------------------------------
 
     def ensure_collection(
-        self, name: str, vectors: Mapping[str, int], payload_indexes: PayloadIndexes = ()
+        self,
+        name: str,
+        vectors: Mapping[str, int],
+        payload_indexes: PayloadIndexes = (),
+        sparse_vectors: Sequence[str] = (),
     ) -> None:
-        """Create the shard (cosine named vectors) if missing; add missing payload indexes."""
+        """Create the shard (cosine named vectors, IDF sparse vectors) if missing; add missing
+        payload indexes."""
         check_name(name)
         indexes = index_types(payload_indexes)
-        wanted = {member: int(dim) for member, dim in vectors.items()}
-        if not wanted:
-            raise ValueError(f"collection {name!r}: at least one named vector is needed")
+        wanted = wanted_spec(name, vectors, sparse_vectors)
         with self._lock:
             if name in self._aliases:
                 raise ValueError(f"{name!r} is an alias (of {self._aliases[name]!r}), not a collection")
@@ -160,10 +176,18 @@ class EdgeStore(VectorStore):
                 _, shard = self._shard(name)
             else:
                 params = {
-                    m: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine) for m, d in wanted.items()
+                    m: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine)
+                    for m, d in wanted.items()
+                    if d != SPARSE
                 }
+                sparse = {
+                    m: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)
+                    for m, d in wanted.items()
+                    if d == SPARSE
+                }
+                config = qe.EdgeConfig(vectors=params, sparse_vectors=sparse or None)
                 with edge_errors(f"create {directory}"):
-                    shard = qe.EdgeShard.create(str(directory), qe.EdgeConfig(vectors=params))
+                    shard = qe.EdgeShard.create(str(directory), config)
                 self._shards[name] = shard
             with edge_errors(f"index {name}"):
                 present = set(shard.info().payload_schema)
@@ -180,7 +204,9 @@ class EdgeStore(VectorStore):
         edge_points = []
         for point in last_wins(points):
             self._specs.check(target, point.vectors, f"point {point.id!r}")
-            vectors = {member: as_vector(values) for member, values in point.vectors.items()}
+            vectors = {
+                member: edge_vector(values, f"point {point.id!r}") for member, values in point.vectors.items()
+            }
             edge_points.append(qe.Point(point_id(point.id), vectors, payload_of(point)))
         with edge_errors(f"upsert into {target}"):
             shard.update(qe.UpdateOperation.upsert_points(edge_points))
@@ -240,7 +266,7 @@ class EdgeStore(VectorStore):
             requests.append(
                 qe.QueryRequest(
                     limit=q.limit,
-                    query=qe.Query.Nearest(as_vector(q.vector), using=q.member),
+                    query=qe.Query.Nearest(edge_vector(q.vector, q.member), using=q.member),
                     filter=flt,
                     with_payload=payload,
                 )
@@ -267,7 +293,9 @@ class EdgeStore(VectorStore):
         for q in checked_queries(self._specs, target, queries):
             prefetches.append(
                 qe.Prefetch(
-                    limit=q.limit, query=qe.Query.Nearest(as_vector(q.vector), using=q.member), filter=flt
+                    limit=q.limit,
+                    query=qe.Query.Nearest(edge_vector(q.vector, q.member), using=q.member),
+                    filter=flt,
                 )
             )
         if limit <= 0:

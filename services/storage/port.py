@@ -1,6 +1,8 @@
 """The one storage interface that ingest and search use; adapters live beside it.
 
-Collections hold one named vector per ensemble member (cosine distance). Point ids are
+Collections hold one named vector per ensemble member (cosine distance) and, for a lexical
+member, a named sparse vector scored by dot product with the store's IDF modifier
+(:class:`domain.lexical.SparseVector` in points and queries). Point ids are
 ``uuid5(POINT_NAMESPACE, product_id)`` so upserts are idempotent; the product id is kept in
 the payload under ``id``. Filters are ``{field: (value, ...)}``: a point matches when, for every
 field, its payload value equals one of the listed values.
@@ -15,9 +17,15 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from domain.lexical import SparseVector
+
 POINT_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e0a-9c3f-7a1b2c3d4e5f")
 
 Scalar = str | int | float
+Vector = Sequence[float] | SparseVector
+"""A dense member's values, or a sparse member's :class:`SparseVector`."""
+SPARSE = 0
+"""The size a collection's vector spec gives a sparse vector (``{name: dim or SPARSE}``)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,7 @@ class Point:
     """A product to write: ``id`` is the product id (the adapter sets ``payload['id']`` to it)."""
 
     id: str
-    vectors: Mapping[str, Sequence[float]]
+    vectors: Mapping[str, Vector]
     payload: Mapping[str, Any]
 
 
@@ -125,16 +133,16 @@ class StoredPoint:
 
     id: str
     payload: Mapping[str, Any]
-    vectors: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    vectors: Mapping[str, Vector] = field(default_factory=dict)
     key: str = ""  # the store's point id
 
 
 @dataclass(frozen=True)
 class MemberQuery:
-    """Nearest-neighbour query against one member's named vector."""
+    """Nearest-neighbour query against one member's named vector (a sparse one: a SparseVector)."""
 
     member: str
-    vector: Sequence[float]
+    vector: Vector
     limit: int
 
 
@@ -173,12 +181,17 @@ class VectorStore(abc.ABC):
 
     @abc.abstractmethod
     def ensure_collection(
-        self, name: str, vectors: Mapping[str, int], payload_indexes: PayloadIndexes = ()
+        self,
+        name: str,
+        vectors: Mapping[str, int],
+        payload_indexes: PayloadIndexes = (),
+        sparse_vectors: Sequence[str] = (),
     ) -> None:
-        """Create ``name`` with one cosine named vector per member (name -> dim) if missing.
+        """Create ``name`` with one cosine named vector per member (name -> dim) if missing, and one
+        sparse vector (IDF modifier) per name of ``sparse_vectors``.
 
-        An existing collection must have the same vectors (else :class:`StoreError`); missing
-        payload indexes are added.
+        An existing collection must have the same vectors, dense and sparse (else
+        :class:`StoreError`); missing payload indexes are added.
         """
 
     @abc.abstractmethod

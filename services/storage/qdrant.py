@@ -18,6 +18,7 @@ import grpc
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
+from domain.lexical import SparseVector
 from services.common.config import StoreConfig
 from services.storage.checks import (
     VectorSpecs,
@@ -27,11 +28,14 @@ from services.storage.checks import (
     in_key_order,
     last_wins,
     payload_of,
+    sparse_parts,
     stored_point,
     unique,
+    wanted_spec,
 )
 from services.storage.port import (
     FACET_INDEX_TYPES,
+    SPARSE,
     CollectionNotFound,
     FacetCount,
     FieldNotIndexed,
@@ -42,6 +46,7 @@ from services.storage.port import (
     ScoredPoint,
     StoredPoint,
     StoreError,
+    Vector,
     VectorStore,
     index_types,
     point_id,
@@ -60,6 +65,14 @@ INDEX_SCHEMAS = {
     "datetime": models.PayloadSchemaType.DATETIME,
     "text": models.PayloadSchemaType.TEXT,
 }
+
+
+def client_vector(values: Vector, where: str) -> list[float] | models.SparseVector:
+    """A dense member's values as a float list, a sparse member's as qdrant-client's SparseVector."""
+    if isinstance(values, SparseVector):
+        indices, weights = sparse_parts(values, where)
+        return models.SparseVector(indices=indices, values=weights)
+    return as_vector(values)
 
 
 def make_client(cfg: StoreConfig) -> tuple[QdrantClient, bool]:
@@ -150,19 +163,23 @@ class QdrantStore(VectorStore):
     def _read_vector_spec(self, collection: str) -> dict[str, int]:
         with self._call(f"describe {collection}"):
             vectors = self.client.get_collection(collection).config.params.vectors
+            sparse = self.client.get_collection(collection).config.params.sparse_vectors or {}
         if not isinstance(vectors, Mapping):
             raise StoreError(f"collection {collection!r} has an unnamed vector; vitrine needs named vectors")
-        return {name: int(params.size) for name, params in vectors.items()}
+        return {name: int(params.size) for name, params in vectors.items()} | dict.fromkeys(sparse, SPARSE)
 
     def ensure_collection(
-        self, name: str, vectors: Mapping[str, int], payload_indexes: PayloadIndexes = ()
+        self,
+        name: str,
+        vectors: Mapping[str, int],
+        payload_indexes: PayloadIndexes = (),
+        sparse_vectors: Sequence[str] = (),
     ) -> None:
-        """Create with cosine named vectors, shards and replication factor if missing; add indexes."""
+        """Create with cosine named vectors, IDF sparse vectors, shards and replication factor if
+        missing; add indexes."""
         check_name(name)
         indexes = index_types(payload_indexes)
-        wanted = {member: int(dim) for member, dim in vectors.items()}
-        if not wanted:
-            raise ValueError(f"collection {name!r}: at least one named vector is needed")
+        wanted = wanted_spec(name, vectors, sparse_vectors)
         target = self.resolve_alias(name)
         if target is not None:
             raise ValueError(f"{name!r} is an alias (of {target!r}), not a collection")
@@ -170,11 +187,19 @@ class QdrantStore(VectorStore):
             exists = self.client.collection_exists(name)
             if not exists:
                 params = {
-                    m: models.VectorParams(size=d, distance=models.Distance.COSINE) for m, d in wanted.items()
+                    m: models.VectorParams(size=d, distance=models.Distance.COSINE)
+                    for m, d in wanted.items()
+                    if d != SPARSE
+                }
+                sparse = {
+                    m: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                    for m, d in wanted.items()
+                    if d == SPARSE
                 }
                 self.client.create_collection(
                     name,
                     vectors_config=params,
+                    sparse_vectors_config=sparse or None,
                     shard_number=self.shards,
                     replication_factor=self.replication_factor,
                 )
@@ -199,7 +224,10 @@ class QdrantStore(VectorStore):
         structs = []
         for point in last_wins(points):
             self._specs.check(collection, point.vectors, f"point {point.id!r}")
-            vectors = {member: as_vector(values) for member, values in point.vectors.items()}
+            vectors = {
+                member: client_vector(values, f"point {point.id!r}")
+                for member, values in point.vectors.items()
+            }
             structs.append(
                 models.PointStruct(id=point_id(point.id), vector=vectors, payload=payload_of(point))
             )
@@ -263,7 +291,11 @@ class QdrantStore(VectorStore):
         for q in checked_queries(self._specs, collection, queries):
             requests.append(
                 models.QueryRequest(
-                    query=as_vector(q.vector), using=q.member, filter=flt, limit=q.limit, with_payload=payload
+                    query=client_vector(q.vector, q.member),
+                    using=q.member,
+                    filter=flt,
+                    limit=q.limit,
+                    with_payload=payload,
                 )
             )
         with self._call(f"query {collection}"):
@@ -289,7 +321,9 @@ class QdrantStore(VectorStore):
             raise ValueError(f"limit must be > 0, got {limit}")
         flt = qdrant_filter(filters)
         prefetch = [
-            models.Prefetch(query=as_vector(q.vector), using=q.member, filter=flt, limit=q.limit)
+            models.Prefetch(
+                query=client_vector(q.vector, q.member), using=q.member, filter=flt, limit=q.limit
+            )
             for q in checked_queries(self._specs, collection, queries)
         ]
         with self._call(f"query {collection}"):
