@@ -15,10 +15,12 @@ from tqdm import tqdm
 
 from bench.common import summary_ms
 from domain.bundle import Bundle, FusionSpec, MemberSpec
+from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import SearchConfig
 from services.common.embed_client import MemberVectors
 from services.search.core import SearchCore
 from services.search.model import SearchOptions
+from services.storage.filters import WireCondition
 from services.storage.port import VectorStore
 
 MEMBER_WEIGHTS = {"m1": 1.0, "m2": 3.0, "m3": 1.0}  # as in the default bundle (weighted_rrf)
@@ -29,6 +31,22 @@ VARIANTS: dict[str, SearchOptions] = {
     "combsum": SearchOptions(top_k=10, fusion="combsum"),
     "rrf+cluster_rerank": SearchOptions(top_k=10, fusion="rrf", cluster_rerank=True),
     "rrf+filter": SearchOptions(top_k=10, fusion="rrf", filters={"gender": "Women"}),
+}
+
+# The Fashion fields plus a shop's own (bench/vectors.py stores brand and price with their indexes).
+BENCH_SCHEMA = CatalogSchema({**FASHION_SCHEMA.fields, "brand": "keyword", "price": "float"}, source="bench")
+SHOP_BRANDS = ("Nike", "Adidas")
+SHOP_PRICE = (20.0, 80.0)
+# Unfiltered vs a keyword filter vs keyword + price range, run in turn on every query (paired_latency).
+SHOP_FILTERS: dict[str, SearchOptions] = {
+    "unfiltered": SearchOptions(top_k=10, fusion="rrf"),
+    "brand": SearchOptions(top_k=10, fusion="rrf", filters={"brand": "|".join(SHOP_BRANDS)}),
+    "brand+price": SearchOptions(
+        top_k=10,
+        fusion="rrf",
+        filters={"brand": "|".join(SHOP_BRANDS)},
+        conditions=[WireCondition("price", gte=SHOP_PRICE[0], lte=SHOP_PRICE[1])],
+    ),
 }
 
 
@@ -59,7 +77,9 @@ def vector_bundle(dims: Mapping[str, int]) -> Bundle:
 
 def search_core(store: VectorStore, collection: str, dims: Mapping[str, int]) -> SearchCore:
     """A search core with the default search settings over ``collection``."""
-    return SearchCore(SearchConfig(), store, vector_bundle(dims), VectorsOnly(), collection)
+    return SearchCore(
+        SearchConfig(), store, vector_bundle(dims), VectorsOnly(), collection, schema=BENCH_SCHEMA
+    )
 
 
 async def _latencies(
@@ -83,4 +103,28 @@ def fused_latency(
 ) -> dict[str, dict[str, float]]:
     """p50/p90/p99 of ``search_vectors`` per core; each query runs on every core before the next."""
     times = asyncio.run(_latencies(cores, queries, options))
+    return {name: summary_ms(values) for name, values in times.items()}
+
+
+async def _paired(
+    core: SearchCore, queries: Sequence[Mapping[str, np.ndarray]], variants: Mapping[str, SearchOptions]
+) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for options in variants.values():  # warm-up
+        await core.search_vectors(queries[0], options)
+    for query in tqdm(queries, desc="paired", unit="q", leave=False):
+        for name, options in variants.items():
+            begin = time.perf_counter()
+            result = await core.search_vectors(query, options)
+            times[name].append(time.perf_counter() - begin)
+            if result.partial or len(result.hits) < 1:
+                raise RuntimeError(f"{name}: partial or empty result, the figure would be wrong")
+    return times
+
+
+def paired_latency(
+    core: SearchCore, queries: Sequence[Mapping[str, np.ndarray]], variants: Mapping[str, SearchOptions]
+) -> dict[str, dict[str, float]]:
+    """p50/p90/p99 of ``search_vectors`` per variant on one core; each query runs every variant in turn."""
+    times = asyncio.run(_paired(core, queries, variants))
     return {name: summary_ms(values) for name, values in times.items()}

@@ -19,9 +19,9 @@ from typing import Any
 
 from bench.common import bench_bundle, describe_bundle, figure, finish, ratio
 from bench.live import bench_stack, catalog_items, ingest
+from domain.catalog import Product
 from services.common.channels import open_channel
 from services.common.config import load_config
-from services.ingest.items import Product
 from tests.support.stack import RunningStack
 from vitrine.v1 import embedder_pb2, embedder_pb2_grpc
 

@@ -10,9 +10,10 @@ from itertools import islice
 from pathlib import Path
 
 from bench.common import bench_catalog
+from domain.catalog import Product, iter_catalog
 from services.common.channels import open_channel
-from services.ingest.items import Product
-from services.ingest.loader import LoadReport, iter_catalog, load_via_rpc, with_image_bytes
+from services.ingest.core import IngestSummary
+from services.ingest.loader import load_via_rpc, with_image_bytes
 from tests.support.stack import RunningStack, running_stack
 
 
@@ -42,7 +43,7 @@ def bench_stack(bundle: Path) -> Iterator[RunningStack]:
         yield stack
 
 
-async def ingest(stack: RunningStack, items: list[Product]) -> tuple[LoadReport, float]:
+async def ingest(stack: RunningStack, items: list[Product]) -> tuple[IngestSummary, float]:
     """Send ``items`` (with image bytes) through Ingest.Upsert in one stream; the report and seconds."""
     async with open_channel(stack.addr("ingest")) as channel:
         begin = time.perf_counter()

@@ -4,8 +4,9 @@ Each member has its own random unit centroids; an item picks one centroid per me
 id under that member) and its vector is ``normalize(centroid + noise)`` with noise as large as
 the centroid (cosine to its centroid about 0.7), so the data is clustered like real embeddings
 rather than uniform on the sphere. Payloads carry the filterable attributes ingest stores
-(``gender``, ``articleType``, ``baseColour``) and ``cluster.<member>``. Queries are noisy copies
-of stored items, so every query has true neighbours.
+(``gender``, ``articleType``, ``baseColour``), two fields of a shop's own schema (``brand`` keyword,
+``price`` float; drawn from a second generator, so the other draws stay as they were) and
+``cluster.<member>``. Queries are noisy copies of stored items, so every query has true neighbours.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ ARTICLE_TYPES = (
     "Socks", "Formal Shoes", "Perfume", "Jeans",
 )  # fmt: skip
 COLOURS = ("Black", "White", "Blue", "Brown", "Grey", "Red", "Green", "Pink", "Navy Blue", "Purple")
+BRANDS = ("Nike", "Adidas", "Puma", "Reebok", "Zara", "Levis", "Fossil", "Titan")
+PRICE_RANGE = (5.0, 200.0)  # uniform, two decimals
 CLUSTERS = 32
 UPSERT_BATCH = 256
 QUERY_LIMIT = 100  # what search asks each member for a first page (search.min_candidates)
@@ -41,6 +44,8 @@ PAYLOAD_INDEXES = {
     "gender": "keyword",
     "articleType": "keyword",
     "baseColour": "keyword",
+    "brand": "keyword",
+    "price": "float",
     **{f"cluster.{m}": "integer" for m in MEMBERS},
 }
 
@@ -69,6 +74,8 @@ class Dataset:
     clusters: Mapping[str, np.ndarray]
     attributes: np.ndarray  # n x 3 indices into GENDERS, ARTICLE_TYPES, COLOURS
     seed: int
+    brands: np.ndarray  # n indices into BRANDS
+    prices: np.ndarray  # n floats within PRICE_RANGE
 
     @property
     def dims(self) -> dict[str, int]:
@@ -82,6 +89,8 @@ class Dataset:
             "gender": GENDERS[gender],
             "articleType": ARTICLE_TYPES[article],
             "baseColour": COLOURS[colour],
+            "brand": BRANDS[self.brands[i]],
+            "price": float(self.prices[i]),
             "cluster": {m: int(c[i]) for m, c in self.clusters.items()},
             "bundle_version": "bench",
         }
@@ -102,6 +111,11 @@ class Dataset:
                 wanted = [names[field].index(str(v)) for v in filters[field]]
                 keep &= np.isin(self.attributes[:, column], wanted)
         return int(keep.sum())
+
+    def shop_matches(self, brands: Sequence[str], low: float, high: float) -> int:
+        """How many items have one of ``brands`` and a price within ``[low, high]``."""
+        keep = np.isin(self.brands, [BRANDS.index(b) for b in brands])
+        return int((keep & (self.prices >= low) & (self.prices <= high)).sum())
 
     def queries(self, count: int, seed: int = 1) -> list[dict[str, np.ndarray]]:
         """``count`` queries ``{member: unit vector}``: noisy copies of random stored items."""
@@ -129,7 +143,10 @@ def make_dataset(n: int, dim: int, members: Sequence[str] = MEMBERS, seed: int =
     attributes = np.stack(
         [rng.integers(0, len(choices), size=n) for choices in (GENDERS, ARTICLE_TYPES, COLOURS)], axis=1
     )
-    return Dataset(n, dim, vectors, clusters, attributes, seed)
+    shop = np.random.default_rng(seed + 10_000)
+    brands = shop.integers(0, len(BRANDS), size=n)
+    prices = np.round(shop.uniform(*PRICE_RANGE, size=n), 2)
+    return Dataset(n, dim, vectors, clusters, attributes, seed, brands, prices)
 
 
 def load(store: VectorStore, collection: str, data: Dataset, label: str = "") -> float:

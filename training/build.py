@@ -19,7 +19,7 @@ from domain.members import make_tokenizer
 from training import distributed
 from training.config import TrainConfig
 from training.data.images import geometry_for
-from training.data.prepared import Prepared, prepare
+from training.data.prepared import TrainingData, prepare
 from training.ensemble import assign_clusters, kmeans_centroids, select_fusion, write_ensemble
 from training.retrieval import embed_images
 from training.suite import MemberView, make_suite, rank_member
@@ -29,7 +29,7 @@ log = logging.getLogger("vitrine.training.build")
 KMEANS_SAMPLE = 8000
 
 
-def member_view(run: MemberRun, data: Prepared) -> MemberView:
+def member_view(run: MemberRun, data: TrainingData) -> MemberView:
     """The evaluation view of a trained member."""
     return MemberView(
         run.name,
@@ -40,7 +40,7 @@ def member_view(run: MemberRun, data: Prepared) -> MemberView:
 
 
 def member_centroids(
-    view: MemberView, data: Prepared, k: int, device: torch.device, seed: int = 0
+    view: MemberView, data: TrainingData, k: int, device: torch.device, seed: int = 0
 ) -> np.ndarray:
     """k-means centroids over (a sample of) the member's training-image embeddings."""
     train = data.positions("train")

@@ -106,6 +106,10 @@ def _build(args: argparse.Namespace, cfg: TrainConfig) -> int:
     )
     if bundle is None:  # not rank 0: rank 0 writes the bundle
         return 0
+    from training.calibrate import calibrate_bundle  # the lexical member and relevance, fitted on val
+    from training.train import select_device
+
+    calibrate_bundle(args.out, data, select_device(cfg.device))
     report = json.loads((args.out / "eval.json").read_text())
     log.info(
         "done in %.0f s: members %s, fusion %s, admitted %s",

@@ -21,15 +21,19 @@ import numpy as np
 import torch
 
 from domain.bundle import Bundle, load_bundle
+from domain.calibration import load_calibration
 from domain.catalog import Catalog, load_fashion, load_inshop
+from domain.lexical import ensemble_members, ensemble_weights, lexical_spec
 from domain.members import load_member
 from domain.preprocess import split_transform
+from training.calibration import calibration_report, collect_pairs, probabilities, reliability_plot
 from training.data.images import decode_catalog
 from training.data.split import SPLITS, make_split, read_split
 from training.ensemble import assign_clusters
+from training.lexical import build_index, rank_lexical
 from training.queries import instance_queries
 from training.report import plot_report, print_report
-from training.retrieval import FUSED_METHODS, embed_images, top_k
+from training.retrieval import FUSED_METHODS, NO_LEXICAL, embed_images, top_k
 from training.suite import MemberView, Suite, make_suite, rank_member, score_suite, systems
 from training.train import select_device
 
@@ -57,8 +61,8 @@ def split_catalog(bundle: Bundle, catalog: Catalog, side: str) -> Catalog:
     return catalog.subset(split.positions(catalog, side))
 
 
-def evaluate_fashion(bundle: Bundle, catalog: Catalog, device: torch.device, args) -> dict:
-    """All systems on the text->image and image->image sets of one split side."""
+def evaluate_fashion(bundle: Bundle, catalog: Catalog, device: torch.device, args) -> tuple[dict, Suite]:
+    """All systems on the text->image and image->image sets of one split side (and the suite)."""
     views = load_views(bundle, catalog, device)
     suite = make_suite(
         catalog.products,
@@ -66,21 +70,29 @@ def evaluate_fashion(bundle: Bundle, catalog: Catalog, device: torch.device, arg
         min_items=args.min_items,
         image_queries_max=args.image_queries,
         depth=args.depth,
+        side=args.split,
     )
     for view in views:
         rank_member(suite, view, device)
-    return score_all(bundle, suite)
+    spec = lexical_spec(bundle.extra)
+    if spec is not None:
+        rank_lexical(suite.ranked_text_sets, build_index(catalog.products, spec), suite.depth)
+    return score_all(bundle, suite), suite
 
 
 def score_all(bundle: Bundle, suite: Suite) -> dict:
-    """Score singles and fusions (plain and cluster re-ranked) over a suite."""
+    """Score singles and fusions (plain and cluster re-ranked) over a suite; with a lexical member
+    also each fusion without it (``<method> -lexical``)."""
     centroids = bundle.load_centroids()
     clusters = {m: assign_clusters(suite.vectors[m], c) for m, c in centroids.items() if m in suite.vectors}
-    names = list(bundle.member_names)
+    names = list(ensemble_members(bundle))
+    weights = ensemble_weights(bundle)
     fused = list(FUSED_METHODS) if len(names) > 1 else []
-    plain = score_suite(suite, systems(names, fused), bundle.weights(), bundle.fusion.rrf_k, clusters)
+    if len(names) > len(bundle.member_names) and len(bundle.member_names) > 1:
+        fused += [f"{m}{NO_LEXICAL}" for m in FUSED_METHODS]
+    plain = score_suite(suite, systems(names, fused), weights, bundle.fusion.rrf_k, clusters)
     reranked = (
-        score_suite(suite, fused, bundle.weights(), bundle.fusion.rrf_k, clusters, rerank=True)
+        score_suite(suite, fused[: len(FUSED_METHODS)], weights, bundle.fusion.rrf_k, clusters, rerank=True)
         if clusters
         else {}
     )
@@ -89,6 +101,24 @@ def score_all(bundle: Bundle, suite: Suite) -> dict:
         for set_name, scores in sets.items():
             results.setdefault(set_name, {})[system] = scores
     return results
+
+
+def evaluate_calibration(bundle: Bundle, suite: Suite, plot: Path) -> dict | None:
+    """ECE and no-good-match rates of the bundle's calibration on the suite's first pages, and the
+    reliability plot; None when the bundle has no calibration."""
+    calibration = load_calibration(bundle.extra)
+    if calibration is None:
+        return None
+    from training.calibrate import fuser
+
+    pairs = collect_pairs(suite, fuser(bundle), bundle.member_names)
+    report = calibration_report(calibration, pairs)
+    probs, labels = probabilities(calibration, pairs), np.asarray(pairs.labels, dtype=np.float64)
+    reliability_plot(
+        probs, labels, plot, f"reliability on {len(labels)} first-page pairs, ECE {report['ece']:.3f}"
+    )
+    report["plot"] = plot.name
+    return report
 
 
 def evaluate_inshop(bundle: Bundle, folder: Path, device: torch.device, depth: int) -> dict:
@@ -140,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     if (args.data / "styles.csv").exists():
         catalog = split_catalog(bundle, load_fashion(args.data), args.split)
         report["split"], report["items"] = args.split, len(catalog)
-        report["fashion"] = evaluate_fashion(bundle, catalog, device, args)
+        report["fashion"], suite = evaluate_fashion(bundle, catalog, device, args)
+        out = args.out or args.bundle
+        out.mkdir(parents=True, exist_ok=True)
+        report["calibration"] = evaluate_calibration(bundle, suite, out / f"reliability-{args.split}.png")
     else:
         log.warning("no catalog at %s; skipping the Fashion Product Images evaluation", args.data)
     if args.inshop:

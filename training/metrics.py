@@ -41,3 +41,11 @@ def macro_micro(per_query: Mapping[str, float], weights: Mapping[str, int]) -> t
     values = np.array([per_query[q] for q in per_query])
     counts = np.array([weights[q] for q in per_query], dtype=np.float64)
     return float(values.mean()), float((values * counts).sum() / counts.sum())
+
+
+def precision_at_k(relevant: Sequence[bool] | np.ndarray, total_relevant: int, k: int = 10) -> float:
+    """Relevant hits among the first k over min(k, total_relevant): 1.0 when every slot that could
+    hold a relevant item does (a query with 5 relevant items scores 1.0 with all 5 in its top 10)."""
+    if total_relevant <= 0:
+        return 0.0
+    return float(np.asarray(relevant[:k], dtype=bool).sum() / min(k, total_relevant))

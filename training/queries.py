@@ -19,7 +19,7 @@ def category_queries(
     """One "a photo of {category}" query per category with >= ``min_items`` gallery items; returns (set, texts)."""
     if field not in CATEGORY_FIELDS:
         raise ValueError(f"unknown category field {field!r}; valid: {list(CATEGORY_FIELDS)}")
-    values = np.array([getattr(p, field) for p in gallery])
+    values = np.array([p.value(field) for p in gallery])
     counts = Counter(values.tolist())
     keys = sorted(c for c, n in counts.items() if n >= min_items)
     relevant = [values == c for c in keys]
@@ -59,7 +59,7 @@ def shopper_queries(
     queries: Sequence[tuple[str, tuple[str, ...]]] = SHOPPER_QUERIES,
 ) -> tuple[QuerySet, list[str]]:
     """The free-text shopper queries whose answers have >= ``min_items`` gallery items (relevant = articleType)."""
-    values = np.array([p.articleType for p in gallery])
+    values = np.array([p.value("articleType") for p in gallery])
     kept = [(text, types) for text, types in queries if np.isin(values, types).sum() >= min_items]
     relevant = [np.isin(values, types) for _, types in kept]
     return QuerySet(SHOPPER_SET, [t for t, _ in kept], relevant), [t for t, _ in kept]
@@ -72,7 +72,7 @@ def image_queries(
 
     Returns (query set, query rows in the gallery).
     """
-    values = np.array([getattr(p, field) for p in gallery])
+    values = np.array([p.value(field) for p in gallery])
     counts = Counter(values.tolist())
     eligible = np.array([i for i, v in enumerate(values) if counts[v] >= 2])
     rng = np.random.default_rng(seed)
@@ -104,3 +104,86 @@ def quick_text_map(
         for q in range(len(query_set.keys))
     ]
     return float(np.mean(values))
+
+
+BRAND_SET = "text->image brand queries"
+NOT_BRANDS = frozenset({"men", "women", "boys", "girls", "unisex", "kids", "the", "and"})
+
+
+def brand_of(product: Product) -> str:
+    """The brand as product names spell it: the name's first word (empty when it is no word)."""
+    words = product.text.split()
+    first = words[0] if words else ""
+    return first if len(first) >= 2 and first.isalpha() and first.lower() not in NOT_BRANDS else ""
+
+
+def brand_queries(
+    gallery: Sequence[Product], min_items: int = 5, max_queries: int = 300
+) -> tuple[QuerySet, list[str]]:
+    """ "{brand} {articleType}" for each pair with >= ``min_items`` gallery items (relevant = both).
+
+    The ``max_queries`` pairs with the most items are kept (ties by name).
+    """
+    pairs = Counter((brand_of(p), p.value("articleType")) for p in gallery)
+    kept = sorted(
+        ((b, t) for (b, t), n in pairs.items() if b and n >= min_items), key=lambda bt: (-pairs[bt], bt)
+    )[:max_queries]
+    brands = np.array([brand_of(p) for p in gallery])
+    types = np.array([p.value("articleType") for p in gallery])
+    texts = [f"{b} {t}" for b, t in kept]
+    relevant = [(brands == b) & (types == t) for b, t in kept]
+    return QuerySet(BRAND_SET, texts, relevant), texts
+
+
+OUT_OF_CATALOG_SET = "text->image out-of-catalog queries"
+# Things a fashion shop does not sell. Validation uses the even positions, test the odd ones, so
+# the no-good-match threshold is never chosen on the queries it is measured on.
+OUT_OF_CATALOG: tuple[str, ...] = (
+    "laptop charger",
+    "garden hose",
+    "usb cable",
+    "coffee maker",
+    "car tyre",
+    "dog food",
+    "printer ink",
+    "lawn mower",
+    "electric drill",
+    "microwave oven",
+    "office chair",
+    "air conditioner",
+    "toilet paper",
+    "frying pan",
+    "vacuum cleaner",
+    "bicycle pump",
+    "paint roller",
+    "washing machine",
+    "hdmi cable",
+    "light bulb",
+    "wifi router",
+    "garden shovel",
+    "fish tank",
+    "baby stroller",
+    "cat litter",
+    "engine oil",
+    "dishwasher tablets",
+    "rice cooker",
+    "water heater",
+    "ceiling fan",
+    "lawn fertilizer",
+    "guitar strings",
+    "chess board",
+    "cement bags",
+    "bathroom tiles",
+    "solar panel",
+    "car battery",
+    "graphics card",
+    "wooden dining table",
+    "kitchen sink",
+)
+
+
+def out_of_catalog_queries(side: str, gallery_size: int) -> tuple[QuerySet, list[str]]:
+    """The out-of-catalog queries of one side (``val``: even positions, else odd); nothing is relevant."""
+    texts = list(OUT_OF_CATALOG[0::2] if side == "val" else OUT_OF_CATALOG[1::2])
+    relevant = [np.zeros(gallery_size, dtype=bool) for _ in texts]
+    return QuerySet(OUT_OF_CATALOG_SET, texts, relevant), texts

@@ -18,11 +18,12 @@ def _rows(sets: dict) -> list[str]:
         lines.append(f"\n{set_name}")
         lines.append(
             f"  {'system':<24}{'mAP@10 macro':>13}{'micro':>8}{'R@1':>7}{'R@5':>7}{'R@10':>7}{'mAP':>7}"
+            f"{'P@10':>7}"
         )
         for system, s in by_system.items():
             lines.append(
                 f"  {system:<24}{s['macro']:>13.4f}{s['micro']:>8.4f}{s['recall@1']:>7.3f}"
-                f"{s['recall@5']:>7.3f}{s['recall@10']:>7.3f}{s['map']:>7.3f}"
+                f"{s['recall@5']:>7.3f}{s['recall@10']:>7.3f}{s['map']:>7.3f}{s.get('p@10', 0.0):>7.3f}"
             )
     return lines
 
@@ -52,6 +53,13 @@ def print_report(report: dict) -> None:
         if section in report:
             print(f"\n== {section} ({report.get('split', 'query/gallery')}) ==")
             print("\n".join(_rows(report[section])))
+    calibration = report.get("calibration")
+    if calibration:
+        rates = {k: round(v, 3) for k, v in calibration["no_good_match"].items() if v is not None}
+        print(
+            f"\ncalibration: ECE {calibration['ece']:.4f} on {calibration['pairs']} first-page pairs, "
+            f"threshold {calibration['threshold']:.3f}, no_good_match share {rates}"
+        )
     headline = report.get("fashion", {}).get(HEADLINE)
     if headline:
         singles = [s for s in headline if s.startswith("single:")]

@@ -14,12 +14,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from domain.fusion import FusedHit, RankedHit, borda, combmnz, combsum, rrf, single, weighted_rrf
+from domain.fusion import METHODS, FusedHit, RankedHit, parse_fusion
+from domain.lexical import LEXICAL_MEMBER
 from domain.rerank import cluster_rerank
 from training.data.images import Pixels
-from training.metrics import average_precision, average_precision_at_k, macro_micro, recall_at_k
+from training.metrics import (
+    average_precision,
+    average_precision_at_k,
+    macro_micro,
+    precision_at_k,
+    recall_at_k,
+)
 
-FUSED_METHODS = ("rrf", "weighted_rrf", "combsum", "combmnz", "borda")
+FUSED_METHODS = METHODS
+NO_LEXICAL = " -lexical"  # system name suffix: the same fusion over the dense members only
 
 
 @torch.inference_mode()
@@ -88,20 +96,16 @@ def ranked_lists(
 
 
 def fusion_function(method: str, weights: Mapping[str, float], rrf_k: float, depth: int) -> Callable:
-    """``lists -> fused hits`` for a method of ``FUSED_METHODS`` or ``single:<member>``."""
-    table: dict[str, Callable] = {
-        "rrf": lambda lists: rrf(lists, rrf_k),
-        "weighted_rrf": lambda lists: weighted_rrf(lists, weights, rrf_k),
-        "combsum": combsum,
-        "combmnz": combmnz,
-        "borda": lambda lists: borda(lists, depth),
-    }
-    if method.startswith("single:"):
-        member = method.split(":", 1)[1]
-        return lambda lists: single(lists, member)
-    if method not in table:
-        raise ValueError(f"unknown fusion {method!r}; valid: {list(table)} or single:<member>")
-    return table[method]
+    """``lists -> fused hits`` for a method of ``FUSED_METHODS`` or ``single:<member>`` (members: ``weights``' keys).
+
+    The method is parsed and applied by :func:`domain.fusion.parse_fusion`, as search does. A name
+    ending in :data:`NO_LEXICAL` fuses the lists without the lexical member's.
+    """
+    if method.endswith(NO_LEXICAL):
+        inner = fusion_function(method.removesuffix(NO_LEXICAL), weights, rrf_k, depth)
+        return lambda lists: inner({m: hits for m, hits in lists.items() if m != LEXICAL_MEMBER})
+    chosen = parse_fusion(method, list(weights), k=rrf_k, weights=weights)
+    return lambda lists: chosen.fuse(lists, depth)
 
 
 def fused_rows(hits: Sequence[FusedHit], limit: int) -> np.ndarray:
@@ -121,7 +125,7 @@ def score_system(
     totals = query_set.totals(excluded_self)
     per_query: dict[str, float] = {}
     recalls = {1: [], 5: [], 10: []}
-    full_ap = []
+    full_ap, precisions = [], []
     for q, key in enumerate(query_set.keys):
         lists = ranked_lists(query_set, q, clusters)
         hits = fuse(lists)
@@ -130,6 +134,7 @@ def score_system(
         relevant = query_set.relevant[q][fused_rows(hits, len(hits))]
         per_query[key] = average_precision_at_k(relevant, totals[q], k)
         full_ap.append(average_precision(relevant, totals[q]))
+        precisions.append(precision_at_k(relevant, totals[q], k))
         for r in recalls:
             recalls[r].append(recall_at_k(relevant, r))
     macro, micro = macro_micro(per_query, dict(zip(query_set.keys, totals, strict=True)))
@@ -139,4 +144,5 @@ def score_system(
         "per_query": per_query,
         **{f"recall@{r}": float(np.mean(v)) if v else 0.0 for r, v in recalls.items()},
         "map": float(np.mean(full_ap)) if full_ap else 0.0,
+        f"p@{k}": float(np.mean(precisions)) if precisions else 0.0,
     }

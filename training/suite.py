@@ -14,7 +14,13 @@ import torch
 
 from domain.catalog import Product
 from training.data.images import Pixels
-from training.queries import category_queries, image_queries, shopper_queries
+from training.queries import (
+    brand_queries,
+    category_queries,
+    image_queries,
+    out_of_catalog_queries,
+    shopper_queries,
+)
 from training.retrieval import (
     FUSED_METHODS,
     QuerySet,
@@ -38,13 +44,21 @@ class MemberView:
 
 @dataclass
 class Suite:
-    """Text->image sets (per category field, then shopper queries) and one image->image set over ``gallery``."""
+    """Text->image sets (per category field, shopper queries, brand queries) and one image->image
+    set over ``gallery``; ``out_of_catalog`` queries have nothing relevant (scored for no-good-match
+    only, never in the ranking tables)."""
 
     gallery: np.ndarray
     text_sets: list[tuple[QuerySet, list[str]]]
     image_set: tuple[QuerySet, np.ndarray]
     depth: int
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    out_of_catalog: tuple[QuerySet, list[str]] | None = None
+
+    @property
+    def ranked_text_sets(self) -> list[tuple[QuerySet, list[str]]]:
+        """Every text set members rank, the out-of-catalog one included."""
+        return self.text_sets + ([self.out_of_catalog] if self.out_of_catalog else [])
 
     @property
     def query_sets(self) -> list[QuerySet]:
@@ -59,12 +73,17 @@ def make_suite(
     min_items: int = 10,
     image_queries_max: int = 1000,
     depth: int = 100,
+    side: str = "",
 ) -> Suite:
-    """Query sets over the gallery positions of ``products``."""
+    """Query sets over the gallery positions of ``products``; with ``side`` (val/test) also brand
+    queries and that side's out-of-catalog queries."""
     items = [products[i] for i in gallery]
     text_sets = [category_queries(items, f, min_items) for f in fields]
     text_sets.append(shopper_queries(items, min_items))
-    return Suite(gallery, text_sets, image_queries(items, image_queries_max), depth)
+    if side:
+        text_sets.append(brand_queries(items))
+    ooc = out_of_catalog_queries(side, len(items)) if side else None
+    return Suite(gallery, text_sets, image_queries(items, image_queries_max), depth, out_of_catalog=ooc)
 
 
 def rank_member(suite: Suite, view: MemberView, device: torch.device) -> np.ndarray:
@@ -72,7 +91,7 @@ def rank_member(suite: Suite, view: MemberView, device: torch.device) -> np.ndar
     view.model.eval()
     gallery_vectors = embed_images(view.model, view.pixels, suite.gallery, device)
     suite.vectors[view.name] = gallery_vectors
-    for query_set, texts in suite.text_sets:
+    for query_set, texts in suite.ranked_text_sets:
         if texts:
             query_set.rankings[view.name] = top_k(
                 embed_texts(view.model, view.tokenizer, texts, device), gallery_vectors, suite.depth

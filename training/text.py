@@ -52,10 +52,10 @@ def build_caption_table(products: Sequence[Product], with_names: bool = True) ->
         return index[text]
 
     per_product = tuple(
-        np.array([intern(c) for c in captions(p, with_name=with_names)] or [intern(p.articleType)])
+        np.array([intern(c) for c in captions(p, with_name=with_names)] or [intern(p.value("articleType"))])
         for p in products
     )
-    values = sorted({getattr(p, f) for p in products for f in CATEGORY_FIELDS})
+    values = sorted({p.value(f) for p in products for f in CATEGORY_FIELDS})
     class_prompt = {v: intern(category_query(v)) for v in values}
     return CaptionTable(tuple(texts), per_product, class_prompt)
 

@@ -30,7 +30,7 @@ from domain.members import WEIGHTS_FILE, build_model, make_tokenizer, save_membe
 from training import distributed
 from training.config import PRECISIONS, MemberConfig
 from training.data.images import Pixels, augment, geometry_for
-from training.data.prepared import Prepared
+from training.data.prepared import TrainingData
 from training.losses import clip_loss, parse_loss, prompt_ce_loss, supcon_loss, triplet_loss
 from training.queries import category_queries, quick_text_map
 from training.retrieval import embed_images, embed_texts
@@ -141,7 +141,7 @@ def lr_lambda(warmup: int, total: int):
     return factor
 
 
-def _sampler(cfg: MemberConfig, data: Prepared, train: np.ndarray):
+def _sampler(cfg: MemberConfig, data: TrainingData, train: np.ndarray):
     if cfg.sampler == "pk":
         labels, _ = data.labels(cfg.label)
         p = min(cfg.pk[0], len(set(labels[train].tolist())))
@@ -165,7 +165,7 @@ def _aux_loss(
 
 
 def validate(
-    model: torch.nn.Module, tokenizer: Callable, data: Prepared, pixels: Pixels, device: torch.device
+    model: torch.nn.Module, tokenizer: Callable, data: TrainingData, pixels: Pixels, device: torch.device
 ) -> float:
     """Validation text->image macro mAP@10 by articleType."""
     val = data.positions("val")
@@ -208,7 +208,7 @@ def _resume(run_dir: Path, model, optimizer, scheduler, scaler) -> tuple[int, li
 
 def train_member(
     cfg: MemberConfig,
-    data: Prepared,
+    data: TrainingData,
     run_dir: Path,
     device: torch.device | None = None,
     precision: str = "auto",
@@ -312,7 +312,12 @@ class EpochLoop:
     """One epoch of a member's training steps on this rank's shard of each global batch."""
 
     def __init__(
-        self, cfg: MemberConfig, data: Prepared, pixels: Pixels, device: torch.device, amp: torch.dtype | None
+        self,
+        cfg: MemberConfig,
+        data: TrainingData,
+        pixels: Pixels,
+        device: torch.device,
+        amp: torch.dtype | None,
     ):
         self.cfg, self.data, self.pixels, self.device, self.amp = cfg, data, pixels, device, amp
         self.aux = parse_loss(cfg.loss)

@@ -10,14 +10,19 @@ its upstream is down and SERVING again when it returns, however it was started.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
 
+from services.common.config import IngestConfig, SearchConfig, ServerConfig, StoreConfig
+from services.common.embed_client import EmbedderClient
 from services.common.readiness import DependencyWatch, upstream_serving
-from services.common.server import GrpcServer
+from services.common.server import GrpcServer, ServiceBinding
+from services.storage.factory import open_store
+from services.storage.port import VectorStore
 
 log = logging.getLogger("vitrine.service")
 
@@ -87,4 +92,49 @@ class Service:
             await self.close()
 
 
-__all__ = ["Close", "Prepare", "Service"]
+def servicer_server(
+    cfg: ServerConfig, full_name: str, add_to_server: Callable[[Any, grpc.aio.Server], None], servicer: Any
+) -> GrpcServer:
+    """The gRPC server of a service that has one servicer (TLS, token and limits from ``cfg``)."""
+    return GrpcServer(cfg, [ServiceBinding(full_name, add_to_server, servicer)])
+
+
+def upstream_embedder(section: IngestConfig | SearchConfig, *, wait_for_ready: bool = True) -> EmbedderClient:
+    """The embedder client of a service: address, deadline, TLS and token from its config section."""
+    return EmbedderClient.connect(
+        section.embedder_addr,
+        section.rpc_timeout_s,
+        tls_ca=section.embedder_tls_ca,
+        auth_token=section.embedder_auth_token,
+        wait_for_ready=wait_for_ready,
+    )
+
+
+class ServiceStore:
+    """A service's vector store: the one it was given (its caller closes that), else its own.
+
+    Its own store is opened by :meth:`open` (in the service's start-up work) and closed by
+    :meth:`close` (one of the service's closers).
+    """
+
+    def __init__(self, cfg: StoreConfig, given: VectorStore | None = None) -> None:
+        self._cfg = cfg
+        self._given = given
+        self._own: VectorStore | None = None
+
+    async def open(self) -> VectorStore:
+        """The given store, else the service's own (opened on the first call)."""
+        if self._given is not None:
+            return self._given
+        if self._own is None:
+            self._own = await asyncio.to_thread(open_store, self._cfg)
+        return self._own
+
+    async def close(self) -> None:
+        """Close the service's own store, if it opened one; safe to call more than once."""
+        own, self._own = self._own, None
+        if own is not None:
+            await asyncio.to_thread(own.close)
+
+
+__all__ = ["Close", "Prepare", "Service", "ServiceStore", "servicer_server", "upstream_embedder"]

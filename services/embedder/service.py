@@ -6,8 +6,7 @@ import asyncio
 from typing import Any
 
 from services.common.config import VitrineConfig
-from services.common.server import GrpcServer, ServiceBinding
-from services.common.service import Service
+from services.common.service import Service, servicer_server
 from services.embedder.core import EmbedderCore
 from services.embedder.encoder import EnsembleEncoder
 from services.embedder.server import SERVICE_NAME, EmbedderServicer
@@ -17,10 +16,8 @@ from vitrine.v1 import embedder_pb2_grpc
 def build(cfg: VitrineConfig) -> Service:
     """The embedder service: SERVING once the bundle's models are loaded (it has no upstream)."""
     servicer = EmbedderServicer()
-    server = GrpcServer(
-        cfg.embedder_server,
-        [ServiceBinding(SERVICE_NAME, embedder_pb2_grpc.add_EmbedderServicer_to_server, servicer)],
-    )
+    add = embedder_pb2_grpc.add_EmbedderServicer_to_server
+    server = servicer_server(cfg.embedder_server, SERVICE_NAME, add, servicer)
 
     async def prepare() -> dict[str, Any]:
         encoder = await asyncio.to_thread(EnsembleEncoder.load, cfg.embedder)

@@ -20,6 +20,7 @@ import numpy as np
 from prometheus_client import Counter
 
 from domain.bundle import Bundle
+from domain.lexical import LEXICAL_MEMBER, lexical_spec
 from domain.payload import BUNDLE_VERSION_FIELD, CLUSTER_FIELD, NO_CLUSTER, collection_name, holds_version
 from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import IngestConfig
@@ -136,6 +137,8 @@ class IngestCore:
         self.image_root = Path(cfg.allowed_image_root).resolve()
         self.centroids = bundle.load_centroids()
         self.vectors = {m.name: m.dim for m in bundle.members}
+        self.lexical = lexical_spec(bundle.extra)  # None: the bundle has no lexical member
+        self.sparse_vectors = (LEXICAL_MEMBER,) if self.lexical is not None else ()
         self.canonical = collection_name(catalog, bundle.name, bundle.version)
         self.collection = self.canonical
         self.mirror: str | None = None  # a same-version rebuild in progress also receives new writes
@@ -158,7 +161,9 @@ class IngestCore:
         """
         current = self.store.resolve_alias(self.catalog)
         self.collection = current if self.owns(current) else self.canonical
-        self.store.ensure_collection(self.collection, self.vectors, payload_indexes(self.bundle, self.schema))
+        self.store.ensure_collection(
+            self.collection, self.vectors, payload_indexes(self.bundle, self.schema), self.sparse_vectors
+        )
         if current is None:
             self.store.swap_alias(self.catalog, self.collection)
         return self.collection
@@ -293,6 +298,8 @@ class IngestCore:
             }
             if product.image_uri:
                 payload["image_uri"] = product.image_uri
+            if self.lexical is not None:
+                vectors = {**vectors, LEXICAL_MEMBER: self.lexical.document(product.text, item.attributes)}
             points.append(Point(id=product.id, vectors=vectors, payload=payload))
         return points
 

@@ -1,4 +1,4 @@
-"""Products as ingest sees them, and the per-item checks that run before anything is embedded.
+"""The per-item checks that run before a product (:class:`domain.catalog.Product`) is embedded.
 
 Every check raises :class:`ItemRejected` with a gRPC status code name and a message naming the
 field, so the stream can report the item and go on with the next one.
@@ -12,13 +12,12 @@ import unicodedata
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 from PIL import Image
 
+from domain.catalog import Product
 from domain.payload import RESERVED_FIELDS
 from services.common.config import IngestConfig
 
@@ -29,17 +28,6 @@ MAX_ATTRIBUTES = 64
 MAX_ATTRIBUTE_CHARS = 1000
 _ALLOWED_CONTROL = {"\t", "\n", "\r"}
 URI_SCHEMES = ("file", "http", "https")
-
-
-@dataclass(frozen=True)
-class Product:
-    """One catalog item: encoded image bytes or an image_uri, title text and string attributes."""
-
-    id: str
-    image: bytes = b""
-    image_uri: str = ""
-    text: str = ""
-    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 class ItemRejected(Exception):

@@ -22,10 +22,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from domain.catalog import Product, catalog_table, iter_catalog
 from domain.payload import REBUILD_SEPARATOR, RESERVED_FIELDS
 from services.ingest.core import IngestCore, IngestSummary, payload_indexes
-from services.ingest.items import Product
-from services.ingest.loader import catalog_table, iter_catalog
 from services.storage.port import StoredPoint
 
 log = logging.getLogger("vitrine.ingest.reindex")
@@ -80,7 +79,11 @@ async def reindex(core: IngestCore, source_dir: str = "") -> ReindexResult:
         if old is not None and core.owns(old):
             dest = f"{core.canonical}{REBUILD_SEPARATOR}{time.strftime('%Y%m%d%H%M%S')}"
             await asyncio.to_thread(
-                core.store.ensure_collection, dest, core.vectors, payload_indexes(core.bundle)
+                core.store.ensure_collection,
+                dest,
+                core.vectors,
+                payload_indexes(core.bundle, core.schema),
+                core.sparse_vectors,
             )
             core.mirror = dest
         else:

@@ -1,20 +1,24 @@
-"""gRPC adapter for the ingest core: parse, call, map errors to status codes."""
+"""gRPC adapter for the ingest core: parse, call, map errors to status codes (a bug: INTERNAL, logged)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import grpc
 
+from domain.catalog import Product
+from services.common.conditions import wire_conditions
 from services.common.embed_client import EmbedderTimeout, EmbedderUnavailable
+from services.common.status import call_core
 from services.ingest.core import EmbedderMismatch, IngestCore, IngestSummary
-from services.ingest.items import Product
 from services.ingest.reindex import ReindexIncomplete, ReindexRefused, reindex
-from services.storage.filters import WireCondition
+from services.ingest.wire import from_proto
 from services.storage.port import CollectionNotFound, StoreError
 from vitrine.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc
 
+log = logging.getLogger("vitrine.ingest")
 SERVICE_NAME = ingest_pb2.DESCRIPTOR.services_by_name["Ingest"].full_name
 T = TypeVar("T")
 
@@ -29,30 +33,6 @@ STATUS_FOR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (StoreError, grpc.StatusCode.UNAVAILABLE),
     (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
 )
-
-
-def from_proto(request: ingest_pb2.Product) -> Product:
-    """Core product from its wire form."""
-    return Product(
-        id=request.id,
-        image=request.image,
-        image_uri=request.image_uri,
-        text=request.text,
-        attributes=dict(request.attributes),
-    )
-
-
-def wire_conditions(conditions) -> list[WireCondition]:
-    """Core conditions from their wire form (an unset bound stays None)."""
-    return [
-        WireCondition(
-            field=c.field,
-            any_of=list(c.any_of),
-            none_of=list(c.none_of),
-            **{b: getattr(c, b) if c.HasField(b) else None for b in ("gte", "gt", "lte", "lt")},
-        )
-        for c in conditions
-    ]
 
 
 def to_summary(summary: IngestSummary) -> ingest_pb2.IngestSummary:
@@ -81,14 +61,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
         self.core = core  # None while the store and bundle load: calls get UNAVAILABLE
 
     async def _run(self, context: grpc.aio.ServicerContext, call: Callable[[IngestCore], Awaitable[T]]) -> T:
-        if self.core is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "ingest is starting")
-        try:
-            return await call(self.core)
-        except tuple(exc for exc, _ in STATUS_FOR) as exc:
-            code = next(status for kind, status in STATUS_FOR if isinstance(exc, kind))
-            await context.abort(code, str(exc))
-        raise AssertionError("unreachable: context.abort raises")
+        return await call_core(context, self.core, call, STATUS_FOR, service="ingest", log=log)
 
     async def Upsert(
         self, request_iterator: AsyncIterator[ingest_pb2.Product], context: grpc.aio.ServicerContext

@@ -15,12 +15,10 @@ from domain.bundle import Bundle, load_bundle
 from domain.schema import load_schema
 from services.common.config import VitrineConfig
 from services.common.embed_client import EmbedderClient, EmbedderUnavailable
-from services.common.server import GrpcServer, ServiceBinding
-from services.common.service import Service
+from services.common.service import Service, ServiceStore, servicer_server, upstream_embedder
 from services.ingest.core import EmbedderMismatch, EmbedImages, IngestCore
 from services.ingest.server import SERVICE_NAME, IngestServicer
 from services.storage.blobs import open_blob_store
-from services.storage.factory import open_store
 from services.storage.port import VectorStore
 from vitrine.v1 import ingest_pb2_grpc
 
@@ -30,12 +28,7 @@ STARTUP_CHECK_S = 5.0
 
 def embedder_client(cfg: VitrineConfig) -> EmbedderClient:
     """Ingest's embedder client: address, deadline, TLS and token from ``cfg.ingest``."""
-    return EmbedderClient.connect(
-        cfg.ingest.embedder_addr,
-        cfg.ingest.rpc_timeout_s,
-        tls_ca=cfg.ingest.embedder_tls_ca,
-        auth_token=cfg.ingest.embedder_auth_token,
-    )
+    return upstream_embedder(cfg.ingest)
 
 
 def build_core(cfg: VitrineConfig, store: VectorStore, bundle: Bundle, embed: EmbedImages) -> IngestCore:
@@ -68,19 +61,14 @@ async def check_embedder_bundle(client: EmbedderClient, bundle: Bundle) -> None:
 def build(cfg: VitrineConfig, store: VectorStore | None = None) -> Service:
     """The ingest service; with ``store`` it shares that store (the caller closes it), else opens its own."""
     servicer = IngestServicer()
-    server = GrpcServer(
-        cfg.ingest_server,
-        [ServiceBinding(SERVICE_NAME, ingest_pb2_grpc.add_IngestServicer_to_server, servicer)],
-    )
+    add = ingest_pb2_grpc.add_IngestServicer_to_server
+    server = servicer_server(cfg.ingest_server, SERVICE_NAME, add, servicer)
     client = embedder_client(cfg)
-    opened: list[VectorStore] = []
+    stores = ServiceStore(cfg.store, store)
 
     async def prepare() -> dict[str, Any]:
         bundle = load_bundle(cfg.embedder.bundle)
-        shared = store
-        if shared is None:
-            shared = await asyncio.to_thread(open_store, cfg.store)
-            opened.append(shared)
+        shared = await stores.open()
         await check_embedder_bundle(client, bundle)
         core = build_core(cfg, shared, bundle, client)
         collection = await asyncio.to_thread(core.open)
@@ -94,12 +82,7 @@ def build(cfg: VitrineConfig, store: VectorStore | None = None) -> Service:
         servicer.core = core
         return {"collection": collection}
 
-    async def close() -> None:
-        await client.close()
-        for own in opened:
-            await asyncio.to_thread(own.close)
-
-    return Service("ingest", server, prepare, upstreams=[client.channel], close=[close])
+    return Service("ingest", server, prepare, upstreams=[client.channel], close=[client.close, stores.close])
 
 
 __all__ = ["STARTUP_CHECK_S", "build", "build_core", "check_embedder_bundle", "embedder_client"]

@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 import grpc
 
+from services.search.requests import parse_filters, request_options
 from vitrine.v1 import search_pb2, search_pb2_grpc
 
 NAME_KEYS = ("productDisplayName", "text")
 NAME_WIDTH = 40
 
 
-def parse_filter_args(items: Sequence[str]) -> dict[str, str]:
-    """``["gender=Women", "articleType=Tshirts|Shirts"]`` -> ``{field: value}``; ValueError when malformed."""
-    filters: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise ValueError(f"--filter {item!r}: expected FIELD=VALUE (alternatives separated by |)")
-        filters[key.strip()] = value.strip()
-    return filters
+def cli_options(args: argparse.Namespace) -> dict[str, object]:
+    """The options ``query`` and ``similar`` share, from their arguments (``--filter FIELD=VALUE``)."""
+    return request_options(
+        top_k=args.top_k,
+        offset=args.offset,
+        filters=parse_filters(args.filter),
+        fusion=args.fusion,
+        members=args.member,
+        explain=args.explain,
+        min_score=args.min_score,
+    )
 
 
 def search_request(args: argparse.Namespace) -> search_pb2.SearchRequest:
@@ -32,16 +34,10 @@ def search_request(args: argparse.Namespace) -> search_pb2.SearchRequest:
     request = search_pb2.SearchRequest(
         text=args.text or "",
         image=Path(args.image).read_bytes() if args.image else b"",
-        top_k=args.top_k,
-        offset=args.offset,
-        filters=parse_filter_args(args.filter),
-        fusion=args.fusion,
-        members=args.member,
-        explain=args.explain,
-        min_score=args.min_score,
         cluster_rerank=args.cluster_rerank,
         mmr_lambda=args.mmr,
         max_per_cluster=args.max_per_cluster,
+        **cli_options(args),
     )
     if args.text_weight is not None:
         request.text_weight = args.text_weight
@@ -50,17 +46,7 @@ def search_request(args: argparse.Namespace) -> search_pb2.SearchRequest:
 
 def similar_request(args: argparse.Namespace) -> search_pb2.MoreLikeThisRequest:
     """A MoreLikeThisRequest from the ``similar`` subcommand's arguments."""
-    return search_pb2.MoreLikeThisRequest(
-        id=args.id,
-        top_k=args.top_k,
-        offset=args.offset,
-        filters=parse_filter_args(args.filter),
-        fusion=args.fusion,
-        members=args.member,
-        explain=args.explain,
-        min_score=args.min_score,
-        include_self=args.include_self,
-    )
+    return search_pb2.MoreLikeThisRequest(id=args.id, include_self=args.include_self, **cli_options(args))
 
 
 def _clip(text: str, width: int) -> str:
@@ -119,4 +105,4 @@ def run_client(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO =
     return 0
 
 
-__all__ = ["format_table", "parse_filter_args", "run_client", "search_request", "similar_request"]
+__all__ = ["cli_options", "format_table", "run_client", "search_request", "similar_request"]

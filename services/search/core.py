@@ -26,7 +26,9 @@ from typing import Protocol
 import numpy as np
 
 from domain.bundle import Bundle
+from domain.calibration import load_calibration
 from domain.fusion import FusedHit, RankedHit, parse_fusion
+from domain.lexical import LEXICAL_MEMBER, SparseVector, ensemble_members, lexical_spec
 from domain.payload import CLUSTER_FIELD, clusters_of
 from domain.rerank import cap_per_cluster, cluster_of, cluster_rerank, mmr
 from domain.schema import FASHION_SCHEMA, CatalogSchema
@@ -39,8 +41,9 @@ from services.search.errors import (
     SearchUnavailable,
     SearchValidationError,
 )
-from services.search.facets import check_facets, count_facets, store_facets
+from services.search.facets import check_facets, count_facets, not_indexed, store_facets
 from services.search.hits import attributes_of, ranked_hits, result_hit
+from services.search.lexical import lexical_query, without_lexical
 from services.search.model import (
     FacetsQuery,
     FacetsResult,
@@ -54,7 +57,7 @@ from services.search.plan import Plan, check_config, make_plan, mix, text_weight
 from services.search.query_cache import Key, QueryCache
 from services.search.retrieval import Deadline, MemberLists, call_store, query_members
 from services.search.store_fusion import can_fuse_in_store, fuse_in_store
-from services.storage.port import StoredPoint, VectorStore, point_id
+from services.storage.port import FieldNotIndexed, StoredPoint, VectorStore, point_id
 
 # The payload that cluster re-ranking reads from every hit; plain ranking reads none.
 CLUSTER_FIELDS = (CLUSTER_FIELD,)
@@ -89,7 +92,10 @@ class SearchCore:
         """``cache``: the query embedding cache (default: one sized by ``cfg.query_cache_*``)."""
         check_config(cfg)
         self.schema = schema
-        parse_fusion(bundle.fusion.method, bundle.member_names)  # a bad bundle default fails at startup
+        # a bad bundle default fails at startup
+        parse_fusion(bundle.fusion.method, ensemble_members(bundle))
+        self.lexical = lexical_spec(bundle.extra)  # None: the bundle has no lexical member
+        self.calibration = load_calibration(bundle.extra)  # None: hits carry no relevance
         self.cfg = cfg
         self.store = store
         self.bundle = bundle
@@ -118,9 +124,10 @@ class SearchCore:
         """Text and/or image search within the request deadline."""
         weight = text_weight(query.text, query.image, query.text_weight)
         plan = make_plan(query.options, self.cfg, self.bundle, schema=self.schema)
+        plan, skipped, vectors = lexical_query(plan, query.text)
         deadline = self._deadline()
-        vectors, pending = await self._embed(query, weight, plan.members, deadline)
-        result = await self._execute(plan, vectors, deadline)
+        embedded, pending = await self._embed(query, weight, plan.members, deadline)
+        result = await self._execute(plan, vectors | embedded, deadline, skipped=skipped)
         self._remember(result.collection, pending)
         return result
 
@@ -133,19 +140,31 @@ class SearchCore:
             plan = make_plan(options, self.cfg, self.bundle, schema=self.schema)
             deadline = self._deadline()
             collection = await self._collection(deadline)
-            counted = await call_store(
-                deadline, "counting facets", store_facets, self.store, collection, fields, limit, plan.filters
-            )
+            try:
+                counted = await call_store(
+                    deadline,
+                    "counting facets",
+                    store_facets,
+                    self.store,
+                    collection,
+                    fields,
+                    limit,
+                    plan.filters,
+                )
+            except FieldNotIndexed as exc:
+                raise not_indexed(query, exc) from exc
             return FacetsResult(counted)
         weight = text_weight(query.text, query.image, None)
         plan = make_plan(options, self.cfg, self.bundle, schema=self.schema)
+        plan, _, vectors = lexical_query(plan, query.text)
         # the depth Search uses for a page of facet_candidates hits
         depth = max(self.cfg.min_candidates, math.ceil(self.cfg.facet_candidates * self.cfg.overfetch))
         plan = dataclasses.replace(plan, depth=depth)
         deadline = self._deadline()
-        vectors, pending = await self._embed(
+        embedded, pending = await self._embed(
             SearchQuery(query.text, query.image), weight, plan.members, deadline
         )
+        vectors |= embedded
         answered = await query_members(
             self.store,
             self.collection,
@@ -168,7 +187,10 @@ class SearchCore:
     async def search_vectors(self, vectors: Mapping[str, np.ndarray], options: SearchOptions) -> SearchResult:
         """Search with ready query vectors ``{member: vector}`` (no embedding; for benchmarks)."""
         plan = make_plan(options, self.cfg, self.bundle, schema=self.schema)
-        return await self._execute(plan, vectors, self._deadline())
+        skipped = {}
+        if LEXICAL_MEMBER in plan.members and LEXICAL_MEMBER not in vectors:
+            plan, skipped = without_lexical(plan, "no lexical query vector was given")
+        return await self._execute(plan, vectors, self._deadline(), skipped=skipped)
 
     async def more_like_this(self, query: SimilarQuery) -> SearchResult:
         """Products near the stored vectors of ``query.id`` (itself left out unless include_self)."""
@@ -177,6 +199,7 @@ class SearchCore:
         plan = make_plan(
             query.options, self.cfg, self.bundle, drop_one=not query.include_self, schema=self.schema
         )
+        plan, skipped, _ = lexical_query(plan, "", reason="more-like-this has no query text")
         deadline = self._deadline()
         collection = await self._collection(deadline)
         found: list[StoredPoint] = await call_store(
@@ -184,9 +207,15 @@ class SearchCore:
         )
         if not found:
             raise ItemNotFound(query.id, collection)
-        vectors = {m: np.asarray(v, dtype=np.float32) for m, v in found[0].vectors.items()}
+        vectors = {
+            m: np.asarray(v, dtype=np.float32)
+            for m, v in found[0].vectors.items()
+            if not isinstance(v, SparseVector)
+        }
         exclude = None if query.include_self else query.id
-        return await self._execute(plan, vectors, deadline, exclude=exclude, collection=collection)
+        return await self._execute(
+            plan, vectors, deadline, exclude=exclude, collection=collection, skipped=skipped
+        )
 
     async def get_items(self, ids: Sequence[str]) -> list[ResultHit]:
         """Stored attributes of the given product ids, in the order asked; unknown ids are left out."""
@@ -214,9 +243,13 @@ class SearchCore:
     ) -> tuple[dict[str, np.ndarray], list[tuple[Key, MemberVectors]]]:
         """Per-member query vectors: text, image, or ``normalize(w * text + (1 - w) * image)``.
 
-        Text and image embeddings come from the query cache when there; the ones embedded now are
-        returned too, for :meth:`_remember` once the store has answered.
+        Only the dense members are embedded (the lexical query needs no embedder). Text and image
+        embeddings come from the query cache when there; the ones embedded now are returned too,
+        for :meth:`_remember` once the store has answered.
         """
+        members = [m for m in members if m != LEXICAL_MEMBER]
+        if not members:
+            return {}, []
         left = deadline.check("embedding")
         keys: dict[str, Key] = {}
         if weight > 0.0:
@@ -260,6 +293,7 @@ class SearchCore:
         deadline: Deadline,
         exclude: str | None = None,
         collection: str | None = None,
+        skipped: Mapping[str, str] | None = None,
     ) -> SearchResult:
         """Query the members, fuse, re-rank and cut the page.
 
@@ -267,14 +301,18 @@ class SearchCore:
         for re-ranking; the page's points are then read by key in one call.
         """
         excluded = point_id(exclude) if exclude is not None else None
-        if can_fuse_in_store(plan, self.cfg.store_rrf):
+        skipped = dict(skipped or {})
+        # relevance needs each member's evidence, which the store's fusion does not report
+        if self.calibration is None and can_fuse_in_store(plan, self.cfg.store_rrf):
             name = collection or self.collection
             fused_by_store = await fuse_in_store(
                 self.store, name, collection is None, vectors, plan, deadline, excluded
             )
             if fused_by_store is not None:
                 target, hits = fused_by_store
-                return SearchResult(hits=hits, fusion=plan.method.name, collection=target)
+                return SearchResult(
+                    hits=hits, fusion=plan.method.name, collection=target, skipped_members=skipped
+                )
         needs_clusters = plan.cluster_rerank or plan.max_per_cluster > 0
         answered = await query_members(
             self.store,
@@ -302,14 +340,44 @@ class SearchCore:
         page = fused[plan.offset : plan.end]
         missing = answered.missing(plan.members)
         points = await self._page_points(collection, [h.id for h in page], deadline)
+        lexical = vectors.get(LEXICAL_MEMBER)
+        query_terms = len(lexical.indices) if isinstance(lexical, SparseVector) else 0
+        relevance = self._relevance(plan, page, lists, query_terms)
+        # a page hit deleted between the query and the read is left out
+        hits = [
+            result_hit(h, points[h.id], plan.explain, relevance[i])
+            for i, h in enumerate(page)
+            if h.id in points
+        ]
+        threshold = self._threshold(plan)
         return SearchResult(
-            # a page hit deleted between the query and the read is left out
-            hits=[result_hit(h, points[h.id], plan.explain) for h in page if h.id in points],
+            hits=hits,
             partial=bool(missing),
             missing_members=missing,
             fusion=plan.method.name,
             collection=collection,
+            no_good_match=threshold > 0.0 and not any(h.relevance >= threshold for h in hits),
+            skipped_members=skipped,
+            relevance_threshold=threshold,
         )
+
+    def _relevance(
+        self,
+        plan: Plan,
+        page: Sequence[FusedHit],
+        lists: Mapping[str, Sequence[RankedHit]],
+        query_terms: int,
+    ) -> list[float]:
+        """Calibrated P(relevant) per page hit (its position counted from the first page); 0 without."""
+        if self.calibration is None:
+            return [0.0] * len(page)
+        return self.calibration.relevance(page, lists, query_terms, first_position=plan.offset + 1)
+
+    def _threshold(self, plan: Plan) -> float:
+        """The relevance a page must reach once: the request's, else the bundle's (0 = none)."""
+        if self.calibration is None:
+            return 0.0
+        return plan.min_relevance or self.calibration.threshold
 
     async def _page_points(
         self, collection: str, keys: Sequence[str], deadline: Deadline
@@ -362,7 +430,7 @@ class SearchCore:
             [h.id for h in pool],
             True,
         )
-        members = [m for m in plan.members if m in lists]
+        members = [m for m in plan.members if m in lists and m != LEXICAL_MEMBER]
         vectors = {p.key: _joint_vector(p, members, self.bundle) for p in points}
         return mmr(pool, vectors, plan.mmr_lambda, limit=plan.end)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import grpc
+
 
 class SearchError(Exception):
     """Base of the search core's errors."""
@@ -32,7 +34,16 @@ class SearchDeadlineExceeded(SearchUnavailable):
     """The deadline passed before any member answered (DEADLINE_EXCEEDED)."""
 
 
+# Most specific first: SearchDeadlineExceeded is a SearchUnavailable.
+STATUS_FOR: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (SearchValidationError, grpc.StatusCode.INVALID_ARGUMENT),
+    (ItemNotFound, grpc.StatusCode.NOT_FOUND),
+    (SearchDeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (SearchUnavailable, grpc.StatusCode.UNAVAILABLE),
+)
+
 __all__ = [
+    "STATUS_FOR",
     "ItemNotFound",
     "SearchDeadlineExceeded",
     "SearchError",

@@ -10,7 +10,7 @@ from domain.schema import FACET_TYPES, CatalogSchema
 from services.search.errors import SearchValidationError
 from services.search.hits import as_text
 from services.search.model import FacetsQuery
-from services.storage.port import Filters, VectorStore, top_facets
+from services.storage.port import FieldNotIndexed, Filters, VectorStore, top_facets
 
 DEFAULT_FACET_VALUES = 10
 MAX_FACET_VALUES = 100
@@ -41,10 +41,23 @@ def check_facets(query: FacetsQuery, schema: CatalogSchema) -> tuple[list[str], 
     return list(dict.fromkeys(query.fields)), query.limit or DEFAULT_FACET_VALUES
 
 
+def not_indexed(query: FacetsQuery, exc: FieldNotIndexed) -> SearchValidationError:
+    """The refusal of a facet on a field the collection has no payload index for (names the field)."""
+    i = query.fields.index(exc.field_name) if exc.field_name in query.fields else 0
+    return SearchValidationError(
+        f"fields[{i}]",
+        f"{exc.field_name!r} has no index in collection {exc.collection!r}; declare it in the catalog "
+        "schema as a keyword, integer or bool field and reindex (or count it with a query)",
+    )
+
+
 def store_facets(
     store: VectorStore, collection: str, fields: Sequence[str], limit: int, filters: Filters | None
 ) -> FacetCounts:
-    """The store's exact facet of every field over the items matching ``filters``."""
+    """The store's exact facet of every field over the items matching ``filters``.
+
+    A field without a payload index raises :class:`FieldNotIndexed` (see :func:`not_indexed`).
+    """
     return {
         name: [
             (as_text(f.value) or "", f.count) for f in store.facet(collection, name, limit, filters or None)
@@ -63,4 +76,11 @@ def count_facets(payloads: Sequence[Mapping[str, Any]], fields: Sequence[str], l
     return out
 
 
-__all__ = ["DEFAULT_FACET_VALUES", "MAX_FACET_VALUES", "check_facets", "count_facets", "store_facets"]
+__all__ = [
+    "DEFAULT_FACET_VALUES",
+    "MAX_FACET_VALUES",
+    "check_facets",
+    "count_facets",
+    "not_indexed",
+    "store_facets",
+]

@@ -68,7 +68,7 @@ def with_page_clusters(hit: FusedHit, payload: Mapping[str, Any]) -> tuple[Contr
     )
 
 
-def result_hit(hit: FusedHit, point: StoredPoint, explain: bool) -> ResultHit:
+def result_hit(hit: FusedHit, point: StoredPoint, explain: bool, relevance: float = 0.0) -> ResultHit:
     """A fused hit as the product ``point``, with its member evidence when ``explain``."""
     return ResultHit(
         id=point.id,
@@ -76,6 +76,7 @@ def result_hit(hit: FusedHit, point: StoredPoint, explain: bool) -> ResultHit:
         attributes=attributes_of(point.payload),
         matched_members=hit.matched_members,
         members=with_page_clusters(hit, point.payload) if explain else (),
+        relevance=relevance,
     )
 
 

@@ -15,7 +15,8 @@ class SearchOptions:
 
     Zero values mean "default" or "off": ``top_k`` 0 = the configured default, ``fusion`` "" =
     the bundle's method, ``members`` empty = all, ``min_score`` 0 = no threshold, ``mmr_lambda``
-    0 = no MMR, ``max_per_cluster`` 0 = no cap.
+    0 = no MMR, ``max_per_cluster`` 0 = no cap, ``min_relevance`` 0 = the bundle's calibrated
+    relevance threshold (``no_good_match`` when no hit reaches it).
     """
 
     top_k: int = 0
@@ -29,6 +30,7 @@ class SearchOptions:
     mmr_lambda: float = 0.0
     max_per_cluster: int = 0
     conditions: Sequence[WireCondition] = ()
+    min_relevance: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -59,17 +61,26 @@ class ResultHit:
     attributes: Mapping[str, str]
     matched_members: int = 0
     members: tuple[Contribution, ...] = ()  # filled only when the request asked to explain
+    relevance: float = 0.0  # calibrated P(relevant); 0 without a calibrated bundle
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """A page of hits; ``partial`` when some members did not answer (``missing_members``)."""
+    """A page of hits; ``partial`` when some members did not answer (``missing_members``).
+
+    ``skipped_members``: members not queried for this request, with why (the lexical member on a
+    query without text). ``no_good_match``: no hit reaches ``relevance_threshold`` (calibrated
+    bundles only; the threshold is 0 without calibration).
+    """
 
     hits: list[ResultHit]
     partial: bool = False
     missing_members: list[str] = field(default_factory=list)
     fusion: str = ""
     collection: str = ""
+    no_good_match: bool = False
+    skipped_members: Mapping[str, str] = field(default_factory=dict)
+    relevance_threshold: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import numpy as np
 
 from domain.bundle import Bundle
 from domain.fusion import FusionMethod, parse_fusion
+from domain.lexical import ensemble_members, ensemble_weights
 from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import SearchConfig
 from services.search.errors import SearchValidationError
@@ -40,6 +41,7 @@ class Plan:
     cluster_rerank: bool = False
     mmr_lambda: float = 0.0
     max_per_cluster: int = 0
+    min_relevance: float = 0.0  # 0 = the bundle's threshold
 
     @property
     def end(self) -> int:
@@ -78,8 +80,8 @@ def check_config(cfg: SearchConfig) -> None:
 
 
 def _members(requested: Sequence[str], bundle: Bundle) -> tuple[str, ...]:
-    """Requested members in bundle order without repeats; empty means all."""
-    valid = bundle.member_names
+    """Requested members in bundle order (the lexical one last) without repeats; empty means all."""
+    valid = ensemble_members(bundle)
     for name in requested:
         if name not in valid:
             raise SearchValidationError("members", f"unknown member {name!r}; valid: {list(valid)}")
@@ -105,6 +107,11 @@ def _reranking(options: SearchOptions) -> None:
     if options.max_per_cluster < 0:
         raise SearchValidationError(
             "max_per_cluster", f"must be >= 0 (0 = off), got {options.max_per_cluster}"
+        )
+    if not math.isfinite(options.min_relevance) or not 0.0 <= options.min_relevance <= 1.0:
+        raise SearchValidationError(
+            "min_relevance",
+            f"must be within [0, 1] (0 = the bundle's threshold), got {options.min_relevance}",
         )
 
 
@@ -132,7 +139,7 @@ def make_plan(
     fusion_name = options.fusion.strip() or bundle.fusion.method
     try:
         method = parse_fusion(
-            fusion_name, selected, k=cfg.rrf_k or bundle.fusion.rrf_k, weights=bundle.weights()
+            fusion_name, selected, k=cfg.rrf_k or bundle.fusion.rrf_k, weights=ensemble_weights(bundle)
         )
     except ValueError as exc:
         raise SearchValidationError("fusion", str(exc)) from exc
@@ -151,6 +158,7 @@ def make_plan(
         cluster_rerank=options.cluster_rerank,
         mmr_lambda=options.mmr_lambda,
         max_per_cluster=options.max_per_cluster,
+        min_relevance=options.min_relevance,
     )
 
 

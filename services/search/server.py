@@ -7,53 +7,30 @@ server interceptor); a bug in the core is logged with its traceback and answered
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
 
+from services.common.conditions import wire_conditions
+from services.common.status import call_core
+from services.search import model
 from services.search.core import SearchCore
-from services.search.errors import (
-    ItemNotFound,
-    SearchDeadlineExceeded,
-    SearchUnavailable,
-    SearchValidationError,
-)
-from services.search.model import (
-    FacetsQuery,
-    FacetsResult,
-    ResultHit,
-    SearchOptions,
-    SearchQuery,
-    SearchResult,
-    SimilarQuery,
-)
-from services.storage.filters import WireCondition
-from vitrine.v1 import common_pb2, search_pb2, search_pb2_grpc
+from services.search.errors import STATUS_FOR
+from vitrine.v1 import search_pb2, search_pb2_grpc
 
 log = logging.getLogger("vitrine.search")
 
 SERVICE_NAME = search_pb2.DESCRIPTOR.services_by_name["Search"].full_name
 
 T = TypeVar("T")
+# SearchRequest fields that MoreLikeThisRequest does not have.
+RANKING_FIELDS = ("cluster_rerank", "mmr_lambda", "max_per_cluster")
 
 
-def wire_conditions(conditions: Sequence[common_pb2.Condition]) -> list[WireCondition]:
-    """Core conditions from their wire form (an unset bound stays None)."""
-    return [
-        WireCondition(
-            field=c.field,
-            any_of=list(c.any_of),
-            none_of=list(c.none_of),
-            **{b: getattr(c, b) if c.HasField(b) else None for b in ("gte", "gt", "lte", "lt")},
-        )
-        for c in conditions
-    ]
-
-
-def facets_query(request: search_pb2.FacetsRequest) -> FacetsQuery:
+def facets_query(request: search_pb2.FacetsRequest) -> model.FacetsQuery:
     """Core facets query from a FacetsRequest."""
-    return FacetsQuery(
+    return model.FacetsQuery(
         text=request.text,
         image=request.image,
         filters=dict(request.filters),
@@ -63,7 +40,7 @@ def facets_query(request: search_pb2.FacetsRequest) -> FacetsQuery:
     )
 
 
-def facets_response(result: FacetsResult) -> search_pb2.FacetsResponse:
+def facets_response(result: model.FacetsResult) -> search_pb2.FacetsResponse:
     """Protobuf facets from a core result."""
     return search_pb2.FacetsResponse(
         facets=[
@@ -76,41 +53,39 @@ def facets_response(result: FacetsResult) -> search_pb2.FacetsResponse:
     )
 
 
-def search_query(request: search_pb2.SearchRequest) -> SearchQuery:
+def search_options(request: search_pb2.SearchRequest | search_pb2.MoreLikeThisRequest) -> model.SearchOptions:
+    """Core options from a SearchRequest or a MoreLikeThisRequest (re-ranking fields: Search only)."""
+    ranking = {f: getattr(request, f) for f in RANKING_FIELDS if f in request.DESCRIPTOR.fields_by_name}
+    return model.SearchOptions(
+        top_k=request.top_k,
+        offset=request.offset,
+        filters=dict(request.filters),
+        fusion=request.fusion,
+        members=list(request.members),
+        explain=request.explain,
+        min_score=request.min_score,
+        conditions=wire_conditions(request.conditions),
+        min_relevance=request.min_relevance,
+        **ranking,
+    )
+
+
+def search_query(request: search_pb2.SearchRequest) -> model.SearchQuery:
     """Core query from a SearchRequest (an unset text_weight stays None)."""
-    options = SearchOptions(
-        top_k=request.top_k,
-        offset=request.offset,
-        filters=dict(request.filters),
-        fusion=request.fusion,
-        members=list(request.members),
-        explain=request.explain,
-        min_score=request.min_score,
-        cluster_rerank=request.cluster_rerank,
-        mmr_lambda=request.mmr_lambda,
-        max_per_cluster=request.max_per_cluster,
-        conditions=wire_conditions(request.conditions),
-    )
     weight = request.text_weight if request.HasField("text_weight") else None
-    return SearchQuery(text=request.text, image=request.image, text_weight=weight, options=options)
-
-
-def similar_query(request: search_pb2.MoreLikeThisRequest) -> SimilarQuery:
-    """Core query from a MoreLikeThisRequest."""
-    options = SearchOptions(
-        top_k=request.top_k,
-        offset=request.offset,
-        filters=dict(request.filters),
-        fusion=request.fusion,
-        members=list(request.members),
-        explain=request.explain,
-        min_score=request.min_score,
-        conditions=wire_conditions(request.conditions),
+    return model.SearchQuery(
+        text=request.text, image=request.image, text_weight=weight, options=search_options(request)
     )
-    return SimilarQuery(id=request.id, include_self=request.include_self, options=options)
 
 
-def to_hit(hit: ResultHit) -> search_pb2.Hit:
+def similar_query(request: search_pb2.MoreLikeThisRequest) -> model.SimilarQuery:
+    """Core query from a MoreLikeThisRequest."""
+    return model.SimilarQuery(
+        id=request.id, include_self=request.include_self, options=search_options(request)
+    )
+
+
+def to_hit(hit: model.ResultHit) -> search_pb2.Hit:
     """Protobuf hit with its member explanations (when the core attached them)."""
     return search_pb2.Hit(
         id=hit.id,
@@ -121,10 +96,11 @@ def to_hit(hit: ResultHit) -> search_pb2.Hit:
             for c in hit.members
         ],
         matched_members=hit.matched_members,
+        relevance=hit.relevance,
     )
 
 
-def to_response(result: SearchResult) -> search_pb2.SearchResponse:
+def to_response(result: model.SearchResult) -> search_pb2.SearchResponse:
     """Protobuf response from a core result."""
     return search_pb2.SearchResponse(
         hits=[to_hit(h) for h in result.hits],
@@ -132,6 +108,9 @@ def to_response(result: SearchResult) -> search_pb2.SearchResponse:
         missing_members=result.missing_members,
         fusion=result.fusion,
         collection=result.collection,
+        no_good_match=result.no_good_match,
+        skipped_members=dict(result.skipped_members),
+        relevance_threshold=result.relevance_threshold,
     )
 
 
@@ -143,23 +122,7 @@ class SearchServicer(search_pb2_grpc.SearchServicer):
 
     async def _call(self, context: grpc.aio.ServicerContext, run: Callable[[SearchCore], Awaitable[T]]) -> T:
         """Run a core call; core errors become status codes, anything else INTERNAL."""
-        if self.core is None:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "search is starting")
-        core = self.core
-        try:
-            return await run(core)
-        except SearchValidationError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except ItemNotFound as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
-        except SearchDeadlineExceeded as exc:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
-        except SearchUnavailable as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
-        except Exception as exc:  # a bug, not a dependency failure: clients must not retry it
-            log.exception("search failed unexpectedly")
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}")
-        raise RuntimeError("unreachable: context.abort raises")
+        return await call_core(context, self.core, run, STATUS_FOR, service="search", log=log)
 
     async def Search(
         self, request: search_pb2.SearchRequest, context: grpc.aio.ServicerContext
@@ -200,5 +163,4 @@ __all__ = [
     "similar_query",
     "to_hit",
     "to_response",
-    "wire_conditions",
 ]

@@ -15,11 +15,9 @@ from domain.payload import collection_name, holds_version
 from domain.schema import load_schema
 from services.common.config import VitrineConfig
 from services.common.embed_client import EmbedderClient, EmbedderUnavailable
-from services.common.server import GrpcServer, ServiceBinding
-from services.common.service import Service
+from services.common.service import Service, ServiceStore, servicer_server, upstream_embedder
 from services.search.core import SearchCore
 from services.search.server import SERVICE_NAME, SearchServicer
-from services.storage.factory import open_store
 from services.storage.port import VectorStore
 from vitrine.v1 import embedder_pb2, search_pb2_grpc
 
@@ -74,32 +72,21 @@ async def fetch_bundle(cfg: VitrineConfig, embedder: EmbedderClient) -> Bundle:
 
 def embedder_client(cfg: VitrineConfig) -> EmbedderClient:
     """Search's embedder client: address, deadline, TLS and token from ``cfg.search``."""
-    return EmbedderClient.connect(
-        cfg.search.embedder_addr,
-        cfg.search.rpc_timeout_s,
-        tls_ca=cfg.search.embedder_tls_ca,
-        auth_token=cfg.search.embedder_auth_token,
-        wait_for_ready=False,
-    )
+    return upstream_embedder(cfg.search, wait_for_ready=False)
 
 
 def build(cfg: VitrineConfig, store: VectorStore | None = None) -> Service:
     """The search service; with ``store`` it shares that store (the caller closes it), else opens its own."""
     servicer = SearchServicer()
-    server = GrpcServer(
-        cfg.search_server,
-        [ServiceBinding(SERVICE_NAME, search_pb2_grpc.add_SearchServicer_to_server, servicer)],
-    )
+    add = search_pb2_grpc.add_SearchServicer_to_server
+    server = servicer_server(cfg.search_server, SERVICE_NAME, add, servicer)
     embedder = embedder_client(cfg)
     schema = load_schema(cfg.catalog.schema)  # a bad schema file stops startup, naming the key
-    opened: list[VectorStore] = []
+    stores = ServiceStore(cfg.store, store)
 
     async def prepare() -> dict[str, Any]:
         bundle = await fetch_bundle(cfg, embedder)
-        shared = store
-        if shared is None:
-            shared = await asyncio.to_thread(open_store, cfg.store)
-            opened.append(shared)
+        shared = await stores.open()
         expected = collection_name(cfg.store.catalog, bundle.name, bundle.version)
         target = await asyncio.to_thread(shared.resolve_alias, cfg.store.catalog)
         if not holds_version(target, expected):
@@ -110,12 +97,9 @@ def build(cfg: VitrineConfig, store: VectorStore | None = None) -> Service:
         servicer.core = SearchCore(cfg.search, shared, bundle, embedder, cfg.store.catalog, schema)
         return {"bundle": f"{bundle.name}-{bundle.version}"}
 
-    async def close() -> None:
-        await embedder.close()
-        for own in opened:
-            await asyncio.to_thread(own.close)
-
-    return Service("search", server, prepare, upstreams=[embedder.channel], close=[close])
+    return Service(
+        "search", server, prepare, upstreams=[embedder.channel], close=[embedder.close, stores.close]
+    )
 
 
 __all__ = ["bundle_from_info", "build", "embedder_client", "fetch_bundle"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -9,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from services.storage.port import MemberQuery, Point, StoredPoint
+from domain.lexical import SparseVector
+from services.storage.port import SPARSE, MemberQuery, Point, StoredPoint
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 
@@ -24,6 +26,44 @@ def check_name(name: str, what: str = "collection") -> str:
 def as_vector(values: Sequence[float] | np.ndarray) -> list[float]:
     """A plain list of floats from a list or array (what both client libraries accept)."""
     return np.asarray(values, dtype=np.float32).reshape(-1).tolist()
+
+
+def wanted_spec(name: str, vectors: Mapping[str, int], sparse_vectors: Sequence[str]) -> dict[str, int]:
+    """``{vector name: dim}`` with ``SPARSE`` for the sparse ones; ValueError on clashes or none."""
+    wanted = {member: int(dim) for member, dim in vectors.items()}
+    for member in sparse_vectors:
+        if member in wanted:
+            raise ValueError(f"collection {name!r}: {member!r} is named as both a dense and a sparse vector")
+        wanted[member] = SPARSE
+    if not any(dim != SPARSE for dim in wanted.values()):
+        raise ValueError(f"collection {name!r}: at least one named vector is needed")
+    return wanted
+
+
+def sparse_parts(vector: SparseVector, where: str) -> tuple[list[int], list[float]]:
+    """Indices and values of a sparse vector, checked: equal lengths, distinct u32 indices, finite values."""
+    indices, values = [int(i) for i in vector.indices], [float(v) for v in vector.values]
+    if len(indices) != len(values):
+        raise ValueError(f"{where}: {len(indices)} sparse indices but {len(values)} values")
+    if len(set(indices)) != len(indices) or any(not 0 <= i < 2**32 for i in indices):
+        raise ValueError(f"{where}: sparse indices must be distinct integers in [0, 2**32)")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{where}: sparse values must be finite")
+    return indices, values
+
+
+def as_sparse(value: Any) -> SparseVector:
+    """A client library's stored sparse vector (``indices``, ``values``) as a :class:`SparseVector`."""
+    order = sorted(range(len(value.indices)), key=lambda j: value.indices[j])
+    return SparseVector(
+        tuple(int(value.indices[j]) for j in order), tuple(float(value.values[j]) for j in order)
+    )
+
+
+def _stored_vectors(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: as_sparse(v) if hasattr(v, "indices") and hasattr(v, "values") else v for name, v in raw.items()
+    }
 
 
 def unique(ids: Iterable[str]) -> list[str]:
@@ -50,7 +90,7 @@ def payload_of(point: Point) -> dict[str, Any]:
 def stored_point(record: Any, with_vectors: bool) -> StoredPoint:
     """A client library's record (``id``, ``payload``, ``vector``) as a :class:`StoredPoint`."""
     payload = dict(record.payload or {})
-    vectors = dict(record.vector or {}) if with_vectors else {}
+    vectors = _stored_vectors(record.vector or {}) if with_vectors else {}
     key = str(record.id)
     return StoredPoint(id=str(payload.get("id", key)), payload=payload, vectors=vectors, key=key)
 
@@ -90,7 +130,7 @@ class VectorSpecs:
                 self._specs[collection] = cached
         return cached
 
-    def check(self, collection: str, vectors: Mapping[str, Sequence[float] | np.ndarray], where: str) -> None:
+    def check(self, collection: str, vectors: Mapping[str, Any], where: str) -> None:
         """Raise ValueError unless every named vector exists in the collection with the right size."""
         for refresh in (False, True):
             problem = _mismatch(self._get(collection, refresh), vectors, where)
@@ -114,6 +154,12 @@ def _mismatch(spec: Mapping[str, int], vectors: Mapping[str, Any], where: str) -
     for member, values in vectors.items():
         if member not in spec:
             return f"{where}: unknown member {member!r}; valid: {sorted(spec)}"
+        if (spec[member] == SPARSE) != isinstance(values, SparseVector):
+            kind = "a sparse vector" if spec[member] == SPARSE else "a dense vector"
+            return f"{where}: member {member!r} needs {kind}"
+        if spec[member] == SPARSE:
+            sparse_parts(values, f"{where}: member {member!r}")
+            continue
         size = int(np.asarray(values).size)
         if size != spec[member]:
             return f"{where}: member {member!r} needs {spec[member]} values, got {size}"

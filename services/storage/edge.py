@@ -24,6 +24,7 @@ from typing import Any
 
 import qdrant_edge as qe
 
+from domain.lexical import SparseVector
 from services.storage.checks import (
     VectorSpecs,
     as_vector,
@@ -32,14 +33,18 @@ from services.storage.checks import (
     in_key_order,
     last_wins,
     payload_of,
+    sparse_parts,
     stored_point,
     unique,
+    wanted_spec,
 )
 from services.storage.edge_filters import edge_filter, payload_selector
 from services.storage.edge_settings import edge_config, search_params
 from services.storage.port import (
+    SPARSE,
     CollectionNotFound,
     FacetCount,
+    FieldNotIndexed,
     Filters,
     MemberQuery,
     PayloadIndexes,
@@ -47,6 +52,7 @@ from services.storage.port import (
     ScoredPoint,
     StoredPoint,
     StoreError,
+    Vector,
     VectorStore,
     index_types,
     point_id,
@@ -67,6 +73,13 @@ INDEX_SCHEMAS = {
     "text": qe.PayloadSchemaType.Text,
 }
 FACET_FETCH_LIMIT = 10_000  # values asked of the store before ordering and cutting to the limit
+
+
+def edge_vector(values: Vector, where: str) -> list[float] | qe.SparseVector:
+    """A dense member's values as a float list, a sparse member's as Edge's SparseVector."""
+    if isinstance(values, SparseVector):
+        return qe.SparseVector(*sparse_parts(values, where))
+    return as_vector(values)
 
 
 @contextlib.contextmanager
@@ -144,7 +157,8 @@ class EdgeStore(VectorStore):
 
     def _read_vector_spec(self, collection: str) -> dict[str, int]:
         config = self._stored_config(collection)
-        return {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
+        dense = {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
+        return dense | dict.fromkeys(config.get("sparse_vectors") or {}, SPARSE)
 
     def index_settings(self, collection: str) -> IndexSettings:
         """The settings the shard was built with, read back from its ``edge_config.json``."""
@@ -181,14 +195,17 @@ class EdgeStore(VectorStore):
     # -- port ---------------------------------------------------------------------------------
 
     def ensure_collection(
-        self, name: str, vectors: Mapping[str, int], payload_indexes: PayloadIndexes = ()
+        self,
+        name: str,
+        vectors: Mapping[str, int],
+        payload_indexes: PayloadIndexes = (),
+        sparse_vectors: Sequence[str] = (),
     ) -> None:
-        """Create the shard (cosine named vectors) if missing; add missing payload indexes."""
+        """Create the shard (cosine named vectors, IDF sparse vectors) if missing; add missing
+        payload indexes."""
         check_name(name)
         indexes = index_types(payload_indexes)
-        wanted = {member: int(dim) for member, dim in vectors.items()}
-        if not wanted:
-            raise ValueError(f"collection {name!r}: at least one named vector is needed")
+        wanted = wanted_spec(name, vectors, sparse_vectors)
         with self._lock:
             if name in self._aliases:
                 raise ValueError(f"{name!r} is an alias (of {self._aliases[name]!r}), not a collection")
@@ -217,7 +234,9 @@ class EdgeStore(VectorStore):
         edge_points = []
         for point in last_wins(points):
             self._specs.check(target, point.vectors, f"point {point.id!r}")
-            vectors = {member: as_vector(values) for member, values in point.vectors.items()}
+            vectors = {
+                member: edge_vector(values, f"point {point.id!r}") for member, values in point.vectors.items()
+            }
             edge_points.append(qe.Point(point_id(point.id), vectors, payload_of(point)))
         with edge_errors(f"upsert into {target}"):
             shard.update(qe.UpdateOperation.upsert_points(edge_points))
@@ -255,7 +274,7 @@ class EdgeStore(VectorStore):
             response = shard.facet(request)
         except Exception as exc:
             if type(exc) is Exception and "index" in str(exc):
-                raise ValueError(f"facet {field_name!r}: {exc}") from exc
+                raise FieldNotIndexed(field_name, target) from exc
             raise StoreError(f"edge facet {target}: {exc}") from exc
         return top_facets(((h.value, h.count) for h in response.hits), limit)
 
@@ -277,10 +296,10 @@ class EdgeStore(VectorStore):
             requests.append(
                 qe.QueryRequest(
                     limit=q.limit,
-                    query=qe.Query.Nearest(as_vector(q.vector), using=q.member),
+                    query=qe.Query.Nearest(edge_vector(q.vector, q.member), using=q.member),
                     filter=flt,
                     with_payload=payload,
-                    params=self._params,
+                    params=None if isinstance(q.vector, SparseVector) else self._params,
                 )
             )
         with edge_errors(f"query {target}"):
@@ -306,9 +325,9 @@ class EdgeStore(VectorStore):
             prefetches.append(
                 qe.Prefetch(
                     limit=q.limit,
-                    query=qe.Query.Nearest(as_vector(q.vector), using=q.member),
+                    query=qe.Query.Nearest(edge_vector(q.vector, q.member), using=q.member),
                     filter=flt,
-                    params=self._params,
+                    params=None if isinstance(q.vector, SparseVector) else self._params,
                 )
             )
         if limit <= 0:

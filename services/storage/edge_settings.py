@@ -6,20 +6,30 @@ from collections.abc import Mapping
 
 import qdrant_edge as qe
 
+from services.storage.port import SPARSE
 from services.storage.settings import IndexSettings, optional
 
 
 def edge_config(
     vectors: Mapping[str, int], settings: IndexSettings, on_disk_payload: bool | None = None
 ) -> qe.EdgeConfig:
-    """A shard config: cosine named vectors plus the HNSW, optimizer and quantization settings."""
+    """A shard config: cosine named vectors (IDF sparse ones for members of dim ``SPARSE``) plus the
+    HNSW, optimizer and quantization settings."""
     quantization = None
     if settings.quantization == "int8":
         quantization = qe.ScalarQuantizationConfig(
             qe.ScalarType.Int8, quantile=0.99, always_ram=settings.quantization_always_ram
         )
     return qe.EdgeConfig(
-        vectors={m: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine) for m, d in vectors.items()},
+        vectors={
+            m: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine)
+            for m, d in vectors.items()
+            if d != SPARSE
+        },
+        sparse_vectors={
+            m: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf) for m, d in vectors.items() if d == SPARSE
+        }
+        or None,
         on_disk_payload=on_disk_payload,
         hnsw_config=qe.HnswIndexConfig(
             m=settings.m,

@@ -53,11 +53,15 @@ class MeteredStore(VectorStore):
             STORE_SECONDS.labels(self.backend, op).observe(time.perf_counter() - started)
 
     def ensure_collection(
-        self, name: str, vectors: Mapping[str, int], payload_indexes: PayloadIndexes = ()
+        self,
+        name: str,
+        vectors: Mapping[str, int],
+        payload_indexes: PayloadIndexes = (),
+        sparse_vectors: Sequence[str] = (),
     ) -> None:
         """See :meth:`VectorStore.ensure_collection`."""
         with self._timed("ensure_collection"):
-            self.inner.ensure_collection(name, vectors, payload_indexes)
+            self.inner.ensure_collection(name, vectors, payload_indexes, sparse_vectors)
 
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         """See :meth:`VectorStore.upsert`."""

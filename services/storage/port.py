@@ -1,6 +1,8 @@
 """The one storage interface that ingest and search use; adapters live beside it.
 
-Collections hold one named vector per ensemble member (cosine distance). Point ids are
+Collections hold one named vector per ensemble member (cosine distance) and, for a lexical
+member, a named sparse vector scored by dot product with the store's IDF modifier
+(:class:`domain.lexical.SparseVector` in points and queries). Point ids are
 ``uuid5(POINT_NAMESPACE, product_id)`` so upserts are idempotent; the product id is kept in
 the payload under ``id``. Filters are ``{field: (value, ...)}``: a point matches when, for every
 field, its payload value equals one of the listed values.
@@ -15,11 +17,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from domain.lexical import SparseVector
 from services.storage.settings import IndexSettings
 
 POINT_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e0a-9c3f-7a1b2c3d4e5f")
 
 Scalar = str | int | float
+Vector = Sequence[float] | SparseVector
+"""A dense member's values, or a sparse member's :class:`SparseVector`."""
+SPARSE = 0
+"""The size a collection's vector spec gives a sparse vector (``{name: dim or SPARSE}``)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ PayloadIndexes = Mapping[str, str] | Sequence[str]
 """Fields to index: a sequence of keyword fields, or ``{field: type}`` with a type of INDEX_TYPES."""
 
 INDEX_TYPES = ("keyword", "integer", "float", "datetime", "text")
+FACET_INDEX_TYPES = ("keyword", "integer")  # the payload indexes a facet can count
 
 
 def point_id(product_id: str) -> str:
@@ -69,12 +77,21 @@ class CollectionNotFound(StoreError):
     """The named collection or alias does not exist."""
 
 
+class FieldNotIndexed(ValueError):
+    """A facet names a field the collection has no keyword or integer payload index for."""
+
+    def __init__(self, field_name: str, collection: str) -> None:
+        super().__init__(f"field {field_name!r} has no keyword or integer payload index in {collection!r}")
+        self.field_name = field_name
+        self.collection = collection
+
+
 @dataclass(frozen=True)
 class Point:
     """A product to write: ``id`` is the product id (the adapter sets ``payload['id']`` to it)."""
 
     id: str
-    vectors: Mapping[str, Sequence[float]]
+    vectors: Mapping[str, Vector]
     payload: Mapping[str, Any]
 
 
@@ -117,16 +134,16 @@ class StoredPoint:
 
     id: str
     payload: Mapping[str, Any]
-    vectors: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    vectors: Mapping[str, Vector] = field(default_factory=dict)
     key: str = ""  # the store's point id
 
 
 @dataclass(frozen=True)
 class MemberQuery:
-    """Nearest-neighbour query against one member's named vector."""
+    """Nearest-neighbour query against one member's named vector (a sparse one: a SparseVector)."""
 
     member: str
-    vector: Sequence[float]
+    vector: Vector
     limit: int
 
 
@@ -165,12 +182,17 @@ class VectorStore(abc.ABC):
 
     @abc.abstractmethod
     def ensure_collection(
-        self, name: str, vectors: Mapping[str, int], payload_indexes: PayloadIndexes = ()
+        self,
+        name: str,
+        vectors: Mapping[str, int],
+        payload_indexes: PayloadIndexes = (),
+        sparse_vectors: Sequence[str] = (),
     ) -> None:
-        """Create ``name`` with one cosine named vector per member (name -> dim) if missing.
+        """Create ``name`` with one cosine named vector per member (name -> dim) if missing, and one
+        sparse vector (IDF modifier) per name of ``sparse_vectors``.
 
-        An existing collection must have the same vectors (else :class:`StoreError`); missing
-        payload indexes are added.
+        An existing collection must have the same vectors, dense and sparse (else
+        :class:`StoreError`); missing payload indexes are added.
         """
 
     @abc.abstractmethod
@@ -195,7 +217,7 @@ class VectorStore(abc.ABC):
         """Exact counts of the values of an indexed (keyword or integer) field over the matching points.
 
         The ``limit`` most frequent values, ordered by :func:`top_facets`. A field without a
-        keyword or integer payload index raises ValueError.
+        keyword or integer payload index raises :class:`FieldNotIndexed`.
         """
 
     @abc.abstractmethod

@@ -19,6 +19,7 @@ import grpc
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
+from domain.lexical import SparseVector
 from services.common.config import StoreConfig
 from services.storage.checks import (
     VectorSpecs,
@@ -28,12 +29,17 @@ from services.storage.checks import (
     in_key_order,
     last_wins,
     payload_of,
+    sparse_parts,
     stored_point,
     unique,
+    wanted_spec,
 )
 from services.storage.port import (
+    FACET_INDEX_TYPES,
+    SPARSE,
     CollectionNotFound,
     FacetCount,
+    FieldNotIndexed,
     Filters,
     MemberQuery,
     PayloadIndexes,
@@ -41,6 +47,7 @@ from services.storage.port import (
     ScoredPoint,
     StoredPoint,
     StoreError,
+    Vector,
     VectorStore,
     index_types,
     point_id,
@@ -63,6 +70,14 @@ INDEX_SCHEMAS = {
 }
 
 
+def client_vector(values: Vector, where: str) -> list[float] | models.SparseVector:
+    """A dense member's values as a float list, a sparse member's as qdrant-client's SparseVector."""
+    if isinstance(values, SparseVector):
+        indices, weights = sparse_parts(values, where)
+        return models.SparseVector(indices=indices, values=weights)
+    return as_vector(values)
+
+
 def make_client(cfg: StoreConfig) -> tuple[QdrantClient, bool]:
     """A client for ``cfg.url`` and whether it runs in local mode."""
     url = cfg.url.strip()
@@ -83,6 +98,18 @@ def make_client(cfg: StoreConfig) -> tuple[QdrantClient, bool]:
         check_compatibility=False,
     )
     return client, False
+
+
+def is_missing_index(exc: Exception) -> bool:
+    """Whether a server refused a facet because the field has no suitable payload index."""
+    if isinstance(exc, UnexpectedResponse):
+        refused, text = exc.status_code == 400, str(exc)
+    elif isinstance(exc, grpc.RpcError):
+        refused = exc.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+        text = str(exc.details())  # type: ignore[attr-defined]
+    else:
+        return False
+    return refused and "index" in text.lower()
 
 
 class QdrantStore(VectorStore):
@@ -108,6 +135,9 @@ class QdrantStore(VectorStore):
             threading.RLock() if local else contextlib.nullcontext()
         )
         self._specs = VectorSpecs(self._read_vector_spec)
+        # Local mode keeps no payload indexes: the facetable fields ensure_collection asked for, so a
+        # facet on any other field is refused as a server refuses it.
+        self._local_facet_fields: dict[str, set[str]] = {}
 
     @classmethod
     def from_config(cls, cfg: StoreConfig) -> QdrantStore:
@@ -144,19 +174,23 @@ class QdrantStore(VectorStore):
     def _read_vector_spec(self, collection: str) -> dict[str, int]:
         with self._call(f"describe {collection}"):
             vectors = self.client.get_collection(collection).config.params.vectors
+            sparse = self.client.get_collection(collection).config.params.sparse_vectors or {}
         if not isinstance(vectors, Mapping):
             raise StoreError(f"collection {collection!r} has an unnamed vector; vitrine needs named vectors")
-        return {name: int(params.size) for name, params in vectors.items()}
+        return {name: int(params.size) for name, params in vectors.items()} | dict.fromkeys(sparse, SPARSE)
 
     def ensure_collection(
-        self, name: str, vectors: Mapping[str, int], payload_indexes: PayloadIndexes = ()
+        self,
+        name: str,
+        vectors: Mapping[str, int],
+        payload_indexes: PayloadIndexes = (),
+        sparse_vectors: Sequence[str] = (),
     ) -> None:
-        """Create with cosine named vectors, shards and replication factor if missing; add indexes."""
+        """Create with cosine named vectors, IDF sparse vectors, shards and replication factor if
+        missing; add indexes."""
         check_name(name)
         indexes = index_types(payload_indexes)
-        wanted = {member: int(dim) for member, dim in vectors.items()}
-        if not wanted:
-            raise ValueError(f"collection {name!r}: at least one named vector is needed")
+        wanted = wanted_spec(name, vectors, sparse_vectors)
         target = self.resolve_alias(name)
         if target is not None:
             raise ValueError(f"{name!r} is an alias (of {target!r}), not a collection")
@@ -164,11 +198,19 @@ class QdrantStore(VectorStore):
             exists = self.client.collection_exists(name)
             if not exists:
                 params = {
-                    m: models.VectorParams(size=d, distance=models.Distance.COSINE) for m, d in wanted.items()
+                    m: models.VectorParams(size=d, distance=models.Distance.COSINE)
+                    for m, d in wanted.items()
+                    if d != SPARSE
+                }
+                sparse = {
+                    m: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                    for m, d in wanted.items()
+                    if d == SPARSE
                 }
                 self.client.create_collection(
                     name,
                     vectors_config=params,
+                    sparse_vectors_config=sparse or None,
                     shard_number=self.shards,
                     replication_factor=self.replication_factor,
                     **collection_options(self.settings.stored),
@@ -177,8 +219,10 @@ class QdrantStore(VectorStore):
         existing = self._read_vector_spec(name)
         if existing != wanted:
             raise StoreError(f"collection {name!r} has vectors {existing}, wanted {wanted}")
-        if self.local:
-            return  # local mode ignores payload indexes (and warns about them)
+        if self.local:  # local mode ignores payload indexes (and warns about them)
+            facetable = {f for f, kind in indexes.items() if kind in FACET_INDEX_TYPES}
+            self._local_facet_fields.setdefault(name, set()).update(facetable)
+            return
         with self._call(f"index {name}"):
             present = set(self.client.get_collection(name).payload_schema)
             for field_name, kind in indexes.items():
@@ -192,7 +236,10 @@ class QdrantStore(VectorStore):
         structs = []
         for point in last_wins(points):
             self._specs.check(collection, point.vectors, f"point {point.id!r}")
-            vectors = {member: as_vector(values) for member, values in point.vectors.items()}
+            vectors = {
+                member: client_vector(values, f"point {point.id!r}")
+                for member, values in point.vectors.items()
+            }
             structs.append(
                 models.PointStruct(id=point_id(point.id), vector=vectors, payload=payload_of(point))
             )
@@ -223,10 +270,19 @@ class QdrantStore(VectorStore):
         if limit <= 0:
             raise ValueError(f"limit must be > 0, got {limit}")
         flt = qdrant_filter(filters)
+        if self.local:
+            target = self.resolve_alias(collection) or collection
+            if field_name not in self._local_facet_fields.get(target, {field_name}):
+                raise FieldNotIndexed(field_name, target)
         with self._call(f"facet {collection}"):
-            response = self.client.facet(
-                collection, field_name, facet_filter=flt, limit=max(limit, FACET_FETCH_LIMIT), exact=True
-            )
+            try:
+                response = self.client.facet(
+                    collection, field_name, facet_filter=flt, limit=max(limit, FACET_FETCH_LIMIT), exact=True
+                )
+            except (UnexpectedResponse, grpc.RpcError) as exc:
+                if is_missing_index(exc):
+                    raise FieldNotIndexed(field_name, collection) from exc
+                raise
         return top_facets(((h.value, h.count) for h in response.hits), limit)
 
     def query(
@@ -247,12 +303,12 @@ class QdrantStore(VectorStore):
         for q in checked_queries(self._specs, collection, queries):
             requests.append(
                 models.QueryRequest(
-                    query=as_vector(q.vector),
+                    query=client_vector(q.vector, q.member),
                     using=q.member,
                     filter=flt,
                     limit=q.limit,
                     with_payload=payload,
-                    params=self._params,
+                    params=None if isinstance(q.vector, SparseVector) else self._params,
                 )
             )
         with self._call(f"query {collection}"):
@@ -279,7 +335,11 @@ class QdrantStore(VectorStore):
         flt = qdrant_filter(filters)
         prefetch = [
             models.Prefetch(
-                query=as_vector(q.vector), using=q.member, filter=flt, limit=q.limit, params=self._params
+                query=client_vector(q.vector, q.member),
+                using=q.member,
+                filter=flt,
+                limit=q.limit,
+                params=None if isinstance(q.vector, SparseVector) else self._params,
             )
             for q in checked_queries(self._specs, collection, queries)
         ]

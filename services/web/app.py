@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from google.protobuf.json_format import MessageToDict
 from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.channels import open_channel
 from services.common.config import WebConfig
+from services.search.requests import parse_filters, request_options
 from services.storage.blobs import BlobStore
 from services.web.images import ImageNotFound, check_item_id, etag_matches, image_source
 from vitrine.v1 import common_pb2, embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
@@ -33,15 +35,36 @@ GRPC_TO_HTTP = {
 }
 
 
-def parse_filters(items: list[str]) -> dict[str, str]:
-    """``["gender=Men", "articleType=Tshirts|Shirts"]`` -> map for SearchRequest.filters."""
-    out: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise HTTPException(400, f"filter {item!r}: expected field=value (alternatives separated by |)")
-        out[key.strip()] = value.strip()
-    return out
+def query_filters(items: list[str]) -> dict[str, str]:
+    """``field=value`` query parameters as SearchRequest.filters; a malformed one is a 400."""
+    try:
+        return parse_filters(items)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def page_search(
+    text: str,
+    top_k: int,
+    offset: int,
+    fusion: str,
+    members: list[str],
+    filters: list[str],
+    *,
+    explain: bool = True,
+    conditions: Sequence[common_pb2.Condition] = (),
+) -> search_pb2.SearchRequest:
+    """A SearchRequest from the page's parameters (``filters`` as ``field=value``; malformed: 400)."""
+    options = request_options(
+        top_k=top_k,
+        offset=offset,
+        filters=query_filters(filters),
+        fusion=fusion,
+        members=members,
+        explain=explain,
+        conditions=conditions,
+    )
+    return search_pb2.SearchRequest(text=text, **options)
 
 
 SIDEBAR_FACETS = ("brand", "baseColour", "articleType", "gender")
@@ -162,7 +185,7 @@ def create_app(
     ) -> dict[str, Any]:
         request = search_pb2.FacetsRequest(
             text=q,
-            filters=parse_filters(filters),
+            filters=query_filters(filters),
             conditions=price_conditions(price_min, price_max),
             fields=facet_fields,
             limit=limit,
@@ -182,15 +205,7 @@ def create_app(
         filters: Annotated[list[str], Query()] = [],  # noqa: B006
         explain: bool = True,
     ) -> dict[str, Any]:
-        request = search_pb2.SearchRequest(
-            text=q,
-            top_k=top_k,
-            offset=offset,
-            fusion=fusion,
-            members=members,
-            filters=parse_filters(filters),
-            explain=explain,
-        )
+        request = page_search(q, top_k, offset, fusion, members, filters, explain=explain)
         return await run_search(request)
 
     @app.post("/api/search")
@@ -209,27 +224,17 @@ def create_app(
         data = await image.read(max_upload + 1) if image is not None else b""
         if len(data) > max_upload:
             raise HTTPException(413, f"image: upload over {cfg.max_upload_mb} MB")
-        request = search_pb2.SearchRequest(
-            text=q,
-            image=data,
-            text_weight=text_weight,
-            top_k=top_k,
-            offset=offset,
-            fusion=fusion,
-            members=members,
-            filters=parse_filters(filters),
-            conditions=price_conditions(price_min, price_max),
-            explain=True,
-        )
+        conditions = price_conditions(price_min, price_max)
+        request = page_search(q, top_k, offset, fusion, members, filters, conditions=conditions)
+        request.image, request.text_weight = data, text_weight
         return await run_search(request)
 
     @app.get("/api/items/{item_id}/similar")
     async def more_like_this(
         item_id: str, top_k: int = 12, offset: int = 0, fusion: str = ""
     ) -> dict[str, Any]:
-        request = search_pb2.MoreLikeThisRequest(
-            id=item_id, top_k=top_k, offset=offset, fusion=fusion, explain=True
-        )
+        options = request_options(top_k=top_k, offset=offset, fusion=fusion, explain=True)
+        request = search_pb2.MoreLikeThisRequest(id=item_id, **options)
         response = await _call(state["search"].MoreLikeThis(request, timeout=cfg.timeout_s))
         return hits_json(response)
 

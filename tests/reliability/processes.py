@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.support.procs import ROOT, free_port
+from tests.support.procs import ROOT, free_port, stack_env, stop_process
 
 
 def log_tail(path: Path, chars: int = 4000) -> str:
@@ -105,27 +105,7 @@ class StackProcess:
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM, wait (SIGKILL the tree after ``timeout``); returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                kill_tree(self.proc)
-        return self.proc.returncode
-
-
-def stack_env(ports: dict[str, int], extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment that puts every service of the stack on the given loopback ports."""
-    return {
-        "VITRINE_EMBEDDER_SERVER_PORT": str(ports["embedder"]),
-        "VITRINE_INGEST_SERVER_PORT": str(ports["ingest"]),
-        "VITRINE_SEARCH_SERVER_PORT": str(ports["search"]),
-        "VITRINE_INGEST_EMBEDDER_ADDR": f"127.0.0.1:{ports['embedder']}",
-        "VITRINE_SEARCH_EMBEDDER_ADDR": f"127.0.0.1:{ports['embedder']}",
-        "VITRINE_EMBEDDER_THREADS": "1",
-        "VITRINE_EMBEDDER_DEVICE": "cpu",
-        **(extra or {}),
-    }
+        return stop_process(self.proc, timeout, kill=kill_tree)
 
 
 def start_stack(
@@ -134,7 +114,9 @@ def start_stack(
     """Start the stack (no web) and wait until search is SERVING."""
     ports = {name: free_port() for name in ("embedder", "ingest", "search")}
     args = ["--bundle", str(bundle), "--store", str(store), "--no-web"]
-    proc = start_logged("apps.stack", args, stack_env(ports, extra_env), log)
+    proc = start_logged(
+        "apps.stack", args, stack_env(ports, {"VITRINE_EMBEDDER_DEVICE": "cpu", **(extra_env or {})}), log
+    )
     stack = StackProcess(proc, ports, log)
     try:
         wait_health(stack.addr("search"), proc, log)
@@ -161,6 +143,5 @@ __all__ = [
     "start_embedder",
     "start_logged",
     "start_stack",
-    "stack_env",
     "wait_health",
 ]

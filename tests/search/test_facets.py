@@ -76,6 +76,7 @@ async def test_facets_with_query_count_the_fused_candidates(core):
         (FacetsQuery(fields=["gender", "brand"]), "fields[1]"),
         (FacetsQuery(fields=["gender"], limit=-1), "limit"),
         (FacetsQuery(fields=["gender"], conditions=[WireCondition("gender", lt=3.0)]), "conditions"),
+        (FacetsQuery(fields=["gender", "season"]), "fields[1]"),  # declared, but the collection has no index
     ],
 )
 async def test_bad_facet_requests_name_the_field(core, query, field):
@@ -119,3 +120,26 @@ async def test_facets_and_conditions_over_grpc(tmp_path):
     finally:
         await server.stop(0)
         store.close()
+
+
+async def test_facet_on_a_field_without_index_is_invalid_argument_over_grpc(core):
+    """A declared field the collection was built without an index for: refused, naming the field."""
+    servicer = SearchServicer(core)
+    binding = ServiceBinding(SERVICE_NAME, search_pb2_grpc.add_SearchServicer_to_server, servicer)
+    server = GrpcServer(ServerConfig(port=0, grace_s=0.5), [binding])
+    port = await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = search_pb2_grpc.SearchStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.Facets(search_pb2.FacetsRequest(fields=["gender", "season"]), timeout=10)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert info.value.details().startswith("fields[1]: 'season' has no index")
+            assert "catalog schema" in info.value.details()
+            # with a query the fused candidates' payloads are counted: no index needed
+            counted = await stub.Facets(
+                search_pb2.FacetsRequest(text="red dress", fields=["season"]), timeout=10
+            )
+            assert [f.field for f in counted.facets] == ["season"]
+    finally:
+        await server.stop(0)

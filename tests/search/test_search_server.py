@@ -110,6 +110,8 @@ async def test_text_weight_presence_reaches_the_core(serve):
         ({"text": "x", "filters": {"gender": ""}}, "filters"),
         ({"text": "x", "members": ["m7"]}, "members"),
         ({"text": "x", "text_weight": float("nan")}, "text_weight"),
+        ({"text": "x", "min_relevance": float("nan")}, "min_relevance"),
+        ({"text": "x", "min_relevance": 1.5}, "min_relevance"),
         ({"image": b"not an image"}, "image"),
     ],
 )

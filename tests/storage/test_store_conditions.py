@@ -17,7 +17,7 @@ from domain.schema import CatalogSchema
 from services.common.config import StoreConfig
 from services.storage.factory import open_store
 from services.storage.filters import WireCondition, parse_request_filters
-from services.storage.port import MemberQuery, Point
+from services.storage.port import FieldNotIndexed, MemberQuery, Point
 
 MEMBERS = {"m1": 8}
 SCHEMA = CatalogSchema(
@@ -163,6 +163,18 @@ def test_facets_equal_brute_force_counts(store, source, field_name):
     everything = store.facet("shop", field_name, 100)
     total = Counter(str(SCHEMA.convert(field_name, r[field_name])) for r in source if field_name in r)
     assert {str(f.value): f.count for f in everything} == dict(total)
+
+
+def test_facet_on_a_field_without_index_raises_the_typed_error(store):
+    """Both adapters refuse alike (qdrant-client's local mode keeps no indexes, yet refuses too)."""
+    store.ensure_collection("bare", MEMBERS, {"articleType": "keyword"})
+    store.upsert("bare", [Point("p0", {"m1": np.ones(8)}, {"brand": "Nike", "articleType": "Jeans"})])
+    store.swap_alias("bare_alias", "bare")
+    for target in ("bare", "bare_alias"):
+        with pytest.raises(FieldNotIndexed) as info:
+            store.facet(target, "brand", 5)
+        assert (info.value.field_name, info.value.collection) == ("brand", "bare")
+    assert store.facet("bare_alias", "articleType", 5) == [("Jeans", 1)]
 
 
 def test_stored_values_are_typed(store):

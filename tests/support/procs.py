@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import grpc
@@ -66,3 +68,37 @@ def wait_serving(address: str, proc: subprocess.Popen, timeout: float = 60.0, se
             time.sleep(0.2)
     proc.kill()
     raise TimeoutError(f"{address} not SERVING after {timeout}s:\n{process_output(proc)}")
+
+
+def stack_env(ports: Mapping[str, int], extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment that puts each service of ``apps.stack`` on its port (web too when ``ports`` has it)."""
+    embedder = f"127.0.0.1:{ports['embedder']}"
+    env = {
+        "VITRINE_EMBEDDER_SERVER_PORT": str(ports["embedder"]),
+        "VITRINE_INGEST_SERVER_PORT": str(ports["ingest"]),
+        "VITRINE_SEARCH_SERVER_PORT": str(ports["search"]),
+        "VITRINE_INGEST_EMBEDDER_ADDR": embedder,
+        "VITRINE_SEARCH_EMBEDDER_ADDR": embedder,
+        "VITRINE_EMBEDDER_THREADS": "1",
+    }
+    if "web" in ports:
+        env |= {"VITRINE_WEB_PORT": str(ports["web"]), "VITRINE_WEB_EMBEDDER_ADDR": embedder}
+    return {**env, **(extra or {})}
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait()
+
+
+def stop_process(
+    proc: subprocess.Popen, timeout: float = 60, kill: Callable[[subprocess.Popen], object] = _kill
+) -> int | None:
+    """SIGTERM and wait; when ``timeout`` passes, ``kill`` it (default SIGKILL); returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill(proc)
+    return proc.returncode

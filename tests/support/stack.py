@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.procs import ROOT, free_port, start_module, wait_serving
+from tests.support.procs import ROOT, free_port, stack_env, start_module, stop_process, wait_serving
 
 
 @dataclass(frozen=True)
@@ -42,14 +41,7 @@ class RunningStack:
 
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM and wait; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return stop_process(self.proc, timeout)
 
 
 @contextmanager
@@ -62,16 +54,7 @@ def running_stack(
 ) -> Iterator[RunningStack]:
     """Start the stack, wait until search is SERVING, stop it on exit."""
     ports = {name: free_port() for name in ("embedder", "ingest", "search", "web")}
-    env = {
-        "VITRINE_EMBEDDER_SERVER_PORT": str(ports["embedder"]),
-        "VITRINE_INGEST_SERVER_PORT": str(ports["ingest"]),
-        "VITRINE_SEARCH_SERVER_PORT": str(ports["search"]),
-        "VITRINE_WEB_PORT": str(ports["web"]),
-        "VITRINE_INGEST_EMBEDDER_ADDR": f"127.0.0.1:{ports['embedder']}",
-        "VITRINE_SEARCH_EMBEDDER_ADDR": f"127.0.0.1:{ports['embedder']}",
-        "VITRINE_WEB_EMBEDDER_ADDR": f"127.0.0.1:{ports['embedder']}",
-        "VITRINE_EMBEDDER_THREADS": "1",
-    }
+    env = stack_env(ports)
     if image_root is not None:
         env["VITRINE_WEB_IMAGE_ROOT"] = str(image_root)
     env.update(extra_env or {})

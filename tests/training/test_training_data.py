@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,12 @@ from training.queries import shopper_queries
 
 TINY_MODEL = {"embed_dim": 32, "vision_cfg": TINY_VISION, "text_cfg": TINY_TEXT}
 PREPROCESS = {"mean": [0.5] * 3, "std": [0.5] * 3, "resize_mode": "squash"}
+
+
+def style(product_id: str, article: str, **columns: str) -> Product:
+    """A men's topwear product of the given articleType (other columns as given)."""
+    attributes = {"gender": "Men", "masterCategory": "Apparel", "subCategory": "Topwear"}
+    return Product(product_id, attributes={**attributes, "articleType": article, **columns})
 
 
 @pytest.fixture
@@ -79,15 +86,15 @@ def test_missing_styles_csv_is_a_clear_error(tmp_path: Path):
 def test_prompts_skip_templates_with_empty_fields(fashion: Path):
     product = load_fashion(fashion).products[0]
     texts = captions(product)
-    assert f"a photo of {spoken(product.articleType)}" in texts
-    assert texts[-1] == product.productDisplayName
-    empty_colour = type(product)(**{**product.metadata(), "baseColour": ""})
+    assert f"a photo of {spoken(product.value('articleType'))}" in texts
+    assert texts[-1] == product.text
+    empty_colour = replace(product, attributes={**product.attributes, "baseColour": ""})
     assert not any("{" in t or "  " in t for t in captions(empty_colour))
-    assert all(product.baseColour not in t for t in captions(empty_colour, with_name=False))
+    assert all(product.value("baseColour") not in t for t in captions(empty_colour, with_name=False))
 
 
 def test_captions_and_queries_speak_as_shoppers_write():
-    product = Product("1", "Men", "Apparel", "Topwear", "Tshirts", baseColour="White")
+    product = style("1", "Tshirts", baseColour="White")
     texts = captions(product, with_name=False)
     assert "a photo of T-shirts" in texts and not any("Tshirts" in t for t in texts)
     assert any("Top wear" in t for t in texts)
@@ -131,14 +138,14 @@ def test_inshop_loader(tmp_path: Path):
     parts = load_inshop(root)
     assert [len(parts[s]) for s in ("train", "query", "gallery")] == [1, 1, 2]
     assert parts["query"].products[0].item_id == "id_00000002"
-    assert parts["gallery"].products[1].articleType == "Denim"
-    assert parts["gallery"].products[1].gender == "Men"
+    assert parts["gallery"].products[1].value("articleType") == "Denim"
+    assert parts["gallery"].products[1].value("gender") == "Men"
     assert parts["train"].report.skipped == {"no image file": 1, "malformed line": 1}
 
 
 def test_shopper_queries_keep_answerable_queries_and_mark_their_types():
     kinds = ["Tshirts"] * 3 + ["Kurtas", "Kurtis"] + ["Watches"]
-    gallery = [Product(str(i), "Men", "Apparel", "Topwear", t) for i, t in enumerate(kinds)]
+    gallery = [style(str(i), t) for i, t in enumerate(kinds)]
     queries = (("t-shirt", ("Tshirts",)), ("women's kurta", ("Kurtas", "Kurtis")), ("heels", ("Heels",)))
     query_set, texts = shopper_queries(gallery, min_items=2, queries=queries)
     assert texts == ["t-shirt", "women's kurta"], "a query with fewer than min_items answers is dropped"

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.support.procs import ROOT, free_port
+from tests.support.procs import ROOT, free_port, stack_env
 from tests.support.stack import running_stack
 from tests.web.test_browser import BROWSER_ARGS, CHROMIUM
 
@@ -21,12 +21,7 @@ def run_demo(bundle, catalog, store) -> subprocess.CompletedProcess:
     ports = {name: free_port() for name in ("embedder", "ingest", "search")}
     env = {
         "PATH": "/usr/bin:/bin",
-        "VITRINE_EMBEDDER_SERVER_PORT": str(ports["embedder"]),
-        "VITRINE_INGEST_SERVER_PORT": str(ports["ingest"]),
-        "VITRINE_SEARCH_SERVER_PORT": str(ports["search"]),
-        "VITRINE_INGEST_EMBEDDER_ADDR": f"127.0.0.1:{ports['embedder']}",
-        "VITRINE_SEARCH_EMBEDDER_ADDR": f"127.0.0.1:{ports['embedder']}",
-        "VITRINE_EMBEDDER_THREADS": "1",
+        **stack_env(ports),
         "VITRINE_STORE_PATH": str(store),
         "VITRINE_EMBEDDER_BUNDLE": str(bundle),
     }

@@ -62,7 +62,7 @@ def decode_catalog(catalog: Catalog, transform: SplitTransform, workers: int = 2
     probe = transform.pixels(Image.new("RGB", (60, 80)))
     array = np.zeros((len(catalog), *probe.shape), dtype=np.uint8)
     ok = np.zeros(len(catalog), dtype=bool)
-    paths = [p.image for p in catalog.products]
+    paths = [p.image_uri for p in catalog.products]
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = pool.map(lambda p: _decode(p, transform), paths, chunksize=64)
         for i, pixels in enumerate(

@@ -30,7 +30,7 @@ def data_fingerprint(folder: str | Path) -> str:
 
 
 @dataclass
-class Prepared:
+class TrainingData:
     """A loaded catalog (unreadable images dropped), its split and caption table, and pixel caches."""
 
     catalog: Catalog
@@ -46,7 +46,7 @@ class Prepared:
 
     def labels(self, field_name: str) -> tuple[np.ndarray, list[str]]:
         """(label index per product, sorted label values) for a product field."""
-        values = [getattr(p, field_name) for p in self.catalog.products]
+        values = [p.value(field_name) for p in self.catalog.products]
         classes = sorted(set(values))
         lookup = {c: i for i, c in enumerate(classes)}
         return np.array([lookup[v] for v in values], dtype=np.int64), classes
@@ -68,7 +68,7 @@ def prepare(
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
     max_items: int = 0,
     name_captions: bool = True,
-) -> Prepared:
+) -> TrainingData:
     """Load, drop unreadable images (counted), split by product id and build the caption table."""
     catalog = load_fashion(folder)
     if max_items and len(catalog) > max_items:
@@ -85,7 +85,7 @@ def prepare(
         pixels = Pixels(np.ascontiguousarray(pixels.array[keep]), np.ones(len(keep), bool), transform)
     split = make_split(catalog, split_seed, fractions)
     log.info("split: train %d, val %d, test %d", len(split.train), len(split.val), len(split.test))
-    prepared = Prepared(
+    prepared = TrainingData(
         catalog, split, build_caption_table(catalog.products, name_captions), data_key, cache_dir
     )
     prepared._pixels[transform.key] = pixels

@@ -42,12 +42,12 @@ def captions(product: Product, templates: tuple[str, ...] = TEMPLATES, with_name
     """All captions of one product (deduplicated, in template order, then its name)."""
     out: list[str] = []
     for template in templates:
-        values = {f: spoken(getattr(product, f)) for f in _fields(template)}
+        values = {f: spoken(product.value(f)) for f in _fields(template)}
         if all(values.values()):
             text = " ".join(template.format(**values).split())
             if text not in out:
                 out.append(text)
-    name = " ".join(product.productDisplayName.split())
+    name = " ".join(product.text.split())
     if with_name and name and name not in out:
         out.append(name)
     return out

@@ -65,7 +65,7 @@ def duplicate_groups(catalog: Catalog) -> dict[str, str]:
     """Map each product id to its group key: the smallest id with byte-identical image bytes."""
     by_digest: dict[str, list[str]] = {}
     for p in catalog.products:
-        digest = hashlib.sha1(Path(p.image).read_bytes()).hexdigest() if p.image else p.id
+        digest = hashlib.sha1(Path(p.image_uri).read_bytes()).hexdigest() if p.image_uri else p.id
         by_digest.setdefault(digest, []).append(p.id)
     key: dict[str, str] = {}
     for ids in by_digest.values():

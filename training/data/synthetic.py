@@ -154,19 +154,17 @@ def synthetic_products(
         season = rng.choice(("Summer", "Fall", "Winter", "Spring"))
         usage = rng.choice(("Casual", "Sports", "Formal"))
         brand = rng.choice(("Acme", "Northwind", "Contoso", "Globex"))
-        product = Product(
-            id=str(i + 1),
-            gender=gender,
-            masterCategory=kind.master,
-            subCategory=kind.sub,
-            articleType=kind.article,
-            baseColour=colour,
-            season=season,
-            year=str(rng.randint(2010, 2018)),
-            usage=usage,
-            productDisplayName=f"{brand} {gender} {colour} {kind.noun}",
-            item_id=str(i + 1),
-        )
+        attributes = {
+            "gender": gender,
+            "masterCategory": kind.master,
+            "subCategory": kind.sub,
+            "articleType": kind.article,
+            "baseColour": colour,
+            "season": season,
+            "year": str(rng.randint(2010, 2018)),
+            "usage": usage,
+        }
+        product = Product(id=str(i + 1), text=f"{brand} {gender} {colour} {kind.noun}", attributes=attributes)
         out.append((product, kinds[i % len(kinds)]))
     return out
 
@@ -181,7 +179,7 @@ def write_synthetic_catalog(
     rng = random.Random(seed + 1)
     products = []
     for product, kind in synthetic_products(count, seed, kinds):
-        draw_item(kind, product.baseColour, rng).save(images / f"{product.id}.jpg", quality=92)
+        draw_item(kind, product.value("baseColour"), rng).save(images / f"{product.id}.jpg", quality=92)
         products.append(product)
     write_styles(products, root / "styles.csv")
     return root
