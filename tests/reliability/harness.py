@@ -128,7 +128,8 @@ async def inprocess_stack(
     ingest_core = IngestCore(store, bundle, ingest_client, ingest_cfg, CATALOG)
     ingest_core.open()
     search_core = SearchCore(
-        SearchConfig(embedder_addr=address, rpc_timeout_s=search_timeout_s),
+        # the query cache off: these scenarios count the embedder calls each search makes
+        SearchConfig(embedder_addr=address, rpc_timeout_s=search_timeout_s, query_cache_size=0),
         store,
         bundle,
         search_client,

@@ -25,6 +25,10 @@ def log_tail(path: Path, chars: int = 4000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
 
 
+# reliability scenarios observe each search reaching the embedder, so the query cache is off
+NO_QUERY_CACHE = {"VITRINE_SEARCH_QUERY_CACHE_SIZE": "0"}
+
+
 def start_logged(module: str, args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """``python -m module args`` from the repo root with stdout and stderr appended to ``log``."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "VITRINE_LOG_JSON": "true", **env}
@@ -115,7 +119,10 @@ def start_stack(
     ports = {name: free_port() for name in ("embedder", "ingest", "search")}
     args = ["--bundle", str(bundle), "--store", str(store), "--no-web"]
     proc = start_logged(
-        "apps.stack", args, stack_env(ports, {"VITRINE_EMBEDDER_DEVICE": "cpu", **(extra_env or {})}), log
+        "apps.stack",
+        args,
+        stack_env(ports, {"VITRINE_EMBEDDER_DEVICE": "cpu", **NO_QUERY_CACHE, **(extra_env or {})}),
+        log,
     )
     stack = StackProcess(proc, ports, log)
     try:
