@@ -86,6 +86,10 @@ class Traffic:
             (o.started_s for o in self.outcomes if o.started_s > start and o.code == grpc.StatusCode.OK), None
         )
 
+    def finished_before(self, end: float) -> list[Outcome]:
+        """Outcomes of searches that had their answer before ``end``."""
+        return [o for o in self.outcomes if o.started_s + o.latency_s < end]
+
     def between(self, start: float, end: float) -> list[Outcome]:
         """Outcomes of searches started in [start, end)."""
         return [o for o in self.outcomes if start <= o.started_s < end]
@@ -142,7 +146,8 @@ async def _embedder_outage(stack, bundle: Path, tmp_path: Path) -> tuple[dict, s
     after = traffic.between((recovered_at or end) + 0.01, end)
     figures = {
         "searches": len(traffic.outcomes),
-        "before_loss": code_counts([o.code for o in traffic.between(0, killed_at)]),
+        # a search in flight at the kill may fail; only those answered before it count as "before"
+        "before_loss": code_counts([o.code for o in traffic.finished_before(killed_at)]),
         "while_down": code_counts([o.code for o in down]),
         "while_down_failure_latency": latency_summary([o.latency_s for o in down]),
         "health_not_serving_after_s": None if to_not_serving is None else round(to_not_serving, 2),
