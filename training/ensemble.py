@@ -18,6 +18,7 @@ from sklearn.cluster import MiniBatchKMeans
 
 from domain.bundle import Bundle, FusionSpec, MemberSpec, write_bundle
 from domain.members import save_member
+from domain.pretrained_vision import trunk_package
 from training.config import TrainConfig
 from training.suite import Suite, objective, score_suite, systems
 
@@ -184,6 +185,7 @@ def write_ensemble(
                 centroids=f"centroids/{run.name}.npy",
                 weight=float(selection.weights.get(run.name, 1.0)),
                 text_encoder=f"hf:{text}" if text else "",
+                image_trunk=trunk_package(run.model_cfg),
             )
         )
     report = {**selection.report, "members": {r.name: r.history for r in runs}}

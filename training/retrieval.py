@@ -45,6 +45,17 @@ def embed_images(
 
 
 @torch.inference_mode()
+def embed_features(
+    model: torch.nn.Module, features: np.ndarray, positions: Sequence[int], device: torch.device
+) -> np.ndarray:
+    """L2-normalized image vectors from cached frozen-trunk features (the head alone; same vectors
+    as ``embed_images`` up to the cache's float16 rounding)."""
+    rows = np.asarray(features[np.asarray(positions)], dtype=np.float32)
+    vectors = model.visual.project(torch.from_numpy(rows).to(device))
+    return F.normalize(vectors.float(), dim=-1).cpu().numpy()
+
+
+@torch.inference_mode()
 def embed_texts(model: torch.nn.Module, tokenizer, texts: Sequence[str], device: torch.device) -> np.ndarray:
     """L2-normalized text features (float32)."""
     out = []

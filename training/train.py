@@ -27,13 +27,14 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 
 from domain.members import WEIGHTS_FILE, build_model, make_tokenizer, save_member
+from domain.pretrained_vision import TRUNK_PREFIX, pretrained_visual
 from training import distributed
 from training.config import PRECISIONS, MemberConfig
 from training.data.images import Pixels, augment, geometry_for
 from training.data.prepared import TrainingData
 from training.losses import clip_loss, parse_loss, prompt_ce_loss, supcon_loss, triplet_loss
 from training.queries import category_queries, quick_text_map
-from training.retrieval import embed_images, embed_texts
+from training.retrieval import embed_features, embed_images, embed_texts
 from training.samplers import PKBatches, RandomBatches
 from training.text import TextSide, is_hf_tower
 
@@ -65,16 +66,18 @@ class MemberForward(torch.nn.Module):
     """A member's training forward (what DistributedDataParallel wraps): normalized image and text
     features, the logit scale, and the class-prompt text features when a loss needs them."""
 
-    def __init__(self, model: torch.nn.Module, text_side: TextSide):
+    def __init__(self, model: torch.nn.Module, text_side: TextSide, from_features: bool = False):
         super().__init__()
         self.model = model
         self.text_side = text_side
+        self.from_features = from_features  # inputs are cached frozen-trunk features, not pixels
 
     def forward(
         self, images: torch.Tensor, caption_ids: torch.Tensor, class_ids: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(image features, text features, logit scale, class-prompt features or None)."""
-        image = torch.nn.functional.normalize(self.model.encode_image(images).float(), dim=-1)
+        encoded = self.model.visual.project(images) if self.from_features else self.model.encode_image(images)
+        image = torch.nn.functional.normalize(encoded.float(), dim=-1)
         text = self.text_side.features(self.model, caption_ids).float()
         scale = self.model.logit_scale.exp()
         classes = None if class_ids is None else self.text_side.features(self.model, class_ids)
@@ -108,7 +111,8 @@ def create_model(cfg: MemberConfig) -> tuple[torch.nn.Module, dict]:
 
 
 def trainable_parameters(model: torch.nn.Module, cfg: MemberConfig) -> list[dict]:
-    """Parameter groups (decay / no decay); a frozen text tower keeps only its projection trainable."""
+    """Parameter groups (decay / no decay); a frozen text tower keeps only its projection trainable,
+    a pretrained image trunk stays frozen (its head trains)."""
     hf = is_hf_tower(model)
     text_prefixes = (
         "text.",
@@ -119,9 +123,11 @@ def trainable_parameters(model: torch.nn.Module, cfg: MemberConfig) -> list[dict
         "text_projection",
     )
     lock_text = hf or (cfg.lock_text and bool(cfg.pretrained))
+    frozen_trunk = TRUNK_PREFIX if pretrained_visual(model) is not None else None
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         frozen = lock_text and name.startswith(text_prefixes) and not name.startswith("text.proj")
+        frozen = frozen or (frozen_trunk is not None and name.startswith(frozen_trunk))
         param.requires_grad_(not frozen)
         if frozen:
             continue
@@ -165,9 +171,14 @@ def _aux_loss(
 
 
 def validate(
-    model: torch.nn.Module, tokenizer: Callable, data: TrainingData, pixels: Pixels, device: torch.device
+    model: torch.nn.Module,
+    tokenizer: Callable,
+    data: TrainingData,
+    pixels: Pixels,
+    device: torch.device,
+    features: np.ndarray | None = None,
 ) -> float:
-    """Validation text->image macro mAP@10 by articleType."""
+    """Validation text->image macro mAP@10 by articleType (from cached trunk ``features`` when given)."""
     val = data.positions("val")
     if len(val) == 0:
         return 0.0
@@ -175,9 +186,11 @@ def validate(
     if not texts:
         return 0.0
     model.eval()
-    score = quick_text_map(
-        embed_texts(model, tokenizer, texts, device), embed_images(model, pixels, val, device), queries
-    )
+    if features is None:
+        gallery = embed_images(model, pixels, val, device)
+    else:
+        gallery = embed_features(model, features, val, device)
+    score = quick_text_map(embed_texts(model, tokenizer, texts, device), gallery, queries)
     model.train()
     return score
 
@@ -230,6 +243,9 @@ def train_member(
         text_side = TextSide(model, tokenizer, data.captions, text_name, data.cache_dir)
     model.to(device).train()
     text_side.to(device)
+    visual = pretrained_visual(model)
+    with distributed.main_first():  # a frozen pretrained trunk runs once per image, not per step
+        features = None if visual is None else data.trunk_features(visual, pixels, device)
     train = data.positions("train")
     sampler = _sampler(cfg, data, train)
     distributed.check_divisible(sampler.batch_size, f"member {cfg.name}: batch (P x K or batch_size)")
@@ -239,13 +255,15 @@ def train_member(
     amp = autocast_dtype(precision, device)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and amp == torch.float16)
     done, history = _resume(run_dir, model, optimizer, scheduler, scaler)
-    forward = distributed.wrap(MemberForward(model, text_side), device)
+    forward = distributed.wrap(MemberForward(model, text_side, features is not None), device)
     epochs = range(done + 1, cfg.epochs + 1)
     for epoch in tqdm(epochs, desc=cfg.name, initial=done, total=cfg.epochs, disable=not main):
         start = time.time()
-        loop = EpochLoop(cfg, data, pixels, device, amp)
+        loop = EpochLoop(cfg, data, pixels, device, amp, features)
         loss = loop.run(model, forward, sampler, (optimizer, scheduler, scaler), epoch, steps)
-        entry = _finish_epoch(cfg, model, model_cfg, tokenizer, data, pixels, device, run_dir, epoch)
+        entry = _finish_epoch(
+            cfg, model, model_cfg, tokenizer, data, (pixels, features), device, run_dir, epoch
+        )
         entry = distributed.broadcast_object(
             {**entry, "loss": loss, "seconds": time.time() - start} if main else None
         )
@@ -256,12 +274,13 @@ def train_member(
     return MemberRun(cfg.name, model, model_cfg, cfg.preprocess, run_dir, history)
 
 
-def _finish_epoch(cfg, model, model_cfg, tokenizer, data, pixels, device, run_dir, epoch) -> dict:
+def _finish_epoch(cfg, model, model_cfg, tokenizer, data, inputs, device, run_dir, epoch) -> dict:
     """On rank 0: save the epoch's member folder and validate it (other ranks skip both)."""
     if not distributed.is_main():
         return {}
     save_member(model, model_cfg, cfg.preprocess, run_dir / f"epoch-{epoch}")
-    return {"epoch": epoch, "val_text_map10": validate(model, tokenizer, data, pixels, device)}
+    pixels, features = inputs
+    return {"epoch": epoch, "val_text_map10": validate(model, tokenizer, data, pixels, device, features)}
 
 
 def _write_epoch(cfg, run_dir: Path, history: list[dict], optim, epoch: int, step_losses: list[float]):
@@ -318,8 +337,10 @@ class EpochLoop:
         pixels: Pixels,
         device: torch.device,
         amp: torch.dtype | None,
+        features: np.ndarray | None = None,
     ):
         self.cfg, self.data, self.pixels, self.device, self.amp = cfg, data, pixels, device, amp
+        self.features = features
         self.aux = parse_loss(cfg.loss)
         self.labels_all, classes = data.labels(cfg.label)
         self.class_ids = torch.tensor([data.captions.class_prompt.get(c, 0) for c in classes], device=device)
@@ -343,9 +364,7 @@ class EpochLoop:
         )
         for positions in bar:
             # Every rank draws the same global batch, captions and augmentation; each keeps its rows.
-            images = augment(
-                self.pixels, positions, generator, cfg.augment_shift, cfg.augment_jitter, rows=rows
-            ).to(self.device, non_blocking=True)
+            images = self._inputs(positions, generator, rows).to(self.device, non_blocking=True)
             caption_ids = torch.from_numpy(self.data.captions.sample(positions, rng))
             labels = torch.from_numpy(self.labels_all[positions])
             loss = self._loss(forward, images, caption_ids, labels, rows, order)
@@ -363,6 +382,13 @@ class EpochLoop:
             self.step_losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(self.step_losses[-20:]):.3f}", refresh=False)
         return float(np.mean(self.step_losses))
+
+    def _inputs(self, positions: np.ndarray, generator: torch.Generator, rows: np.ndarray) -> torch.Tensor:
+        """This rank's rows of the batch: cached trunk features, or augmented pixels."""
+        if self.features is not None:
+            return torch.from_numpy(np.asarray(self.features[np.asarray(positions)[rows]], np.float32))
+        cfg = self.cfg
+        return augment(self.pixels, positions, generator, cfg.augment_shift, cfg.augment_jitter, rows=rows)
 
     def _loss(self, forward, images, caption_ids, labels, rows, order) -> torch.Tensor:
         """The global batch's loss: this rank's features joined with every other rank's (with gradients)."""

@@ -20,6 +20,7 @@ from domain.bundle import Bundle, load_bundle
 from domain.members import LoadedMember, load_member
 from domain.preprocess import SplitTransform, split_transform
 from domain.shared_text import encode_shared, shared_trunk_groups
+from domain.shared_vision import encode_images_shared, shared_image_groups
 from domain.text import encode_text_trimmed, trim_padding
 from services.common.config import EmbedderConfig
 
@@ -91,6 +92,10 @@ class EnsembleEncoder:
             name: split_transform(m.preprocess) for name, m in self.members.items()
         }
         self._text_groups = shared_trunk_groups({name: m.model for name, m in self.members.items()})
+        geometry = {name: None if split is None else split.key for name, split in self._split.items()}
+        self._image_groups = shared_image_groups(
+            {name: m.model for name, m in self.members.items()}, geometry
+        )
 
     @classmethod
     def load(cls, cfg: EmbedderConfig, bundle_path: str | None = None) -> EnsembleEncoder:
@@ -112,6 +117,7 @@ class EnsembleEncoder:
                 "precision": precision,
                 "threads": threads,
                 "shared_text_trunks": encoder.shared_text_trunks,
+                "shared_image_trunks": encoder.shared_image_trunks,
             },
         )
         return encoder
@@ -120,6 +126,11 @@ class EnsembleEncoder:
     def shared_text_trunks(self) -> list[tuple[str, ...]]:
         """Groups of members whose text trunk runs once per batch for all of them."""
         return [tuple(group) for group in self._text_groups]
+
+    @property
+    def shared_image_trunks(self) -> list[tuple[str, ...]]:
+        """Groups of members whose pretrained image trunk runs once per batch for all of them."""
+        return [tuple(group) for group in self._image_groups]
 
     @property
     def member_names(self) -> tuple[str, ...]:
@@ -208,9 +219,26 @@ class EnsembleEncoder:
                 _scatter(out, rows, encode_shared({m: group[m] for m in members}, batch))
         return out
 
-    def encode_images(self, items: Sequence[ImageItem]) -> list[Vectors]:
-        """Normalized image vectors per member for a batch."""
-        return self._run(items, "pixels", lambda model, x: model.encode_image(x), self._image_batch)
+    def _shared_images(self, items: Sequence[ImageItem]) -> list[Vectors]:
+        """Vectors of members that share a pretrained image trunk, one trunk forward per group."""
+        out: list[Vectors] = [{} for _ in items]
+        with self._autocast():
+            for group in self._image_groups:
+                members = [m for m in group if any(m in item.pixels for item in items)]
+                rows = [k for k, item in enumerate(items) if members and members[0] in item.pixels]
+                if len(members) < 2 or any(not all(m in items[k].pixels for m in members) for k in rows):
+                    continue  # members asked for different rows: each runs on its own
+                batch = self._image_batch(members[0], [items[k].pixels[members[0]] for k in rows])
+                _scatter(
+                    out, rows, encode_images_shared({m: group[m] for m in members}, batch.to(self.device))
+                )
+        return out
+
+    def encode_images(self, items: Sequence[ImageItem], share: bool = True) -> list[Vectors]:
+        """Normalized image vectors per member for a batch; ``share`` runs a pretrained image trunk
+        that several members share once per batch (same vectors)."""
+        out = self._shared_images(items) if share and self._image_groups else None
+        return self._run(items, "pixels", lambda model, x: model.encode_image(x), self._image_batch, out)
 
     def encode_texts(self, items: Sequence[TextItem], trim: bool = True, share: bool = True) -> list[Vectors]:
         """Normalized text vectors per member; ``trim`` cuts padding to the longest real sequence.

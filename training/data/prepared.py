@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from domain.catalog import Catalog, load_fashion
 from domain.preprocess import SplitTransform
+from domain.pretrained_vision import PretrainedVisual
+from training.data.features import cached_features
 from training.data.images import Pixels, cached_pixels
 from training.data.split import Split, make_split
 from training.text import CaptionTable, build_caption_table
@@ -39,6 +42,7 @@ class TrainingData:
     data_key: str
     cache_dir: Path | None
     _pixels: dict[str, Pixels] = field(default_factory=dict)
+    _features: dict[tuple, np.ndarray] = field(default_factory=dict)
 
     def positions(self, side: str) -> np.ndarray:
         """Catalog positions of a split side."""
@@ -58,6 +62,13 @@ class TrainingData:
                 self.catalog, transform, self.cache_dir, self.data_key
             )
         return self._pixels[transform.key]
+
+    def trunk_features(self, visual: PretrainedVisual, pixels: Pixels, device: torch.device) -> np.ndarray:
+        """A frozen pretrained trunk's head inputs for every product (computed once, cached on disk)."""
+        key = (pixels.transform.key, visual.cfg.trunk, visual.cfg.colour_bins)
+        if key not in self._features:
+            self._features[key] = cached_features(visual, pixels, self.cache_dir, self.data_key, device)
+        return self._features[key]
 
 
 def prepare(

