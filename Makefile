@@ -32,11 +32,16 @@ $(PROTO_STAMP): $(PROTOS) scripts/gen_protos.py $(STAMP)
 test: install
 	$(PY) -m pytest -m "$(PYTEST_MARK)" $(PYTEST_ARGS)
 
+# make train CONFIG=training/configs/pretrained.json builds data/bundles/pretrained (default: the built-in config)
+CONFIG ?=
+BUNDLE ?= data/bundles/$(if $(CONFIG),$(basename $(notdir $(CONFIG))),default)
+EVAL_OUT ?= bench/results/eval$(if $(CONFIG),-$(basename $(notdir $(CONFIG))))
+
 train: install
-	$(PY) -m training.build_default --data "$(VITRINE_DATA)"
+	$(PY) -m training.build_default --data "$(VITRINE_DATA)" $(if $(CONFIG),--config "$(CONFIG)") --out "$(BUNDLE)"
 
 evaluate: install
-	$(PY) -m training.evaluate --bundle data/bundles/default --data "$(VITRINE_DATA)" --out bench/results/eval
+	$(PY) -m training.evaluate --bundle "$(BUNDLE)" --data "$(VITRINE_DATA)" --out "$(EVAL_OUT)"
 
 demo: install
 	$(PY) -m apps.demo --data "$(VITRINE_DATA)"

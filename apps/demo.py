@@ -32,7 +32,7 @@ from domain.payload import collection_name, holds_version
 from services.common.config import PROJECT_ROOT, VitrineConfig, load_config
 from services.ingest.loader import iter_catalog, load_via_rpc, with_image_bytes
 from training.data.synthetic import write_synthetic_catalog
-from training.queries import SHOPPER_SET
+from training.queries import COLOUR_TYPE_SET, SHOPPER_SET
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
 
 DATA_DIR = PROJECT_ROOT / "data"
@@ -120,9 +120,12 @@ def print_evaluation(bundle_dir: Path) -> None:
     sets = {
         name: rows
         for name, rows in report.get("fashion", {}).items()
-        if "articleType" in name or name == SHOPPER_SET
+        if "articleType" in name or name in (SHOPPER_SET, COLOUR_TYPE_SET)
     }
-    print(f"{report.get('items', '?')} held-out items; mAP@10 macro / micro (article types; shopper queries)")
+    print(
+        f"{report.get('items', '?')} held-out items; mAP@10 macro / micro "
+        "(article types; shopper and colour+type queries)"
+    )
     names = list(sets)
     print(f"  {'system':<24}" + "".join(f"{n[:26]:>28}" for n in names))
     systems = list(next(iter(sets.values()), {}))

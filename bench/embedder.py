@@ -1,10 +1,13 @@
-"""Embedder benchmark: served vs raw throughput, batching on/off, trimmed vs padded text.
+"""Embedder benchmark: served vs raw throughput, per-member image throughput, a shared image trunk
+on/off, batching on/off, trimmed vs padded text.
 
-All figures in one run, side by side. Writes bench/results/embedder.json.
+All figures in one run, side by side. Writes bench/results/embedder.json (``--bundle DIR`` measures
+another bundle and writes bench/results/embedder-<bundle name>.json).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import time
@@ -142,9 +145,37 @@ def shared_text_trunk(encoder: EnsembleEncoder, repeats: int = 60) -> dict[str, 
     }
 
 
-def main() -> dict[str, Any]:
+def image_members(encoder: EnsembleEncoder, images: list[bytes], batch: int = 128) -> dict[str, Any]:
+    """Raw images/s per member alone, and for the whole bundle with a shared pretrained image trunk
+    run once (when members share one) vs once per member, interleaved in one run."""
+    decoded = [decode_image(b, "x", 10**8, 10**9) for b in images[:batch]]
+    out: dict[str, Any] = {"batch": len(decoded), "per_member_images_per_s": {}}
+    for name in encoder.member_names:
+        items = [encoder.prepare_image(img, (name,)) for img in decoded]
+        encoder.encode_images(items)  # warm-up
+        out["per_member_images_per_s"][name] = round(
+            len(items) / best_of(lambda i=items: encoder.encode_images(i)), 1
+        )
+    items = [encoder.prepare_image(img, encoder.member_names) for img in decoded]
+    timings: dict[str, list[float]] = {"shared": [], "per_member": []}
+    for _ in range(3):
+        for label, share in (("shared", True), ("per_member", False)):
+            start = time.perf_counter()
+            encoder.encode_images(items, share=share)
+            timings[label].append(time.perf_counter() - start)
+    rates = {label: round(len(items) / min(t), 1) for label, t in timings.items()}
+    out["bundle_images_per_s"] = rates["shared"]
+    out["bundle_images_per_s_trunk_per_member"] = rates["per_member"]
+    out["shared_image_trunks"] = [list(g) for g in encoder.shared_image_trunks]
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run every embedder measurement and write the result file."""
-    bundle, source = bench_bundle()
+    parser = argparse.ArgumentParser(prog="python -m bench embedder")
+    parser.add_argument("--bundle", type=Path, help="bundle directory (default: the default bundle)")
+    args = parser.parse_args(argv or [])
+    bundle, source = (args.bundle, f"bundle {args.bundle}") if args.bundle else bench_bundle()
     # The raw reference uses every core; the served embedder runs with its own default threads.
     cfg = EmbedderConfig(device="auto", bundle=str(bundle), threads=os.cpu_count() or 1)
     encoder = EnsembleEncoder.load(cfg)
@@ -152,6 +183,8 @@ def main() -> dict[str, Any]:
     raw = raw_forward(encoder, images)
     best = raw["best_batch"]
     print(f"raw forward: {raw}")
+    per_member = image_members(encoder, images)
+    print(f"image throughput per member and bundle: {per_member}")
     batch_env = {"VITRINE_EMBEDDER_MAX_BATCH": str(best), "VITRINE_EMBEDDER_MAX_WAIT_MS": "5"}
     served_rate = served(bundle, [images[i : i + best] for i in range(0, 256, best)] * 8, 2, batch_env)
     singles = [[img] for img in images[:192]]
@@ -162,6 +195,7 @@ def main() -> dict[str, Any]:
         "members": describe_bundle(bundle),
         "device": str(encoder.device),
         "raw_forward": raw,
+        "image_members": per_member,
         "served": {
             "images_per_s": round(served_rate, 1),
             "request_size": best,
@@ -180,7 +214,7 @@ def main() -> dict[str, Any]:
         "text_trim": {**text_trim(), "goal": ">= 3x, cosine >= 0.9999"},
         "shared_text_trunk": shared_text_trunk(encoder),
     }
-    write_result("embedder", result)
+    write_result(f"embedder-{bundle.name}" if args.bundle else "embedder", result)
     return result
 
 

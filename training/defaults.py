@@ -103,6 +103,21 @@ def default_config() -> TrainConfig:
     return TrainConfig(name="fashion-small", members=members, name_captions=True)
 
 
+def pretrained_config() -> TrainConfig:
+    """A heterogeneous bundle: two pretrained ImageNet backbones (EfficientNet-Lite0 and -Lite1,
+    frozen, from their packages) with colour features and trained heads, plus the from-scratch
+    ``test_byobnet`` member; admission and the fusion weights learned on val decide what ships.
+
+    ``make train CONFIG=training/configs/pretrained.json`` builds it (README, "Pretrained members").
+    """
+    members = (
+        _member("m1", "test_byobnet", "clip+ce", 1, aux_weight=1.0),
+        pretrained_member("p0", 0, "clip+supcon+ce", 10),
+        pretrained_member("p1", 1, "clip+supcon+ce", 11),
+    )
+    return TrainConfig(name="fashion-pretrained", members=members, name_captions=True)
+
+
 TINY_TEXT = {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}
 TINY_VISION = {"image_size": 32, "layers": 1, "width": 64, "patch_size": 8, "head_width": 32}
 TINY_TOWERS = ("test_byobnet", "test_byobnet", "test_byobnet")

@@ -1,4 +1,5 @@
-"""Evaluation query sets: category prompts (text->image), item images (image->image), In-shop query/gallery."""
+"""Evaluation query sets: category prompts and shopper queries (text->image), "{colour} {type}"
+queries, item images (image->image), In-shop query/gallery."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from domain.catalog import Product
-from training.data.prompts import CATEGORY_FIELDS, category_query
+from training.data.prompts import CATEGORY_FIELDS, category_query, spoken
 from training.metrics import average_precision_at_k
 from training.retrieval import QuerySet, top_k
 
@@ -63,6 +64,29 @@ def shopper_queries(
     kept = [(text, types) for text, types in queries if np.isin(values, types).sum() >= min_items]
     relevant = [np.isin(values, types) for _, types in kept]
     return QuerySet(SHOPPER_SET, [t for t, _ in kept], relevant), [t for t, _ in kept]
+
+
+COLOUR_TYPE_SET = "text->image colour+type"
+# Catalog colours as shoppers write them (the rest are written lower-case as they are).
+SPOKEN_COLOURS = {"Multi": "multicolour", "Grey Melange": "grey melange", "Off White": "off-white"}
+
+
+def colour_type_query(colour: str, article_type: str) -> str:
+    """A "{colour} {type}" query in shoppers' words: ("Red", "Dresses") -> "red dresses"."""
+    return f"{SPOKEN_COLOURS.get(colour, colour.lower())} {spoken(article_type).lower()}"
+
+
+def colour_type_queries(gallery: Sequence[Product], min_items: int = 5) -> tuple[QuerySet, list[str]]:
+    """One "{colour} {type}" query per (baseColour, articleType) pair with >= ``min_items`` gallery
+    items; relevant = both match. Returns (set, texts)."""
+    pairs = [(p.value("baseColour"), p.value("articleType")) for p in gallery]
+    counts = Counter(pair for pair in pairs if all(pair))
+    keys = sorted(pair for pair, n in counts.items() if n >= min_items)
+    colours = np.array([c for c, _ in pairs])
+    types = np.array([t for _, t in pairs])
+    relevant = [(colours == c) & (types == t) for c, t in keys]
+    texts = [colour_type_query(c, t) for c, t in keys]
+    return QuerySet(COLOUR_TYPE_SET, texts, relevant), texts
 
 
 def image_queries(

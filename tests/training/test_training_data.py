@@ -18,7 +18,7 @@ from training.data.prompts import captions, category_query, spoken
 from training.data.split import make_split, read_split
 from training.data.synthetic import KINDS, draw_item, write_synthetic_catalog
 from training.defaults import TINY_TEXT, TINY_VISION
-from training.queries import shopper_queries
+from training.queries import colour_type_queries, shopper_queries
 
 TINY_MODEL = {"embed_dim": 32, "vision_cfg": TINY_VISION, "text_cfg": TINY_TEXT}
 PREPROCESS = {"mean": [0.5] * 3, "std": [0.5] * 3, "resize_mode": "squash"}
@@ -141,6 +141,21 @@ def test_inshop_loader(tmp_path: Path):
     assert parts["gallery"].products[1].value("articleType") == "Denim"
     assert parts["gallery"].products[1].value("gender") == "Men"
     assert parts["train"].report.skipped == {"no image file": 1, "malformed line": 1}
+
+
+def test_colour_type_queries_need_both_to_match_and_speak_like_shoppers():
+    rows = (
+        [("Red", "Dresses")] * 3
+        + [("Red", "Tshirts")] * 2
+        + [("Blue", "Dresses")]
+        + [("Multi", "Tshirts")] * 2
+    )
+    gallery = [style(str(i), t, baseColour=c) for i, (c, t) in enumerate(rows)] + [style("x", "Dresses")]
+    query_set, texts = colour_type_queries(gallery, min_items=2)
+    assert texts == ["multicolour t-shirts", "red dresses", "red t-shirts"], "pairs below min_items dropped"
+    red_dresses = query_set.relevant[texts.index("red dresses")]
+    assert red_dresses.tolist() == [True] * 3 + [False] * 6, "a blue dress or a red t-shirt is not relevant"
+    assert query_set.name == "text->image colour+type"
 
 
 def test_shopper_queries_keep_answerable_queries_and_mark_their_types():
