@@ -207,10 +207,10 @@ class EnsembleEncoder:
         out: list[Vectors] = [{} for _ in items]
         with self._autocast():
             for group in self._text_groups:
-                members = [m for m in group if any(m in item.tokens for item in items)]
-                rows = [k for k, item in enumerate(items) if members and members[0] in item.tokens]
-                if len(members) < 2 or any(not all(m in items[k].tokens for m in members) for k in rows):
-                    continue  # members asked for different rows: each runs on its own
+                shared = _shared_rows(group, items, "tokens")
+                if shared is None:
+                    continue
+                members, rows = shared
                 tokens = {m: torch.stack([items[k].tokens[m] for k in rows]) for m in members}
                 first = tokens[members[0]]
                 if any(not torch.equal(first, tokens[m]) for m in members[1:]):
@@ -224,10 +224,10 @@ class EnsembleEncoder:
         out: list[Vectors] = [{} for _ in items]
         with self._autocast():
             for group in self._image_groups:
-                members = [m for m in group if any(m in item.pixels for item in items)]
-                rows = [k for k, item in enumerate(items) if members and members[0] in item.pixels]
-                if len(members) < 2 or any(not all(m in items[k].pixels for m in members) for k in rows):
-                    continue  # members asked for different rows: each runs on its own
+                shared = _shared_rows(group, items, "pixels")
+                if shared is None:
+                    continue
+                members, rows = shared
                 batch = self._image_batch(members[0], [items[k].pixels[members[0]] for k in rows])
                 _scatter(
                     out, rows, encode_images_shared({m: group[m] for m in members}, batch.to(self.device))
@@ -251,6 +251,18 @@ class EnsembleEncoder:
             forward = lambda model, t: model.encode_text(t)  # noqa: E731
         out = self._shared_text(items, trim) if share and self._text_groups else None
         return self._run(items, "tokens", forward, lambda _name, tokens: torch.stack(tokens), out)
+
+
+def _shared_rows(group: Sequence[str], items: Sequence, attr: str) -> tuple[list[str], list[int]] | None:
+    """The group's members that ``items`` ask for (in ``attr``) and the rows asking, when at least two
+    members are asked for and every such row asks for all of them; else None (each member runs alone)."""
+    members = [m for m in group if any(m in getattr(item, attr) for item in items)]
+    if len(members) < 2:
+        return None
+    rows = [k for k, item in enumerate(items) if members[0] in getattr(item, attr)]
+    if any(not all(m in getattr(items[k], attr) for m in members) for k in rows):
+        return None
+    return members, rows
 
 
 def _scatter(out: list[Vectors], rows: Sequence[int], features: Mapping[str, torch.Tensor]) -> None:
