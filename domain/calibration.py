@@ -10,7 +10,8 @@ lists it was fused from:
 * agreement: the share of the queried dense members that retrieved the item;
 * lexical: whether the lexical member was queried, its BM25 score, ``1 / rank``, the score
   over the list's best score, the number of query terms and the score per term (0 when it did
-  not retrieve the item or was not queried);
+  not retrieve the item or was not queried), and the share of the query's words the item has
+  (:func:`domain.lexical.word_coverage`; 0 when the lexical member was not queried);
 * ``1 / fused position``.
 
 A member the request left out (``members``, ``single:``) gets the validation mean of its
@@ -43,6 +44,7 @@ def feature_names(members: Sequence[str]) -> list[str]:
         "lexical.share_of_best",
         "lexical.query_terms",
         "lexical.score_per_term",
+        "lexical.coverage",
         "inverse_position",
     ]
 
@@ -53,12 +55,14 @@ def pair_features(
     lists: Mapping[str, Sequence[RankedHit]],
     members: Sequence[str],
     query_terms: int = 0,
+    coverage: float = 0.0,
 ) -> list[float | None]:
     """The evidence of one fused hit at 1-based ``position``; None where a member was not queried.
 
     ``lists`` are the member lists the hit was fused from (the lexical one under
     :data:`LEXICAL_MEMBER` when it was queried); ``members`` are the bundle's dense members;
-    ``query_terms`` the number of distinct terms of the lexical query.
+    ``query_terms`` the number of distinct terms of the lexical query; ``coverage`` the share of
+    the query's words the item has.
     """
     found = {c.member: c for c in hit.contributions}
     row: list[float | None] = []
@@ -77,17 +81,17 @@ def pair_features(
     row.append(agreement)
     lexical = lists.get(LEXICAL_MEMBER)
     if lexical is None:
-        row += [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        row += [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
     else:
         contribution = found.get(LEXICAL_MEMBER)
         best = lexical[0].score if lexical else 0.0
         terms = float(query_terms)
         if contribution is None:
-            row += [1.0, 0.0, 0.0, 0.0, terms, 0.0]
+            row += [1.0, 0.0, 0.0, 0.0, terms, 0.0, coverage]
         else:
             share = contribution.score / best if best > 0 else 0.0
             per_term = contribution.score / terms if terms > 0 else 0.0
-            row += [1.0, contribution.score, 1.0 / contribution.rank, share, terms, per_term]
+            row += [1.0, contribution.score, 1.0 / contribution.rank, share, terms, per_term, coverage]
     row.append(1.0 / position)
     return row
 
@@ -139,11 +143,14 @@ class Calibration:
         lists: Mapping[str, Sequence[RankedHit]],
         query_terms: int = 0,
         first_position: int = 1,
+        coverage: Sequence[float] | None = None,
     ) -> list[float]:
-        """P(relevant) of each fused hit, in order (the first at ``first_position``)."""
+        """P(relevant) of each fused hit, in order (the first at ``first_position``); ``coverage``
+        is each hit's share of the query's words (0 for all when not given)."""
+        shares = coverage if coverage is not None else [0.0] * len(fused)
         return [
-            self.probability(pair_features(hit, i, lists, self.members, query_terms))
-            for i, hit in enumerate(fused, start=first_position)
+            self.probability(pair_features(hit, i, lists, self.members, query_terms, share))
+            for i, (hit, share) in enumerate(zip(fused, shares, strict=True), start=first_position)
         ]
 
     def to_json(self) -> dict[str, Any]:
@@ -165,6 +172,12 @@ def load_calibration(extra: Mapping[str, Any]) -> Calibration | None:
     data = extra.get("calibration")
     if not data:
         return None
+    stored = data.get("features")
+    if stored is not None and list(stored) != feature_names(data.get("members", ())):
+        raise ValueError(
+            "bundle calibration: fitted on other features than this version computes; "
+            "refit it with `python -m training.calibrate --bundle DIR`"
+        )
     try:
         return Calibration(
             members=tuple(data["members"]),

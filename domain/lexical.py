@@ -6,7 +6,8 @@ calibration), so a word is cut the same way everywhere:
 * Unicode NFKC, lower case; an apostrophe or hyphen inside a word is dropped, so "T-Shirt",
   "t-shirts" and "tshirts" meet at ``tshirt`` and "men's" at ``men``; a lone "t" before "shirt"
   ("t shirt") is joined too.
-* Words are runs of letters and digits; a few English function words are dropped.
+* Words are runs of letters and digits; a few English function words are dropped, and queries
+  also drop the words of a prompt template ("a photo of").
 * Neighbouring words are also joined into one more term ("top wear" -> ``topwear``).
 * Each word is stemmed by the Snowball English stemmer (``snowballstemmer``), so plurals meet
   their singular ("watches" -> ``watch``). Brand names stay as written in the product names
@@ -44,6 +45,10 @@ DEFAULT_AVG_LEN = 12.0
 # Keyword attributes whose values are words a shopper types (with the product name).
 LEXICAL_FIELDS = ("articleType", "subCategory", "masterCategory", "gender", "baseColour", "usage")
 STOPWORDS = frozenset("a an and as at by for from in into is it of on or the to with without your my".split())
+# Words of a prompt template ("a photo of t-shirts"): they say how a query is put, not what it
+# wants, so queries drop them (documents keep theirs: "Photo Print T-shirt").
+PROMPT_WORDS = frozenset("photo photos picture pictures image images pic pics".split())
+QUERY_STOPWORDS = STOPWORDS | PROMPT_WORDS
 
 _INNER_JOINERS = re.compile(r"(?<=[^\W_])['\u2019\-](?=[^\W_])")
 _T_SHIRT = re.compile(r"\bt\s+shirt")
@@ -77,15 +82,43 @@ def normalize(text: str) -> str:
     return _T_SHIRT.sub("tshirt", _INNER_JOINERS.sub("", text))
 
 
+def _words(text: str, dropped: frozenset[str]) -> list[str]:
+    return [w for w in _WORDS.findall(normalize(text)) if w not in dropped]
+
+
+def _terms(words: Sequence[str]) -> list[str]:
+    joined = [a + b for a, b in zip(words, words[1:], strict=False)]
+    return [_stem(w) for w in words] + [_stem(w) for w in joined]
+
+
 def tokens(text: str) -> list[str]:
-    """The stemmed terms of ``text``: each word, then each pair of neighbouring words joined.
+    """The stemmed terms of a document's ``text``: each word, then each pair of neighbouring words joined.
 
     Function words are left out. Joined pairs let a compound meet its spelling apart: "Top wear"
     and "Topwear" share ``topwear``, "flip flops" and "Flip-Flops" share ``flipflop``.
     """
-    words = [w for w in _WORDS.findall(normalize(text)) if w not in STOPWORDS]
-    joined = [a + b for a, b in zip(words, words[1:], strict=False)]
-    return [_stem(w) for w in words] + [_stem(w) for w in joined]
+    return _terms(_words(text, STOPWORDS))
+
+
+def query_tokens(text: str) -> list[str]:
+    """The terms of a query: as :func:`tokens`, with prompt-template words left out too."""
+    return _terms(_words(text, QUERY_STOPWORDS))
+
+
+def query_words(text: str) -> frozenset[str]:
+    """The stemmed words a query asks for (no joined pairs, function or prompt words)."""
+    return frozenset(_stem(w) for w in _words(text, QUERY_STOPWORDS))
+
+
+def word_coverage(words: frozenset[str], document_terms: frozenset[str]) -> float:
+    """The share of a query's ``words`` that a document has among its terms (0.0 without words).
+
+    "laptop charger" against "Laptop Bag" covers 0.5: the catalog has both words, but no product
+    has both, which is what tells a query a shop cannot answer from one it can.
+    """
+    if not words:
+        return 0.0
+    return len(words & document_terms) / len(words)
 
 
 def term_index(term: str) -> int:
@@ -132,6 +165,10 @@ class LexicalSpec:
         """The ``bundle.json["lexical"]`` object."""
         return {**asdict(self), "fields": list(self.fields)}
 
+    def document_terms(self, text: str, attributes: Mapping[str, Any]) -> frozenset[str]:
+        """The distinct terms of a product's lexical document (what :func:`word_coverage` reads)."""
+        return frozenset(tokens(document_text(text, attributes, self.fields)))
+
     def document(self, text: str, attributes: Mapping[str, Any]) -> SparseVector:
         """A product's BM25 document vector."""
         return document_vector(
@@ -164,7 +201,7 @@ def document_vector(terms: Sequence[str], k1: float, b: float, avg_len: float) -
 
 def query_vector(text: str) -> SparseVector:
     """1.0 per distinct query term (the store's IDF modifier weighs them)."""
-    return _sparse(dict.fromkeys((term_index(t) for t in tokens(text)), 1.0))
+    return _sparse(dict.fromkeys((term_index(t) for t in query_tokens(text)), 1.0))
 
 
 def idf(documents: int, containing: int) -> float:
@@ -184,6 +221,8 @@ __all__ = [
     "DEFAULT_K1",
     "LEXICAL_FIELDS",
     "LEXICAL_MEMBER",
+    "PROMPT_WORDS",
+    "QUERY_STOPWORDS",
     "LexicalSpec",
     "SparseVector",
     "average_length",
@@ -194,9 +233,12 @@ __all__ = [
     "idf",
     "lexical_spec",
     "normalize",
+    "query_tokens",
     "query_vector",
+    "query_words",
     "term_index",
     "tokens",
+    "word_coverage",
 ]
 
 

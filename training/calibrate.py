@@ -39,7 +39,7 @@ from training.calibration import (
     probabilities,
 )
 from training.evaluate import load_views, split_catalog
-from training.lexical import build_index, fitted_spec, rank_lexical
+from training.lexical import build_index, document_terms, fitted_spec, rank_lexical
 from training.queries import OUT_OF_CATALOG_SET
 from training.suite import Suite, make_suite, rank_member
 
@@ -71,6 +71,7 @@ def calibrate(bundle: Bundle, suite: Suite, products) -> tuple[Bundle, dict]:
     """The bundle with a lexical member and a calibration fitted on ``suite`` (val), and the report."""
     spec = fitted_spec(products)
     rank_lexical(suite.ranked_text_sets, build_index(products, spec), suite.depth)
+    suite.documents = document_terms([products[i] for i in suite.gallery], spec)
     weight, weight_table = choose_lexical_weight(
         suite, bundle.fusion.method, bundle.weights(), bundle.fusion.rrf_k
     )

@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 
 from domain.calibration import Calibration, pair_features  # noqa: E402
-from domain.lexical import LEXICAL_MEMBER, query_vector  # noqa: E402
+from domain.lexical import LEXICAL_MEMBER, query_vector, query_words, word_coverage  # noqa: E402
 from training.queries import BRAND_SET, SHOPPER_SET  # noqa: E402
 from training.retrieval import QuerySet, fusion_function, ranked_lists, score_system  # noqa: E402
 from training.suite import Suite  # noqa: E402
@@ -46,15 +46,21 @@ def suite_sets(suite: Suite) -> list[tuple[QuerySet, list[str]]]:
 
 
 def collect_pairs(suite: Suite, fuse: Callable, members: Sequence[str]) -> Pairs:
-    """Every query's first-page pairs over the suite (image queries included, without lexical lists)."""
+    """Every query's first-page pairs over the suite (image queries included, without lexical lists).
+
+    A pair's word coverage reads ``suite.documents`` (0 when the suite has none).
+    """
     pairs = Pairs([], [], [])
     for query_set, texts in suite_sets(suite):
         for q in range(len(query_set.keys)):
             lists = ranked_lists(query_set, q, None)
-            terms = len(query_vector(texts[q]).indices) if texts and LEXICAL_MEMBER in lists else 0
+            lexical = bool(texts) and LEXICAL_MEMBER in lists
+            terms = len(query_vector(texts[q]).indices) if lexical else 0
+            words = query_words(texts[q]) if lexical and suite.documents else frozenset()
             start = len(pairs.rows)
             for position, hit in enumerate(fuse(lists)[:PAIR_DEPTH], start=1):
-                pairs.rows.append(pair_features(hit, position, lists, members, terms))
+                share = word_coverage(words, suite.documents[int(hit.id)]) if words else 0.0
+                pairs.rows.append(pair_features(hit, position, lists, members, terms, share))
                 pairs.labels.append(int(query_set.relevant[q][int(hit.id)]))
             pairs.queries.append((query_set.name, slice(start, len(pairs.rows))))
     return pairs

@@ -30,7 +30,7 @@ from training.calibration import calibration_report, collect_pairs, probabilitie
 from training.data.images import decode_catalog
 from training.data.split import SPLITS, make_split, read_split
 from training.ensemble import assign_clusters
-from training.lexical import build_index, rank_lexical
+from training.lexical import build_index, document_terms, rank_lexical
 from training.queries import instance_queries
 from training.report import plot_report, print_report
 from training.retrieval import FUSED_METHODS, NO_LEXICAL, embed_images, top_k
@@ -77,6 +77,7 @@ def evaluate_fashion(bundle: Bundle, catalog: Catalog, device: torch.device, arg
     spec = lexical_spec(bundle.extra)
     if spec is not None:
         rank_lexical(suite.ranked_text_sets, build_index(catalog.products, spec), suite.depth)
+        suite.documents = document_terms([catalog.products[i] for i in suite.gallery], spec)
     return score_all(bundle, suite), suite
 
 

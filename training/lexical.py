@@ -75,6 +75,11 @@ def build_index(products: Sequence[Product], spec: LexicalSpec) -> LexicalIndex:
     return LexicalIndex(sparse.csc_matrix(matrix @ sparse.diags(weights)), columns)
 
 
+def document_terms(products: Sequence[Product], spec: LexicalSpec) -> list[frozenset[str]]:
+    """Each product's lexical terms, as search reads them off the stored point (word coverage)."""
+    return [spec.document_terms(product_text(p), p.attributes) for p in products]
+
+
 def rank_lexical(
     query_sets: Sequence[tuple[QuerySet, Sequence[str]]], index: LexicalIndex, depth: int
 ) -> None:
@@ -84,4 +89,4 @@ def rank_lexical(
             query_set.rankings[LEXICAL_MEMBER] = index.rank(texts, depth)
 
 
-__all__ = ["LexicalIndex", "build_index", "fitted_spec", "product_text", "rank_lexical"]
+__all__ = ["LexicalIndex", "build_index", "document_terms", "fitted_spec", "product_text", "rank_lexical"]

@@ -57,6 +57,7 @@ class Suite:
     depth: int
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
     out_of_catalog: tuple[QuerySet, list[str]] | None = None
+    documents: list[frozenset[str]] = field(default_factory=list)  # lexical terms per gallery item
 
     @property
     def ranked_text_sets(self) -> list[tuple[QuerySet, list[str]]]:

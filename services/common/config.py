@@ -82,6 +82,7 @@ class StoreConfig:
     hnsw_full_scan_threshold_kb: int = 10_000  # filtered queries matching less than this scan exactly
     hnsw_payload_m: int = 0  # extra links per payload value; 0 = none (much faster builds)
     search_ef: int = 0  # query-time candidate list; 0 = the engine's default (ef_construct)
+    search_acorn: bool = False  # ACORN-1 filtered graph search: better recall under tight filters
     segments: int = 0  # optimizer's target segment count; 0 = the engine's default (CPU count)
     indexing_threads: int = 0  # threads per index build; 0 = the engine's choice
     indexing_threshold_kb: int = 0  # segments larger than this get an HNSW index; 0 = the engine's

@@ -17,33 +17,29 @@ member answers the core raises instead of returning an empty page.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Protocol
 
 import numpy as np
 
 from domain.bundle import Bundle
 from domain.calibration import load_calibration
 from domain.fusion import FusedHit, RankedHit, parse_fusion
-from domain.lexical import LEXICAL_MEMBER, SparseVector, ensemble_members, lexical_spec
+from domain.lexical import LEXICAL_MEMBER, SparseVector, ensemble_members, lexical_spec, query_words
 from domain.payload import CLUSTER_FIELD, clusters_of
 from domain.rerank import cap_per_cluster, cluster_of, cluster_rerank, mmr
 from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import SearchConfig
 from services.common.deadlines import remaining
-from services.common.embed_client import EmbedderTimeout, EmbedderUnavailable, EmbedRejected, MemberVectors
 from services.search.errors import (
     ItemNotFound,
     SearchDeadlineExceeded,
-    SearchUnavailable,
     SearchValidationError,
 )
 from services.search.facets import check_facets, count_facets, not_indexed, store_facets
 from services.search.hits import attributes_of, ranked_hits, result_hit
-from services.search.lexical import lexical_query, without_lexical
+from services.search.lexical import lexical_query, page_coverage, without_lexical
 from services.search.model import (
     FacetsQuery,
     FacetsResult,
@@ -53,8 +49,9 @@ from services.search.model import (
     SearchResult,
     SimilarQuery,
 )
-from services.search.plan import Plan, check_config, make_plan, mix, text_weight
-from services.search.query_cache import Key, QueryCache
+from services.search.plan import Plan, check_config, make_plan, text_weight
+from services.search.query_cache import QueryCache
+from services.search.query_embedding import EmbedClient, QueryEmbedding
 from services.search.retrieval import Deadline, MemberLists, call_store, query_members
 from services.search.store_fusion import can_fuse_in_store, fuse_in_store
 from services.storage.port import FieldNotIndexed, StoredPoint, VectorStore, point_id
@@ -62,18 +59,6 @@ from services.storage.port import FieldNotIndexed, StoredPoint, VectorStore, poi
 # The payload that cluster re-ranking reads from every hit; plain ranking reads none.
 CLUSTER_FIELDS = (CLUSTER_FIELD,)
 PAGE_FETCH_RESERVE_S = 0.05  # of the deadline, kept for that fetch when a member query is slow
-
-
-class EmbedClient(Protocol):
-    """What the core needs from the embedder (the gRPC client, or an in-process stand-in)."""
-
-    async def embed_texts(
-        self, texts: Sequence[str], members: Sequence[str] | None = None, timeout: float | None = None
-    ) -> list[MemberVectors]: ...
-
-    async def embed_images(
-        self, images: Sequence[bytes], members: Sequence[str] | None = None, timeout: float | None = None
-    ) -> list[MemberVectors]: ...
 
 
 class SearchCore:
@@ -108,6 +93,7 @@ class SearchCore:
         )
         self.bundle_id = f"{bundle.name}-{bundle.version}"
         self.cache.use_bundle(self.bundle_id)
+        self.query_embedding = QueryEmbedding(embedder, self.cache, self.bundle_id)
 
     def _deadline(self) -> Deadline:
         """Time for embedding and store calls: the caller's deadline less the reply reserve, capped."""
@@ -126,9 +112,10 @@ class SearchCore:
         plan = make_plan(query.options, self.cfg, self.bundle, schema=self.schema)
         plan, skipped, vectors = lexical_query(plan, query.text)
         deadline = self._deadline()
-        embedded, pending = await self._embed(query, weight, plan.members, deadline)
-        result = await self._execute(plan, vectors | embedded, deadline, skipped=skipped)
-        self._remember(result.collection, pending)
+        embedded, pending = await self.query_embedding.embed(query, weight, plan.members, deadline)
+        words = query_words(query.text) if LEXICAL_MEMBER in vectors else frozenset()
+        result = await self._execute(plan, vectors | embedded, deadline, skipped=skipped, words=words)
+        self.query_embedding.remember(result.collection, pending)
         return result
 
     async def facets(self, query: FacetsQuery) -> FacetsResult:
@@ -161,7 +148,7 @@ class SearchCore:
         depth = max(self.cfg.min_candidates, math.ceil(self.cfg.facet_candidates * self.cfg.overfetch))
         plan = dataclasses.replace(plan, depth=depth)
         deadline = self._deadline()
-        embedded, pending = await self._embed(
+        embedded, pending = await self.query_embedding.embed(
             SearchQuery(query.text, query.image), weight, plan.members, deadline
         )
         vectors |= embedded
@@ -177,7 +164,7 @@ class SearchCore:
             resolve=True,
         )
         answered.raise_if_empty()
-        self._remember(answered.collection, pending)
+        self.query_embedding.remember(answered.collection, pending)
         lists = {m: ranked_hits(answered.lists[m], m, with_clusters=False) for m in answered.lists}
         fused = plan.method.fuse(lists, depth=plan.depth)[: self.cfg.facet_candidates]
         payloads = {p.key: p.payload for points in answered.lists.values() for p in points}
@@ -238,54 +225,6 @@ class SearchCore:
         target = await call_store(deadline, "resolving the alias", self.store.resolve_alias, self.collection)
         return target or self.collection
 
-    async def _embed(
-        self, query: SearchQuery, weight: float, members: Sequence[str], deadline: Deadline
-    ) -> tuple[dict[str, np.ndarray], list[tuple[Key, MemberVectors]]]:
-        """Per-member query vectors: text, image, or ``normalize(w * text + (1 - w) * image)``.
-
-        Only the dense members are embedded (the lexical query needs no embedder). Text and image
-        embeddings come from the query cache when there; the ones embedded now are returned too,
-        for :meth:`_remember` once the store has answered.
-        """
-        members = [m for m in members if m != LEXICAL_MEMBER]
-        if not members:
-            return {}, []
-        left = deadline.check("embedding")
-        keys: dict[str, Key] = {}
-        if weight > 0.0:
-            keys["text"] = self.cache.text_key(self.bundle_id, query.text, members)
-        if weight < 1.0:
-            keys["image"] = self.cache.image_key(self.bundle_id, query.image, members)
-        embedded: dict[str, MemberVectors] = {}
-        tasks: dict[str, asyncio.Future[list[MemberVectors]]] = {}
-        for field, key in keys.items():
-            cached = self.cache.get(key)
-            if cached is not None:
-                embedded[field] = cached
-            elif field == "text":
-                tasks[field] = asyncio.ensure_future(self.embedder.embed_texts([query.text], members, left))
-            else:
-                tasks[field] = asyncio.ensure_future(self.embedder.embed_images([query.image], members, left))
-        try:
-            fresh = {field: await _embedded(field, task, deadline) for field, task in tasks.items()}
-        finally:
-            for task in tasks.values():
-                task.cancel()
-        embedded.update(fresh)
-        pending = [(keys[field], vectors) for field, vectors in fresh.items()]
-        if "image" not in embedded:
-            return dict(embedded["text"]), pending
-        if "text" not in embedded:
-            return dict(embedded["image"]), pending
-        text, image = embedded["text"], embedded["image"]
-        return {m: mix(text[m], image[m], weight) for m in text if m in image}, pending
-
-    def _remember(self, collection: str, pending: Sequence[tuple[Key, MemberVectors]]) -> None:
-        """Cache what was embedded, after the alias target seen by the store (a new one drops the cache)."""
-        self.cache.note_target(collection)
-        for key, vectors in pending:
-            self.cache.put(key, vectors)
-
     async def _execute(
         self,
         plan: Plan,
@@ -294,8 +233,10 @@ class SearchCore:
         exclude: str | None = None,
         collection: str | None = None,
         skipped: Mapping[str, str] | None = None,
+        words: frozenset[str] = frozenset(),
     ) -> SearchResult:
-        """Query the members, fuse, re-rank and cut the page.
+        """Query the members, fuse, re-rank and cut the page; ``words`` (the text query's) feed the
+        calibrated relevance.
 
         Members rank on store keys and scores only (no payload read) unless clusters are needed
         for re-ranking; the page's points are then read by key in one call.
@@ -342,7 +283,8 @@ class SearchCore:
         points = await self._page_points(collection, [h.id for h in page], deadline)
         lexical = vectors.get(LEXICAL_MEMBER)
         query_terms = len(lexical.indices) if isinstance(lexical, SparseVector) else 0
-        relevance = self._relevance(plan, page, lists, query_terms)
+        coverage = page_coverage(self.lexical, words, page, points) if self.calibration else None
+        relevance = self._relevance(plan, page, lists, query_terms, coverage)
         # a page hit deleted between the query and the read is left out
         hits = [
             result_hit(h, points[h.id], plan.explain, relevance[i])
@@ -367,11 +309,14 @@ class SearchCore:
         page: Sequence[FusedHit],
         lists: Mapping[str, Sequence[RankedHit]],
         query_terms: int,
+        coverage: Sequence[float] | None,
     ) -> list[float]:
         """Calibrated P(relevant) per page hit (its position counted from the first page); 0 without."""
         if self.calibration is None:
             return [0.0] * len(page)
-        return self.calibration.relevance(page, lists, query_terms, first_position=plan.offset + 1)
+        return self.calibration.relevance(
+            page, lists, query_terms, first_position=plan.offset + 1, coverage=coverage
+        )
 
     def _threshold(self, plan: Plan) -> float:
         """The relevance a page must reach once: the request's, else the bundle's (0 = none)."""
@@ -433,23 +378,6 @@ class SearchCore:
         members = [m for m in plan.members if m in lists and m != LEXICAL_MEMBER]
         vectors = {p.key: _joint_vector(p, members, self.bundle) for p in points}
         return mmr(pool, vectors, plan.mmr_lambda, limit=plan.end)
-
-
-async def _embedded(
-    field: str, task: asyncio.Future[list[MemberVectors]], deadline: Deadline
-) -> MemberVectors:
-    """The one embedding of a task, with embedder failures mapped to search errors."""
-    try:
-        result = await asyncio.wait_for(task, deadline.check("embedding"))
-    except EmbedRejected as exc:
-        raise SearchValidationError(field, f"rejected by the embedder: {exc}") from exc
-    except (EmbedderTimeout, TimeoutError) as exc:
-        raise SearchDeadlineExceeded(f"embedder: no answer within the deadline ({field})") from exc
-    except EmbedderUnavailable as exc:
-        raise SearchUnavailable(f"embedder: {exc}") from exc
-    if len(result) != 1:
-        raise SearchUnavailable(f"embedder returned {len(result)} embeddings for one {field}")
-    return {m: np.asarray(v, dtype=np.float32) for m, v in result[0].items()}
 
 
 def _clusters(answered: MemberLists) -> dict[str, dict[str, int]]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from domain.lexical import LEXICAL_MEMBER, SparseVector, query_vector
+from domain.fusion import FusedHit
+from domain.lexical import LEXICAL_MEMBER, LexicalSpec, SparseVector, query_vector, word_coverage
 from services.search.errors import SearchValidationError
 from services.search.plan import Plan
+from services.storage.port import StoredPoint
 
 NO_TEXT = "image-only query: the lexical member needs text"
 NO_WORDS = "the query text has no searchable words"
@@ -39,4 +42,25 @@ def lexical_query(
     return plan, {}, {LEXICAL_MEMBER: vector}
 
 
-__all__ = ["NO_TEXT", "NO_WORDS", "lexical_query", "without_lexical"]
+def page_coverage(
+    spec: LexicalSpec | None,
+    words: frozenset[str],
+    page: Sequence[FusedHit],
+    points: Mapping[str, StoredPoint],
+) -> list[float]:
+    """Per page hit, the share of the query's ``words`` its lexical document has (0 without words,
+    without a lexical member, or for a hit whose point is gone)."""
+    if spec is None or not words:
+        return [0.0] * len(page)
+    shares = []
+    for hit in page:
+        point = points.get(hit.id)
+        if point is None:
+            shares.append(0.0)
+            continue
+        payload = point.payload
+        shares.append(word_coverage(words, spec.document_terms(str(payload.get("text") or ""), payload)))
+    return shares
+
+
+__all__ = ["NO_TEXT", "NO_WORDS", "lexical_query", "page_coverage", "without_lexical"]

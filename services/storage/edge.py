@@ -11,12 +11,10 @@ open a data directory at a time; shards are opened on first use and kept open un
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -25,20 +23,25 @@ from typing import Any
 import qdrant_edge as qe
 
 from domain.lexical import SparseVector
+from services.storage.alias_file import read_aliases, write_aliases
 from services.storage.checks import (
     VectorSpecs,
-    as_vector,
     check_name,
     checked_queries,
     in_key_order,
     last_wins,
     payload_of,
-    sparse_parts,
     stored_point,
     unique,
     wanted_spec,
 )
-from services.storage.edge_filters import edge_filter, payload_selector
+from services.storage.edge_filters import (
+    INDEX_SCHEMAS,
+    edge_errors,
+    edge_filter,
+    edge_vector,
+    payload_selector,
+)
 from services.storage.edge_settings import edge_config, search_params
 from services.storage.port import (
     SPARSE,
@@ -52,7 +55,6 @@ from services.storage.port import (
     ScoredPoint,
     StoredPoint,
     StoreError,
-    Vector,
     VectorStore,
     index_types,
     point_id,
@@ -65,32 +67,7 @@ ALIASES_FILE = "aliases.json"
 COLLECTIONS_DIR = "collections"
 # Edge 0.9 persists the shard config here; we read it to learn the named vectors of a shard.
 EDGE_CONFIG_FILE = "edge_config.json"
-INDEX_SCHEMAS = {
-    "keyword": qe.PayloadSchemaType.Keyword,
-    "integer": qe.PayloadSchemaType.Integer,
-    "float": qe.PayloadSchemaType.Float,
-    "datetime": qe.PayloadSchemaType.Datetime,
-    "text": qe.PayloadSchemaType.Text,
-}
 FACET_FETCH_LIMIT = 10_000  # values asked of the store before ordering and cutting to the limit
-
-
-def edge_vector(values: Vector, where: str) -> list[float] | qe.SparseVector:
-    """A dense member's values as a float list, a sparse member's as Edge's SparseVector."""
-    if isinstance(values, SparseVector):
-        return qe.SparseVector(*sparse_parts(values, where))
-    return as_vector(values)
-
-
-@contextlib.contextmanager
-def edge_errors(what: str) -> Iterator[None]:
-    """Edge raises bare ``Exception`` for runtime failures; turn those into :class:`StoreError`."""
-    try:
-        yield
-    except Exception as exc:
-        if type(exc) is not Exception:
-            raise
-        raise StoreError(f"edge {what}: {exc}") from exc
 
 
 class EdgeStore(VectorStore):
@@ -104,31 +81,10 @@ class EdgeStore(VectorStore):
         self.collections_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()  # guards _shards and the alias map
         self._shards: dict[str, qe.EdgeShard] = {}
-        self._aliases = self._read_aliases()
+        self._aliases = read_aliases(self.root / ALIASES_FILE)
         self._specs = VectorSpecs(self._read_vector_spec)
 
     # -- shards and aliases ------------------------------------------------------------------
-
-    def _read_aliases(self) -> dict[str, str]:
-        file = self.root / ALIASES_FILE
-        if not file.exists():
-            return {}
-        try:
-            data = json.loads(file.read_text())
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{file}: invalid JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise StoreError(f"{file}: expected an object of alias -> collection")
-        return {str(k): str(v) for k, v in data.items()}
-
-    def _write_aliases(self, aliases: dict[str, str]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".aliases-", suffix=".json")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(aliases, fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.root / ALIASES_FILE)
-        self._aliases = aliases
 
     def _resolve(self, name: str) -> str:
         with self._lock:
@@ -167,9 +123,7 @@ class EdgeStore(VectorStore):
         stored = settings_from_parts(
             config.get("hnsw_config") or {}, config.get("optimizers") or {}, config.get("quantization_config")
         )
-        return dataclasses.replace(
-            stored, search_ef=self.settings.search_ef, quantization_rescore=self.settings.quantization_rescore
-        )
+        return stored.searched_with(self.settings)
 
     def set_indexing(self, collection: str, enabled: bool) -> None:
         """Reopen the shard with the graph off (``m=0``, bulk upload) or with the configured ``m``."""
@@ -390,7 +344,7 @@ class EdgeStore(VectorStore):
             shutil.rmtree(self._shard_dir(name), ignore_errors=True)
             remaining = {a: c for a, c in self._aliases.items() if c != name}
             if remaining != self._aliases:
-                self._write_aliases(remaining)
+                self._aliases = write_aliases(self.root / ALIASES_FILE, remaining)
         self._specs.forget(name)
 
     def resolve_alias(self, alias: str) -> str | None:
@@ -409,7 +363,7 @@ class EdgeStore(VectorStore):
             if (self._shard_dir(alias) / EDGE_CONFIG_FILE).exists():
                 raise ValueError(f"alias {alias!r} clashes with a collection of that name")
             previous = self._aliases.get(alias)
-            self._write_aliases({**self._aliases, alias: collection})
+            self._aliases = write_aliases(self.root / ALIASES_FILE, {**self._aliases, alias: collection})
             return previous
 
     def flush(self) -> None:

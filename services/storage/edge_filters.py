@@ -1,15 +1,44 @@
-"""Neutral filters and payload selections in qdrant-edge-py's terms (used by the Edge adapter)."""
+"""Neutral filters, payload selections, vectors, index types and errors in qdrant-edge-py's terms
+(used by the Edge adapter)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import qdrant_edge as qe
 
-from services.storage.checks import unique
+from domain.lexical import SparseVector
+from services.storage.checks import as_vector, sparse_parts, unique
 from services.storage.filters import Atom, filter_clauses
-from services.storage.port import Filters, point_id
+from services.storage.port import Filters, StoreError, Vector, point_id
+
+INDEX_SCHEMAS = {
+    "keyword": qe.PayloadSchemaType.Keyword,
+    "integer": qe.PayloadSchemaType.Integer,
+    "float": qe.PayloadSchemaType.Float,
+    "datetime": qe.PayloadSchemaType.Datetime,
+    "text": qe.PayloadSchemaType.Text,
+}
+
+
+def edge_vector(values: Vector, where: str) -> list[float] | qe.SparseVector:
+    """A dense member's values as a float list, a sparse member's as Edge's SparseVector."""
+    if isinstance(values, SparseVector):
+        return qe.SparseVector(*sparse_parts(values, where))
+    return as_vector(values)
+
+
+@contextlib.contextmanager
+def edge_errors(what: str) -> Iterator[None]:
+    """Edge raises bare ``Exception`` for runtime failures; turn those into :class:`StoreError`."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc) is not Exception:
+            raise
+        raise StoreError(f"edge {what}: {exc}") from exc
 
 
 def _edge_atom(key: str, atom: Atom) -> Any:

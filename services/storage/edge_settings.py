@@ -47,9 +47,10 @@ def edge_config(
 
 
 def search_params(settings: IndexSettings) -> qe.SearchParams | None:
-    """Query-time ``hnsw_ef`` and quantization rescoring (None when both are the engine's defaults)."""
+    """Query-time ``hnsw_ef``, ACORN and quantization rescoring (None when all are the engine's defaults)."""
     rescore = settings.quantization != "none"
-    if not settings.search_ef and not rescore:
+    if not settings.search_ef and not rescore and not settings.acorn:
         return None
     quantization = qe.QuantizationSearchParams(rescore=settings.quantization_rescore) if rescore else None
-    return qe.SearchParams(hnsw_ef=optional(settings.search_ef), quantization=quantization)
+    acorn = qe.AcornSearchParams(enable=True) if settings.acorn else None
+    return qe.SearchParams(hnsw_ef=optional(settings.search_ef), quantization=quantization, acorn=acorn)

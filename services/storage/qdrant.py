@@ -8,28 +8,22 @@ Aliases are real Qdrant aliases; an alias swap is one ``update_collection_aliase
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import math
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import grpc
 from qdrant_client import QdrantClient, models
-from qdrant_client.http.exceptions import ApiException, UnexpectedResponse
 
 from domain.lexical import SparseVector
 from services.common.config import StoreConfig
 from services.storage.checks import (
     VectorSpecs,
-    as_vector,
     check_name,
     checked_queries,
     in_key_order,
     last_wins,
     payload_of,
-    sparse_parts,
     stored_point,
     unique,
     wanted_spec,
@@ -47,69 +41,25 @@ from services.storage.port import (
     ScoredPoint,
     StoredPoint,
     StoreError,
-    Vector,
     VectorStore,
     index_types,
     point_id,
     scored_points,
     top_facets,
 )
+from services.storage.qdrant_connection import client_errors, client_vector, make_client, missing_index_as
 from services.storage.qdrant_filters import qdrant_filter
-from services.storage.qdrant_settings import collection_options, hnsw_diff, search_params
+from services.storage.qdrant_settings import (
+    INDEX_SCHEMAS,
+    collection_options,
+    hnsw_diff,
+    search_params,
+    vector_params,
+)
 from services.storage.settings import IndexSettings, index_settings, settings_from_parts
 
-LOCAL_MEMORY = ":memory:"
-LOCAL_PATH_PREFIX = "path:"
+OPTIMIZE_TIMEOUT_S, OPTIMIZE_POLL_S = 600.0, 0.5  # waiting for a server's index build
 FACET_FETCH_LIMIT = 10_000  # values asked of the store before ordering and cutting to the limit
-INDEX_SCHEMAS = {
-    "keyword": models.PayloadSchemaType.KEYWORD,
-    "integer": models.PayloadSchemaType.INTEGER,
-    "float": models.PayloadSchemaType.FLOAT,
-    "datetime": models.PayloadSchemaType.DATETIME,
-    "text": models.PayloadSchemaType.TEXT,
-}
-
-
-def client_vector(values: Vector, where: str) -> list[float] | models.SparseVector:
-    """A dense member's values as a float list, a sparse member's as qdrant-client's SparseVector."""
-    if isinstance(values, SparseVector):
-        indices, weights = sparse_parts(values, where)
-        return models.SparseVector(indices=indices, values=weights)
-    return as_vector(values)
-
-
-def make_client(cfg: StoreConfig) -> tuple[QdrantClient, bool]:
-    """A client for ``cfg.url`` and whether it runs in local mode."""
-    url = cfg.url.strip()
-    if url == LOCAL_MEMORY:
-        return QdrantClient(LOCAL_MEMORY), True
-    if url.startswith(LOCAL_PATH_PREFIX):
-        # One lock serializes local-mode calls, so sqlite may be used from several threads.
-        return QdrantClient(path=url[len(LOCAL_PATH_PREFIX) :], force_disable_check_same_thread=True), True
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(
-            f"store.url {cfg.url!r}: expected http(s)://host:port, {LOCAL_MEMORY!r} or '{LOCAL_PATH_PREFIX}DIR'"
-        )
-    client = QdrantClient(
-        url=url,
-        api_key=cfg.api_key or None,
-        timeout=max(1, math.ceil(cfg.timeout_s)),
-        prefer_grpc=cfg.prefer_grpc,
-        check_compatibility=False,
-    )
-    return client, False
-
-
-def is_missing_index(exc: Exception) -> bool:
-    """Whether a server refused a facet because the field has no suitable payload index."""
-    if isinstance(exc, UnexpectedResponse):
-        refused, text = exc.status_code == 400, str(exc)
-    elif isinstance(exc, grpc.RpcError):
-        refused = exc.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
-        text = str(exc.details())  # type: ignore[attr-defined]
-    else:
-        return False
-    return refused and "index" in text.lower()
 
 
 class QdrantStore(VectorStore):
@@ -153,23 +103,8 @@ class QdrantStore(VectorStore):
     @contextlib.contextmanager
     def _call(self, what: str) -> Iterator[None]:
         """Serialize local-mode calls; map client errors to the port's errors."""
-        try:
-            with self._lock:
-                yield
-        except ValueError as exc:  # local mode reports missing collections this way
-            if "not found" in str(exc):
-                raise CollectionNotFound(f"{what}: {exc}") from exc
-            raise
-        except UnexpectedResponse as exc:
-            if exc.status_code == 404:
-                raise CollectionNotFound(f"{what}: {exc}") from exc
-            raise StoreError(f"{what}: {exc}") from exc
-        except grpc.RpcError as exc:
-            if exc.code() == grpc.StatusCode.NOT_FOUND:  # type: ignore[attr-defined]
-                raise CollectionNotFound(f"{what}: {exc}") from exc
-            raise StoreError(f"{what}: {exc}") from exc
-        except (ApiException, OSError) as exc:
-            raise StoreError(f"{what}: {exc}") from exc
+        with client_errors(what), self._lock:
+            yield
 
     def _read_vector_spec(self, collection: str) -> dict[str, int]:
         with self._call(f"describe {collection}"):
@@ -197,19 +132,10 @@ class QdrantStore(VectorStore):
         with self._call(f"create {name}"):
             exists = self.client.collection_exists(name)
             if not exists:
-                params = {
-                    m: models.VectorParams(size=d, distance=models.Distance.COSINE)
-                    for m, d in wanted.items()
-                    if d != SPARSE
-                }
-                sparse = {
-                    m: models.SparseVectorParams(modifier=models.Modifier.IDF)
-                    for m, d in wanted.items()
-                    if d == SPARSE
-                }
+                dense, sparse = vector_params(wanted)
                 self.client.create_collection(
                     name,
-                    vectors_config=params,
+                    vectors_config=dense,
                     sparse_vectors_config=sparse or None,
                     shard_number=self.shards,
                     replication_factor=self.replication_factor,
@@ -274,15 +200,10 @@ class QdrantStore(VectorStore):
             target = self.resolve_alias(collection) or collection
             if field_name not in self._local_facet_fields.get(target, {field_name}):
                 raise FieldNotIndexed(field_name, target)
-        with self._call(f"facet {collection}"):
-            try:
-                response = self.client.facet(
-                    collection, field_name, facet_filter=flt, limit=max(limit, FACET_FETCH_LIMIT), exact=True
-                )
-            except (UnexpectedResponse, grpc.RpcError) as exc:
-                if is_missing_index(exc):
-                    raise FieldNotIndexed(field_name, collection) from exc
-                raise
+        with self._call(f"facet {collection}"), missing_index_as(FieldNotIndexed(field_name, collection)):
+            response = self.client.facet(
+                collection, field_name, facet_filter=flt, limit=max(limit, FACET_FETCH_LIMIT), exact=True
+            )
         return top_facets(((h.value, h.count) for h in response.hits), limit)
 
     def query(
@@ -449,9 +370,7 @@ class QdrantStore(VectorStore):
             config.optimizer_config.model_dump(),
             quantization.model_dump() if quantization is not None else None,
         )
-        return dataclasses.replace(
-            stored, search_ef=self.settings.search_ef, quantization_rescore=self.settings.quantization_rescore
-        )
+        return stored.searched_with(self.settings)
 
     def set_indexing(self, collection: str, enabled: bool) -> None:
         """``m=0`` while a bulk upload runs (no graph built meanwhile), the configured ``m`` after."""
@@ -470,17 +389,13 @@ class QdrantStore(VectorStore):
             info = self.client.get_collection(collection)
         if self.local or info.status == models.CollectionStatus.GREEN:
             return
-        self._wait_green(collection)
-
-    def _wait_green(self, collection: str, timeout_s: float = 600.0, poll_s: float = 0.5) -> None:
-        deadline = time.monotonic() + timeout_s
+        deadline = time.monotonic() + OPTIMIZE_TIMEOUT_S
         while time.monotonic() < deadline:
+            time.sleep(OPTIMIZE_POLL_S)
             with self._call(f"optimize {collection}"):
-                status = self.client.get_collection(collection).status
-            if status == models.CollectionStatus.GREEN:
-                return
-            time.sleep(poll_s)
-        raise StoreError(f"collection {collection!r} not optimized after {timeout_s}s")
+                if self.client.get_collection(collection).status == models.CollectionStatus.GREEN:
+                    return
+        raise StoreError(f"collection {collection!r} not optimized after {OPTIMIZE_TIMEOUT_S:g}s")
 
     def close(self) -> None:
         """Close the client (local mode persists and releases its files)."""

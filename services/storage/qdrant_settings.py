@@ -1,12 +1,22 @@
-"""qdrant-client collection options and query params from :class:`IndexSettings`."""
+"""qdrant-client collection options, vector and payload index params, and query params."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from qdrant_client import models
 
+from services.storage.port import SPARSE
 from services.storage.settings import IndexSettings, optional
+
+INDEX_SCHEMAS = {
+    "keyword": models.PayloadSchemaType.KEYWORD,
+    "integer": models.PayloadSchemaType.INTEGER,
+    "float": models.PayloadSchemaType.FLOAT,
+    "datetime": models.PayloadSchemaType.DATETIME,
+    "text": models.PayloadSchemaType.TEXT,
+}
 
 
 def collection_options(settings: IndexSettings) -> dict[str, Any]:
@@ -40,10 +50,26 @@ def hnsw_diff(settings: IndexSettings) -> models.HnswConfigDiff:
     )
 
 
+def vector_params(
+    wanted: Mapping[str, int],
+) -> tuple[dict[str, models.VectorParams], dict[str, models.SparseVectorParams]]:
+    """Cosine params per dense member and IDF-modified params per sparse one (``SPARSE`` dims)."""
+    dense = {
+        m: models.VectorParams(size=d, distance=models.Distance.COSINE)
+        for m, d in wanted.items()
+        if d != SPARSE
+    }
+    sparse = {
+        m: models.SparseVectorParams(modifier=models.Modifier.IDF) for m, d in wanted.items() if d == SPARSE
+    }
+    return dense, sparse
+
+
 def search_params(settings: IndexSettings) -> models.SearchParams | None:
-    """Query-time ``hnsw_ef`` and quantization rescoring (None when both are the engine's defaults)."""
+    """Query-time ``hnsw_ef``, ACORN and quantization rescoring (None when all are the engine's defaults)."""
     rescore = settings.quantization != "none"
-    if not settings.search_ef and not rescore:
+    if not settings.search_ef and not rescore and not settings.acorn:
         return None
     quantization = models.QuantizationSearchParams(rescore=settings.quantization_rescore) if rescore else None
-    return models.SearchParams(hnsw_ef=optional(settings.search_ef), quantization=quantization)
+    acorn = models.AcornSearchParams(enable=True) if settings.acorn else None
+    return models.SearchParams(hnsw_ef=optional(settings.search_ef), quantization=quantization, acorn=acorn)

@@ -26,6 +26,7 @@ class IndexSettings:
     full_scan_threshold_kb: int = 10_000  # below this many KB of vectors a filtered query scans
     payload_m: int = 0  # extra links per payload value (0: none; filtered search plans around it)
     search_ef: int = 0  # hnsw_ef at query time; 0 = the engine's (ef_construct)
+    acorn: bool = False  # ACORN-1 filtered graph search (two-hop neighbours) at query time
     segments: int = 0  # optimizer's target segment count; 0 = the engine's (CPU count)
     indexing_threads: int = 0  # threads of one index build; 0 = the engine's choice
     indexing_threshold_kb: int = 0  # segments above this size get an index; 0 = the engine's
@@ -56,7 +57,16 @@ class IndexSettings:
     @property
     def stored(self) -> IndexSettings:
         """The part a collection keeps (search-time settings reset to their defaults)."""
-        return dataclasses.replace(self, search_ef=0, quantization_rescore=True)
+        return dataclasses.replace(self, search_ef=0, acorn=False, quantization_rescore=True)
+
+    def searched_with(self, search: IndexSettings) -> IndexSettings:
+        """These stored settings with the query-time ones (ef, ACORN, rescoring) of ``search``."""
+        return dataclasses.replace(
+            self,
+            search_ef=search.search_ef,
+            acorn=search.acorn,
+            quantization_rescore=search.quantization_rescore,
+        )
 
     def bulk(self) -> IndexSettings:
         """The same settings with the graph switched off (``m=0``) while a bulk load uploads."""
@@ -70,6 +80,7 @@ STORE_FIELDS = {
     "full_scan_threshold_kb": "hnsw_full_scan_threshold_kb",
     "payload_m": "hnsw_payload_m",
     "search_ef": "search_ef",
+    "acorn": "search_acorn",
     "segments": "segments",
     "indexing_threads": "indexing_threads",
     "indexing_threshold_kb": "indexing_threshold_kb",

@@ -6,7 +6,17 @@ import math
 
 import pytest
 
-from domain.lexical import LexicalSpec, document_text, lexical_spec, query_vector, term_index, tokens
+from domain.lexical import (
+    LexicalSpec,
+    document_text,
+    lexical_spec,
+    query_tokens,
+    query_vector,
+    query_words,
+    term_index,
+    tokens,
+    word_coverage,
+)
 
 
 @pytest.mark.parametrize(
@@ -49,3 +59,19 @@ def test_bundle_spec_round_trips_and_checks_values():
     assert lexical_spec({}) is None
     with pytest.raises(ValueError, match="lexical.b"):
         LexicalSpec(b=1.5)
+
+
+def test_queries_drop_prompt_words_documents_keep_them():
+    assert query_words("a photo of T-Shirts") == {"tshirt"}
+    assert query_tokens("pictures of red dresses") == ["red", "dress", "reddress"]
+    assert "photo" in tokens("Photo Print T-shirt")
+    assert query_vector("a photo of images").indices == ()
+
+
+def test_word_coverage_is_the_share_of_query_words_a_product_has():
+    spec = LexicalSpec(fields=("articleType", "baseColour"))
+    bag = spec.document_terms("Wildcraft Laptop Bag", {"articleType": "Laptop Bag", "baseColour": "Black"})
+    assert word_coverage(query_words("laptop charger"), bag) == 0.5
+    assert word_coverage(query_words("black laptop bags"), bag) == 1.0
+    assert word_coverage(query_words("garden hose"), bag) == 0.0
+    assert word_coverage(frozenset(), bag) == 0.0

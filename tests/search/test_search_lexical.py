@@ -63,9 +63,19 @@ def calibration() -> Calibration:
     )
 
 
-def lexical_bundle():
-    extra = {"lexical": SPEC.to_json(), "calibration": calibration().to_json()}
+def lexical_bundle(fitted: Calibration | None = None):
+    extra = {"lexical": SPEC.to_json(), "calibration": (fitted or calibration()).to_json()}
     return dataclasses.replace(search_bundle(default_fusion="weighted_rrf"), extra=extra)
+
+
+def coverage_calibration() -> Calibration:
+    """Relevance from the share of the query's words a hit has: 1.0 -> 0.88, 0.5 -> 0.12."""
+    names = feature_names(tuple(MEMBER_DIMS))
+    coefficients = [0.0] * len(names)
+    coefficients[names.index("lexical.coverage")] = 8.0
+    return Calibration(
+        tuple(MEMBER_DIMS), tuple(coefficients), -6.0, (0.0,) * len(names), (1.0,) * len(names), 0.5
+    )
 
 
 @pytest.fixture(scope="module", params=["edge", "qdrant"])
@@ -139,6 +149,18 @@ async def test_relevance_and_no_good_match(core):
     assert missing.no_good_match and all(h.relevance < 0.6 for h in missing.hits)
     stricter = await search(core, f"{BRAND} dress", top_k=5, min_relevance=0.999)
     assert stricter.no_good_match and stricter.relevance_threshold == pytest.approx(0.999)
+
+
+async def test_word_coverage_of_the_served_hits_drives_relevance(core):
+    covered = SearchCore(CFG, core.store, lexical_bundle(coverage_calibration()), core.embedder, "catalog")
+    found = await search(covered, f"a photo of {BRAND.lower()} dresses", top_k=5)
+    items = {i.id: i for i in CATALOG.items}
+    both = [h for h in found.hits if brand_of(items[h.id]) == BRAND and items[h.id].concept == "dress"]
+    assert both and not found.no_good_match  # prompt words ("a photo of") are no query words
+    assert all(h.relevance == pytest.approx(0.8808, abs=1e-3) for h in both)
+    # every word is in the catalog, but no product has both: nothing on the page covers the query
+    mixed = await search(covered, f"{BRAND} hose", top_k=5)
+    assert mixed.no_good_match and all(h.relevance < 0.5 for h in mixed.hits)
 
 
 @pytest.mark.parametrize("bad", [math.nan, -0.1, 1.5, math.inf])

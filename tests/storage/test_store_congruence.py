@@ -89,6 +89,7 @@ TUNED = StoreConfig(
     hnsw_full_scan_threshold_kb=2000,
     hnsw_payload_m=4,
     search_ef=32,
+    search_acorn=True,
     segments=2,
     indexing_threads=1,
     indexing_threshold_kb=500,
@@ -119,9 +120,7 @@ def as_stored(diffs: dict, search_from: IndexSettings) -> IndexSettings:
         diffs["optimizers_config"].model_dump() if "optimizers_config" in diffs else {},
         quantization.model_dump() if quantization is not None else None,
     )
-    return dataclasses.replace(
-        stored, search_ef=search_from.search_ef, quantization_rescore=search_from.quantization_rescore
-    )
+    return stored.searched_with(search_from)
 
 
 def test_index_settings_reach_both_adapters(tmp_path, monkeypatch):
@@ -139,9 +138,9 @@ def test_index_settings_reach_both_adapters(tmp_path, monkeypatch):
         assert edge.index_settings("c") == expected
         assert as_stored(created[0], expected) == expected
         assert qdrant.index_settings("c").m == 16  # local mode: the built-in default, not ours
-        # query-time settings: the same ef and rescoring in both adapters' requests
+        # query-time settings: the same ef, ACORN and rescoring in both adapters' requests
         for params in (edge_search_params(expected), qdrant_search_params(expected)):
-            assert params.hnsw_ef == 32 and params.quantization.rescore is True
+            assert params.hnsw_ef == 32 and params.quantization.rescore is True and params.acorn.enable
         query = [MemberQuery(m, points[5].vectors[m], 3) for m in MEMBERS]
         for store in (edge, qdrant):  # the quantized Edge shard still finds the point itself first
             assert [hits[0].id for hits in store.query("c", query).values()] == ["prod-5", "prod-5"]
