@@ -11,7 +11,8 @@ lists it was fused from:
 * lexical: whether the lexical member was queried, its BM25 score, ``1 / rank``, the score
   over the list's best score, the number of query terms and the score per term (0 when it did
   not retrieve the item or was not queried), and the share of the query's words the item has
-  (:func:`domain.lexical.word_coverage`; 0 when the lexical member was not queried);
+  (:func:`domain.lexical.word_coverage`) and whether it has all of them (both 0 when the lexical
+  member was not queried);
 * ``1 / fused position``.
 
 A member the request left out (``members``, ``single:``) gets the validation mean of its
@@ -45,6 +46,7 @@ def feature_names(members: Sequence[str]) -> list[str]:
         "lexical.query_terms",
         "lexical.score_per_term",
         "lexical.coverage",
+        "lexical.all_words",
         "inverse_position",
     ]
 
@@ -81,17 +83,18 @@ def pair_features(
     row.append(agreement)
     lexical = lists.get(LEXICAL_MEMBER)
     if lexical is None:
-        row += [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        row += [0.0] * 8
     else:
         contribution = found.get(LEXICAL_MEMBER)
         best = lexical[0].score if lexical else 0.0
         terms = float(query_terms)
         if contribution is None:
-            row += [1.0, 0.0, 0.0, 0.0, terms, 0.0, coverage]
+            row += [1.0, 0.0, 0.0, 0.0, terms, 0.0, coverage, float(coverage >= 1.0)]
         else:
             share = contribution.score / best if best > 0 else 0.0
             per_term = contribution.score / terms if terms > 0 else 0.0
-            row += [1.0, contribution.score, 1.0 / contribution.rank, share, terms, per_term, coverage]
+            row += [1.0, contribution.score, 1.0 / contribution.rank, share, terms, per_term]
+            row += [coverage, float(coverage >= 1.0)]
     row.append(1.0 / position)
     return row
 

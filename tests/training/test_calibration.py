@@ -56,7 +56,7 @@ def test_fit_threshold_and_ece():
     rng = np.random.default_rng(0)
     evidence = rng.uniform(0, 1, 2000)
     labels = (rng.uniform(0, 1, 2000) < evidence).astype(int)  # P(relevant) = evidence
-    rows = [[e, 1.0, None, None] + [0.0] * 9 for e in evidence]  # m1 only; m2 not queried
+    rows = [[e, 1.0, None, None] + [0.0] * 10 for e in evidence]  # m1 only; m2 not queried
     calibration = fit_calibration(Pairs(rows, labels.tolist(), []), ("m1", "m2"))
     probs = np.array([calibration.probability(r) for r in rows])
     assert expected_calibration_error(probs, labels) < 0.05
