@@ -16,6 +16,12 @@ from services.storage.port import SPARSE, MemberQuery, Point, StoredPoint
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 
 
+def dense_and_sparse(wanted: Mapping[str, int]) -> tuple[dict[str, int], list[str]]:
+    """``{member: dim}`` of the dense members and the names of the sparse ones (dim ``SPARSE``)."""
+    dense = {m: d for m, d in wanted.items() if d != SPARSE}
+    return dense, [m for m, d in wanted.items() if d == SPARSE]
+
+
 def check_name(name: str, what: str = "collection") -> str:
     """Return ``name`` when it is a usable collection/alias name, else raise ValueError."""
     if not isinstance(name, str) or not NAME_PATTERN.match(name) or name in {".", ".."}:

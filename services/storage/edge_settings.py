@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import qdrant_edge as qe
 
-from services.storage.port import SPARSE
+from services.storage.checks import dense_and_sparse
 from services.storage.settings import IndexSettings, optional
 
 
@@ -20,16 +20,10 @@ def edge_config(
         quantization = qe.ScalarQuantizationConfig(
             qe.ScalarType.Int8, quantile=0.99, always_ram=settings.quantization_always_ram
         )
+    dense, sparse = dense_and_sparse(vectors)
     return qe.EdgeConfig(
-        vectors={
-            m: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine)
-            for m, d in vectors.items()
-            if d != SPARSE
-        },
-        sparse_vectors={
-            m: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf) for m, d in vectors.items() if d == SPARSE
-        }
-        or None,
+        vectors={m: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine) for m, d in dense.items()},
+        sparse_vectors={m: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf) for m in sparse} or None,
         on_disk_payload=on_disk_payload,
         hnsw_config=qe.HnswIndexConfig(
             m=settings.m,

@@ -7,7 +7,7 @@ from typing import Any
 
 from qdrant_client import models
 
-from services.storage.port import SPARSE
+from services.storage.checks import dense_and_sparse
 from services.storage.settings import IndexSettings, optional
 
 INDEX_SCHEMAS = {
@@ -54,15 +54,11 @@ def vector_params(
     wanted: Mapping[str, int],
 ) -> tuple[dict[str, models.VectorParams], dict[str, models.SparseVectorParams]]:
     """Cosine params per dense member and IDF-modified params per sparse one (``SPARSE`` dims)."""
-    dense = {
-        m: models.VectorParams(size=d, distance=models.Distance.COSINE)
-        for m, d in wanted.items()
-        if d != SPARSE
-    }
-    sparse = {
-        m: models.SparseVectorParams(modifier=models.Modifier.IDF) for m, d in wanted.items() if d == SPARSE
-    }
-    return dense, sparse
+    dense, sparse = dense_and_sparse(wanted)
+    return (
+        {m: models.VectorParams(size=d, distance=models.Distance.COSINE) for m, d in dense.items()},
+        {m: models.SparseVectorParams(modifier=models.Modifier.IDF) for m in sparse},
+    )
 
 
 def search_params(settings: IndexSettings) -> models.SearchParams | None:
