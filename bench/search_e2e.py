@@ -5,7 +5,9 @@ Ingest RPC, then sends text queries (product names of items that were not ingest
 first embedded alone (Embedder.EmbedTexts) and then searched (Search.Search), so the embedding's
 share of the end-to-end latency is measured side by side. The texts are distinct after the query
 cache's normalization, so that first Search is cold (the query is embedded); the same Search sent
-again right after is served from Search's query embedding cache ("repeated"), in the same run.
+again right after is served from Search's query embedding cache ("repeated"), in the same run; a
+third time with the dense members only (``members``, also from the cache), so the lexical member's
+added cost is the paired difference of the last two.
 """
 
 from __future__ import annotations
@@ -19,14 +21,20 @@ from tqdm import tqdm
 
 from bench.common import describe_bundle, summary_ms
 from bench.live import bench_stack, catalog_items, ingest
+from domain.bundle import load_bundle
 from services.common.channels import open_channel
 from services.search.query_cache import normalize_text
 from tests.support.stack import RunningStack
 from vitrine.v1 import embedder_pb2, embedder_pb2_grpc, search_pb2, search_pb2_grpc
 
 
-async def _time_queries(stack: RunningStack, texts: list[str]) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {"embed_text": [], "search_rpc": [], "search_rpc_repeated": []}
+async def _time_queries(stack: RunningStack, texts: list[str], dense: list[str]) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {
+        "embed_text": [],
+        "search_rpc": [],
+        "search_rpc_repeated": [],
+        "search_rpc_repeated_dense_only": [],
+    }
     async with (
         open_channel(stack.addr("embedder")) as embed_channel,
         open_channel(stack.addr("search")) as channel,
@@ -42,6 +50,8 @@ async def _time_queries(stack: RunningStack, texts: list[str]) -> dict[str, list
             end = time.perf_counter()
             again = await search.Search(search_pb2.SearchRequest(text=text, top_k=10), timeout=30)
             repeated = time.perf_counter()
+            await search.Search(search_pb2.SearchRequest(text=text, top_k=10, members=dense), timeout=30)
+            dense_only = time.perf_counter()
             if reply.partial or not reply.hits:
                 raise RuntimeError(f"search {text!r}: partial or empty reply; the figure would be wrong")
             if [h.id for h in again.hits] != [h.id for h in reply.hits]:
@@ -49,6 +59,7 @@ async def _time_queries(stack: RunningStack, texts: list[str]) -> dict[str, list
             times["embed_text"].append(middle - begin)
             times["search_rpc"].append(end - middle)
             times["search_rpc_repeated"].append(repeated - end)
+            times["search_rpc_repeated_dense_only"].append(dense_only - repeated)
     return times
 
 
@@ -59,9 +70,10 @@ def text_search_e2e(bundle: Path, items: int, queries: int) -> dict[str, Any]:
     texts = distinct([p.text or p.attributes.get("articleType", p.id) for p in held_out])
     with bench_stack(bundle) as stack:
         report, ingest_s = asyncio.run(ingest(stack, stored))
-        times = asyncio.run(_time_queries(stack, texts))
+        times = asyncio.run(_time_queries(stack, texts, dense_members(bundle)))
     search, embed = summary_ms(times["search_rpc"]), summary_ms(times["embed_text"])
     repeated = summary_ms(times["search_rpc_repeated"])
+    dense_only = summary_ms(times["search_rpc_repeated_dense_only"])
     return {
         "catalog": source,
         "members": describe_bundle(bundle),
@@ -74,7 +86,14 @@ def text_search_e2e(bundle: Path, items: int, queries: int) -> dict[str, Any]:
         "embedding_share_p50": round(embed["p50_ms"] / search["p50_ms"], 2),
         "search_rpc_repeated": repeated,
         "repeated_vs_cold_p50": round(repeated["p50_ms"] / search["p50_ms"], 3),
+        "search_rpc_repeated_dense_only": dense_only,
+        "lexical_added_p50_ms": round(repeated["p50_ms"] - dense_only["p50_ms"], 3),
     }
+
+
+def dense_members(bundle: Path) -> list[str]:
+    """The bundle's dense member names (a request naming them leaves the lexical member out)."""
+    return load_bundle(bundle).member_names
 
 
 def distinct(texts: list[str]) -> list[str]:
