@@ -38,7 +38,7 @@ from services.search.errors import (
     SearchValidationError,
 )
 from services.search.facets import check_facets, count_facets, not_indexed, store_facets
-from services.search.hits import attributes_of, ranked_hits, result_hit
+from services.search.hits import attributes_of, joint_vector, ranked_hits, result_hit
 from services.search.lexical import lexical_query, page_coverage, without_lexical
 from services.search.model import (
     FacetsQuery,
@@ -376,7 +376,7 @@ class SearchCore:
             True,
         )
         members = [m for m in plan.members if m in lists and m != LEXICAL_MEMBER]
-        vectors = {p.key: _joint_vector(p, members, self.bundle) for p in points}
+        vectors = {p.key: joint_vector(p, members, self.bundle) for p in points}
         return mmr(pool, vectors, plan.mmr_lambda, limit=plan.end)
 
 
@@ -388,21 +388,6 @@ def _clusters(answered: MemberLists) -> dict[str, dict[str, int]]:
             if point.key not in clusters:
                 clusters[point.key] = clusters_of(point.payload)
     return clusters
-
-
-def _joint_vector(point: StoredPoint, members: Sequence[str], bundle: Bundle) -> np.ndarray:
-    """Unit member vectors, each scaled by 1/sqrt(M) and concatenated: dot product = mean cosine."""
-    parts = []
-    scale = 1.0 / math.sqrt(max(1, len(members)))
-    for member in members:
-        values = point.vectors.get(member)
-        if values is None:
-            parts.append(np.zeros(bundle.member(member).dim, dtype=np.float64))
-            continue
-        v = np.asarray(values, dtype=np.float64).reshape(-1)
-        norm = float(np.linalg.norm(v))
-        parts.append(v * (scale / norm) if norm > 0 else v)
-    return np.concatenate(parts)
 
 
 __all__ = ["EmbedClient", "SearchCore"]

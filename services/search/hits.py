@@ -11,6 +11,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from domain.bundle import Bundle
 from domain.fusion import Contribution, FusedHit, RankedHit
 from domain.payload import NO_CLUSTER, cluster_under, clusters_of, is_internal
 from services.search.model import ResultHit
@@ -80,7 +83,23 @@ def result_hit(hit: FusedHit, point: StoredPoint, explain: bool, relevance: floa
     )
 
 
+def joint_vector(point: StoredPoint, members: Sequence[str], bundle: Bundle) -> np.ndarray:
+    """Unit member vectors, each scaled by 1/sqrt(M) and concatenated: dot product = mean cosine."""
+    parts = []
+    scale = 1.0 / math.sqrt(max(1, len(members)))
+    for member in members:
+        values = point.vectors.get(member)
+        if values is None:
+            parts.append(np.zeros(bundle.member(member).dim, dtype=np.float64))
+            continue
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+        norm = float(np.linalg.norm(v))
+        parts.append(v * (scale / norm) if norm > 0 else v)
+    return np.concatenate(parts)
+
+
 __all__ = [
+    "joint_vector",
     "as_text",
     "attributes_of",
     "ranked_hits",
