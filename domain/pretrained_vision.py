@@ -22,12 +22,14 @@ a coarse RGB histogram of the non-white pixels plus their mean colour: a measure
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from domain.onnx_trunk import OnnxTrunk
 from domain.pretrained import LITE_MEAN, LITE_STD, load_pretrained_trunk, set_bn_eps
 
 VISION_KEY = "vitrine_vision"
@@ -107,6 +109,7 @@ class PretrainedVisual(nn.Module):
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
         self.trunk.eval()
+        self.runtime: OnnxTrunk | None = None  # set by use_onnx_runtime: the trunk on ONNX Runtime (CPU)
 
     def train(self, mode: bool = True) -> PretrainedVisual:
         """Train the head only: the frozen trunk keeps its BatchNorm statistics."""
@@ -121,7 +124,10 @@ class PretrainedVisual(nn.Module):
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Pooled trunk features joined with the colour features: the head's input."""
-        pooled = self.trunk(images.contiguous(memory_format=torch.channels_last))
+        if self.runtime is not None and images.device.type == "cpu":
+            pooled = self.runtime(images)
+        else:
+            pooled = self.trunk(images.contiguous(memory_format=torch.channels_last))
         if not self.cfg.colour_bins:
             return pooled
         colour = colour_features(images, self.mean, self.std, self.cfg.colour_bins).to(pooled.dtype)
@@ -140,6 +146,21 @@ def pretrained_visual(model: nn.Module) -> PretrainedVisual | None:
     """The model's pretrained image tower, or None for any other tower."""
     visual = getattr(model, "visual", None)
     return visual if isinstance(visual, PretrainedVisual) else None
+
+
+def use_onnx_runtime(models: Iterable[nn.Module], threads: int) -> list[str]:
+    """Run the frozen trunk of every pretrained tower among ``models`` on ONNX Runtime (CPU inputs),
+    one session per distinct trunk and input size; returns the trunks so served."""
+    sessions: dict[tuple[str, tuple[int, int]], OnnxTrunk] = {}
+    for model in models:
+        tower = pretrained_visual(model)
+        if tower is None:
+            continue
+        key = (tower.cfg.trunk, tower.image_size)
+        if key not in sessions:
+            sessions[key] = OnnxTrunk(tower.trunk, tower.image_size, threads)
+        tower.runtime = sessions[key]
+    return sorted({trunk for trunk, _ in sessions})
 
 
 def build_pretrained_visual(
@@ -172,4 +193,5 @@ __all__ = [
     "colour_features",
     "pretrained_visual",
     "trunk_package",
+    "use_onnx_runtime",
 ]

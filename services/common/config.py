@@ -50,7 +50,9 @@ class EmbedderConfig:
     bundle: str = str(PROJECT_ROOT / "data" / "bundles" / "default")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
-    threads: int = 0  # torch CPU threads; 0 = the cores left after the decode workers (at least 1)
+    threads: int = 0  # CPU threads; 0 = torch: the cores left after the decode workers, ONNX trunks: all
+    # Pretrained image trunks: auto = ONNX Runtime on CPU (2.2-2.4x torch), torch on CUDA | onnx | torch
+    image_runtime: str = "auto"
     batching: bool = True  # coalesce concurrent requests into batches
     max_batch: int = 64
     max_wait_ms: float = 5.0

@@ -78,3 +78,50 @@ def test_members_asked_for_different_rows_run_on_their_own(encoder):
     assert set(out[0]) == {"p1"} and set(out[1]) == {"p1", "p2"}
     alone = encoder.encode_images(items, share=False)
     assert np.allclose(out[1]["p2"], alone[1]["p2"], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory) -> str:
+    """A bundle on disk: p1 on the lite0 package trunk."""
+    from domain.bundle import write_bundle
+    from domain.members import save_member
+    from domain.pretrained_vision import trunk_package
+
+    root = tmp_path_factory.mktemp("pretrained-bundle")
+    torch.manual_seed(0)
+    cfg = member_cfg(0)
+    save_member(build_model(cfg).eval(), cfg, dict(PRETRAINED_PREPROCESS), root / "members" / "p1")
+    spec = MemberSpec(
+        name="p1",
+        arch="efficientnet_lite0",
+        dim=16,
+        image_size=96,
+        path="members/p1",
+        image_trunk=trunk_package(cfg),
+    )
+    write_bundle(
+        Bundle(name="b", version="1", members=(spec,), fusion=FusionSpec("rrf", 60), root=root), root
+    )
+    return str(root)
+
+
+def test_loaded_encoder_runs_the_trunk_on_onnx_runtime_with_the_same_vectors(bundle_dir):
+    from services.common.config import EmbedderConfig
+
+    onnx = EnsembleEncoder.load(EmbedderConfig(bundle=bundle_dir, device="cpu", threads=1))
+    plain = EnsembleEncoder.load(
+        EmbedderConfig(bundle=bundle_dir, device="cpu", threads=1, image_runtime="torch")
+    )
+    assert onnx.members["p1"].model.visual.runtime is not None
+    assert plain.members["p1"].model.visual.runtime is None
+    items = [onnx.prepare_image(image, ("p1",)) for image in images()]
+    got = np.stack([row["p1"] for row in onnx.encode_images(items)])
+    want = np.stack([row["p1"] for row in plain.encode_images(items)])
+    assert np.allclose(got, want, atol=1e-4)
+
+
+def test_unknown_image_runtime_is_refused_before_loading(bundle_dir):
+    from services.common.config import EmbedderConfig
+
+    with pytest.raises(ValueError, match="image_runtime 'fast'"):
+        EnsembleEncoder.load(EmbedderConfig(bundle=bundle_dir, device="cpu", image_runtime="fast"))

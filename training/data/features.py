@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from domain.onnx_trunk import OnnxTrunk
 from domain.pretrained_vision import PretrainedVisual
 from training.data.images import Pixels
 
@@ -26,15 +27,23 @@ BATCH = 256
 
 @torch.inference_mode()
 def compute_features(visual: PretrainedVisual, pixels: Pixels, device: torch.device) -> np.ndarray:
-    """(N, visual.feature_dim) float16 head inputs for every cached image, with a progress bar."""
+    """(N, visual.feature_dim) float16 head inputs for every cached image, with a progress bar.
+
+    On CPU the trunk runs on ONNX Runtime (``domain.onnx_trunk``, about 2.3x torch), as served."""
     visual.eval()
     count = len(pixels.array)
     out = np.zeros((count, visual.feature_dim), dtype=np.float16)
     desc = f"features {visual.cfg.trunk.removeprefix('pkg:')}"
-    for start in tqdm(range(0, count, BATCH), desc=desc, unit="batch", mininterval=5):
-        batch = pixels.batch(np.arange(start, min(count, start + BATCH))).to(device)
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
-            out[start : start + len(batch)] = visual.features(batch).float().cpu().numpy()
+    runtime = visual.runtime
+    if device.type == "cpu" and runtime is None:
+        visual.runtime = OnnxTrunk(visual.trunk, visual.image_size, torch.get_num_threads())
+    try:
+        for start in tqdm(range(0, count, BATCH), desc=desc, unit="batch", mininterval=5):
+            batch = pixels.batch(np.arange(start, min(count, start + BATCH))).to(device)
+            with torch.autocast(device.type, enabled=device.type == "cuda"):
+                out[start : start + len(batch)] = visual.features(batch).float().cpu().numpy()
+    finally:
+        visual.runtime = runtime
     return out
 
 
