@@ -29,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from domain.bundle import Bundle, BundleError, MemberSpec
 from domain.pretrained import PretrainedWeightsError
-from domain.pretrained_vision import TRUNK_PREFIX, VISION_KEY, build_pretrained_visual
+from domain.pretrained_vision import VISION_KEY, build_pretrained_visual, package_keys
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -129,12 +129,8 @@ def save_member(
     directory.mkdir(parents=True, exist_ok=True)
     config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-    package_trunk = VISION_KEY in model_cfg  # frozen, loaded from its package: not stored
-    state = {
-        k: v.detach().cpu().contiguous()
-        for k, v in model.state_dict().items()
-        if not (package_trunk and k.startswith(TRUNK_PREFIX))
-    }
+    from_package = set(package_keys(model))  # frozen, loaded from its package: not stored
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k not in from_package}
     save_file(state, str(directory / WEIGHTS_FILE))
     return directory
 
@@ -159,12 +155,9 @@ def _load_local(spec: MemberSpec, root: Path) -> tuple[torch.nn.Module, Callable
     if not weights.exists():
         raise BundleError(f"member {spec.name}: no weights file {weights}")
     missing, unexpected = model.load_state_dict(load_file(str(weights)), strict=False)
-    from_package = VISION_KEY in model_cfg
-    problems = [
-        k
-        for k in missing
-        if not k.endswith("position_ids") and not (from_package and k.startswith(TRUNK_PREFIX))
-    ] + list(unexpected)
+    from_package = set(package_keys(model))
+    problems = [k for k in missing if not k.endswith("position_ids") and k not in from_package]
+    problems += list(unexpected)
     if problems:
         raise BundleError(f"member {spec.name}: weights do not match the config: {problems[:5]}")
     context_length = int(model_cfg.get("text_cfg", {}).get("context_length", 77))

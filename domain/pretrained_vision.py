@@ -21,6 +21,7 @@ a coarse RGB histogram of the non-white pixels plus their mean colour: a measure
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class PretrainedVisionCfg:
     trunk: str
     colour_bins: int = 4  # per channel; 0 = no colour features
     hidden: int = 1024
+    tune_stages: int = 0  # the trunk's last stages (and its final conv) trained with the head
 
     @property
     def variant(self) -> int:
@@ -64,14 +66,14 @@ class PretrainedVisionCfg:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PretrainedVisionCfg:
         """Build from a model config's ``vitrine_vision`` entry; unknown keys are errors."""
-        known = {"trunk", "colour_bins", "hidden"}
+        known = {"trunk", "colour_bins", "hidden", "tune_stages"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{VISION_KEY}: unknown keys {unknown}; valid: {sorted(known)}")
         cfg = cls(**data)
         cfg.variant  # noqa: B018 - validates the reference
-        if cfg.colour_bins < 0 or cfg.hidden <= 0:
-            raise ValueError(f"{VISION_KEY}: colour_bins must be >= 0 and hidden > 0")
+        if cfg.colour_bins < 0 or cfg.hidden <= 0 or cfg.tune_stages < 0:
+            raise ValueError(f"{VISION_KEY}: colour_bins and tune_stages must be >= 0 and hidden > 0")
         return cfg
 
 
@@ -92,7 +94,13 @@ def colour_features(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
 
 
 class PretrainedVisual(nn.Module):
-    """Frozen trunk (always in eval mode) + colour features -> MLP head; ``forward`` = ``project(features(x))``."""
+    """Pretrained trunk + colour features -> MLP head; ``forward`` = ``project(features(x))``.
+
+    The trunk's first stages are frozen (always in eval mode); with ``tune_stages`` = k its last k
+    stages and its final 1x1 conv train with the head, their BatchNorm statistics kept as
+    pretrained. ``features`` is the frozen part's output (what training caches); ``project`` runs
+    the tuned stages, pooling and the head on it.
+    """
 
     def __init__(self, trunk: nn.Module, embed_dim: int, cfg: PretrainedVisionCfg, image_size: int):
         super().__init__()
@@ -101,18 +109,36 @@ class PretrainedVisual(nn.Module):
         self.cfg = cfg
         self.image_size = (image_size, image_size)
         self.trunk = trunk.to(memory_format=torch.channels_last)  # ~2.7x faster convs on CPU
-        for p in self.trunk.parameters():
-            p.requires_grad_(False)
+        stages = len(trunk.blocks)
+        if cfg.tune_stages > stages:
+            raise ValueError(f"{VISION_KEY}.tune_stages {cfg.tune_stages}: the trunk has {stages} stages")
+        self.cut = stages - cfg.tune_stages  # blocks[:cut] are frozen
+        for name, p in self.trunk.named_parameters():
+            p.requires_grad_(self._tuned_name(name))
         self.head = Mlp(trunk.num_features + cfg.colour_dim, cfg.hidden, embed_dim)
         # The weights expect inputs in [-1, 1]: members use mean = std = 0.5 (checked by training).
         mean, std = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in (LITE_MEAN, LITE_STD))
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
         self.trunk.eval()
+        with torch.no_grad():
+            self.map_shape = tuple(self._frozen_stages()(torch.zeros(1, 3, *self.image_size)).shape[1:])
         self.runtime: OnnxTrunk | None = None  # set by use_onnx_runtime: the trunk on ONNX Runtime (CPU)
 
+    def _tuned_name(self, name: str) -> bool:
+        """Whether trunk parameter ``name`` (relative to the trunk) trains."""
+        if not self.cfg.tune_stages:
+            return False
+        if name.startswith(("conv_head.", "bn2.")):
+            return True
+        return name.startswith("blocks.") and int(name.split(".")[1]) >= self.cut
+
+    def package_keys(self, prefix: str = TRUNK_PREFIX) -> list[str]:
+        """State-dict keys (under ``prefix``) that come from the weights package, not the member file."""
+        return [prefix + k for k in self.trunk.state_dict() if not self._tuned_name(k)]
+
     def train(self, mode: bool = True) -> PretrainedVisual:
-        """Train the head only: the frozen trunk keeps its BatchNorm statistics."""
+        """Train the head (and tuned stages): the trunk keeps its BatchNorm statistics."""
         super().train(mode)
         self.trunk.eval()
         return self
@@ -120,26 +146,59 @@ class PretrainedVisual(nn.Module):
     @property
     def feature_dim(self) -> int:
         """Width of ``features``' output (what training caches)."""
-        return self.trunk.num_features + self.cfg.colour_dim
+        return math.prod(self.map_shape) + self.cfg.colour_dim
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Pooled trunk features joined with the colour features: the head's input."""
-        if self.runtime is not None and images.device.type == "cpu":
-            pooled = self.runtime(images)
-        else:
-            pooled = self.trunk(images.contiguous(memory_format=torch.channels_last))
+    def _frozen_stages(self) -> nn.Module:
+        if not self.cfg.tune_stages:
+            return self.trunk
+        t = self.trunk
+        return nn.Sequential(t.conv_stem, t.bn1, *t.blocks[: self.cut])
+
+    def frozen_part(self) -> nn.Module:
+        """The frozen stages as one module with a flat output (the whole trunk, pooled, when none is tuned)."""
+        stages = self._frozen_stages()
+        return stages if not self.cfg.tune_stages else nn.Sequential(stages, nn.Flatten(1))
+
+    def _frozen(self, images: torch.Tensor) -> torch.Tensor:
+        return self.frozen_part()(images.contiguous(memory_format=torch.channels_last))
+
+    def _colour(self, images: torch.Tensor, like: torch.Tensor) -> torch.Tensor | None:
         if not self.cfg.colour_bins:
-            return pooled
-        colour = colour_features(images, self.mean, self.std, self.cfg.colour_bins).to(pooled.dtype)
-        return torch.cat([pooled, colour], dim=1)
+            return None
+        return colour_features(images, self.mean, self.std, self.cfg.colour_bins).to(like.dtype)
+
+    def features(self, images: torch.Tensor, runtime: OnnxTrunk | None = None) -> torch.Tensor:
+        """The frozen part's output (flattened) joined with the colour features: ``project``'s input.
+        ``runtime`` computes the frozen part instead of torch (default: the tower's, when untuned)."""
+        runtime = runtime or (None if self.cfg.tune_stages else self.runtime)
+        frozen = (
+            runtime(images) if runtime is not None and images.device.type == "cpu" else self._frozen(images)
+        )
+        colour = self._colour(images, frozen)
+        return frozen if colour is None else torch.cat([frozen, colour], dim=1)
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
-        """The trained head: features -> embedding (unnormalized)."""
-        return self.head(features)
+        """The trained part: ``features`` -> embedding (unnormalized)."""
+        if not self.cfg.tune_stages:
+            return self.head(features)
+        split = math.prod(self.map_shape)
+        maps = features[:, :split].reshape(-1, *self.map_shape).contiguous(memory_format=torch.channels_last)
+        x = maps
+        for block in self.trunk.blocks[self.cut :]:
+            x = block(x)
+        pooled = self.trunk.forward_head(self.trunk.bn2(self.trunk.conv_head(x)))
+        return self.head(torch.cat([pooled, features[:, split:].to(pooled.dtype)], dim=1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Embedding of a normalized image batch (unnormalized, as open_clip's towers return)."""
-        return self.project(self.features(images))
+        if not self.cfg.tune_stages:
+            return self.project(self.features(images))
+        if self.runtime is not None and images.device.type == "cpu":
+            pooled = self.runtime(images)  # the whole (tuned) trunk, exported after loading
+        else:
+            pooled = self.trunk(images.contiguous(memory_format=torch.channels_last))
+        colour = self._colour(images, pooled)
+        return self.head(pooled if colour is None else torch.cat([pooled, colour], dim=1))
 
 
 def pretrained_visual(model: nn.Module) -> PretrainedVisual | None:
@@ -149,18 +208,27 @@ def pretrained_visual(model: nn.Module) -> PretrainedVisual | None:
 
 
 def use_onnx_runtime(models: Iterable[nn.Module], threads: int) -> list[str]:
-    """Run the frozen trunk of every pretrained tower among ``models`` on ONNX Runtime (CPU inputs),
-    one session per distinct trunk and input size; returns the trunks so served."""
-    sessions: dict[tuple[str, tuple[int, int]], OnnxTrunk] = {}
+    """Run the trunk of every pretrained tower among ``models`` on ONNX Runtime (CPU inputs): one
+    session per package trunk and input size, one per tuned trunk; returns the trunks so served."""
+    sessions: dict[object, OnnxTrunk] = {}
+    served: list[str] = []
     for model in models:
         tower = pretrained_visual(model)
         if tower is None:
             continue
-        key = (tower.cfg.trunk, tower.image_size)
+        # Untuned trunks of one package compute the same function; a tuned trunk is its member's own.
+        key = id(tower) if tower.cfg.tune_stages else (tower.cfg.trunk, tower.image_size)
         if key not in sessions:
             sessions[key] = OnnxTrunk(tower.trunk, tower.image_size, threads)
+            served.append(tower.cfg.trunk + (" (tuned)" if tower.cfg.tune_stages else ""))
         tower.runtime = sessions[key]
-    return sorted({trunk for trunk, _ in sessions})
+    return sorted(served)
+
+
+def package_keys(model: nn.Module) -> list[str]:
+    """The model's state-dict keys that its weights package provides (none for other towers)."""
+    tower = pretrained_visual(model)
+    return [] if tower is None else tower.package_keys()
 
 
 def build_pretrained_visual(
@@ -191,6 +259,7 @@ __all__ = [
     "PretrainedVisual",
     "build_pretrained_visual",
     "colour_features",
+    "package_keys",
     "pretrained_visual",
     "trunk_package",
     "use_onnx_runtime",

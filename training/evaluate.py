@@ -26,6 +26,7 @@ from domain.catalog import Catalog, load_fashion, load_inshop
 from domain.lexical import ensemble_members, ensemble_weights, lexical_spec
 from domain.members import load_member
 from domain.preprocess import split_transform
+from domain.pretrained_vision import use_onnx_runtime
 from training.calibration import calibration_report, collect_pairs, probabilities, reliability_plot
 from training.data.images import decode_catalog
 from training.data.split import SPLITS, make_split, read_split
@@ -45,6 +46,8 @@ def load_views(bundle: Bundle, catalog: Catalog, device: torch.device) -> list[M
     views, decoded = [], {}
     for spec in bundle.members:
         member = load_member(spec, bundle, device)
+        if device.type == "cpu":  # pretrained trunks on ONNX Runtime, as the embedder runs them
+            use_onnx_runtime([member.model], torch.get_num_threads())
         transform = split_transform(member.preprocess)
         if transform is None:
             raise ValueError(f"member {spec.name}: its preprocess must end with ToTensor + Normalize")

@@ -27,7 +27,7 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 
 from domain.members import WEIGHTS_FILE, build_model, make_tokenizer, save_member
-from domain.pretrained_vision import TRUNK_PREFIX, pretrained_visual
+from domain.pretrained_vision import TRUNK_PREFIX, package_keys, pretrained_visual
 from training import distributed
 from training.config import PRECISIONS, MemberConfig
 from training.data.images import Pixels, geometry_for
@@ -43,6 +43,7 @@ STATE_FILE = "state.pt"
 HISTORY_FILE = "history.json"
 LOSS_CURVE_FILE = "loss_curve.json"  # {epoch: [loss of each step]}
 AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+TUNED_LR_SCALE = 0.1  # pretrained trunk stages that train move at a tenth of the head's rate
 
 
 def select_device(requested: str = "auto") -> torch.device:
@@ -110,8 +111,9 @@ def create_model(cfg: MemberConfig) -> tuple[torch.nn.Module, dict]:
 
 
 def trainable_parameters(model: torch.nn.Module, cfg: MemberConfig) -> list[dict]:
-    """Parameter groups (decay / no decay); a frozen text tower keeps only its projection trainable,
-    a pretrained image trunk stays frozen (its head trains)."""
+    """Parameter groups (decay / no decay, tuned trunk stages at ``TUNED_LR_SCALE`` x lr); a frozen
+    text tower keeps only its projection trainable, a pretrained image trunk keeps its package part
+    frozen (its head and any tuned stages train)."""
     hf = is_hf_tower(model)
     text_prefixes = (
         "text.",
@@ -122,16 +124,26 @@ def trainable_parameters(model: torch.nn.Module, cfg: MemberConfig) -> list[dict
         "text_projection",
     )
     lock_text = hf or (cfg.lock_text and bool(cfg.pretrained))
-    frozen_trunk = TRUNK_PREFIX if pretrained_visual(model) is not None else None
-    decay, no_decay = [], []
+    from_package = set(package_keys(model))
+    pretrained = pretrained_visual(model) is not None
+    groups: dict[tuple[bool, bool], list] = {(t, d): [] for t in (False, True) for d in (True, False)}
     for name, param in model.named_parameters():
         frozen = lock_text and name.startswith(text_prefixes) and not name.startswith("text.proj")
-        frozen = frozen or (frozen_trunk is not None and name.startswith(frozen_trunk))
+        frozen = frozen or name in from_package
         param.requires_grad_(not frozen)
         if frozen:
             continue
-        (no_decay if param.ndim < 2 or "logit_scale" in name else decay).append(param)
-    return [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        decay = not (param.ndim < 2 or "logit_scale" in name)
+        groups[(pretrained and name.startswith(TRUNK_PREFIX), decay)].append(param)
+    return [
+        {
+            "params": params,
+            "weight_decay": cfg.weight_decay if decay else 0.0,
+            "lr": cfg.lr * (TUNED_LR_SCALE if tuned else 1.0),
+        }
+        for (tuned, decay), params in groups.items()
+        if params
+    ]
 
 
 def lr_lambda(warmup: int, total: int):

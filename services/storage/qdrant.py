@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -47,18 +46,24 @@ from services.storage.port import (
     scored_points,
     top_facets,
 )
-from services.storage.qdrant_connection import client_errors, client_vector, make_client, missing_index_as
+from services.storage.qdrant_connection import (
+    client_errors,
+    client_vector,
+    make_client,
+    missing_index_as,
+    wait_until_green,
+)
 from services.storage.qdrant_filters import qdrant_filter
 from services.storage.qdrant_settings import (
     INDEX_SCHEMAS,
     collection_options,
     hnsw_diff,
     search_params,
+    stored_settings,
     vector_params,
 )
-from services.storage.settings import IndexSettings, index_settings, settings_from_parts
+from services.storage.settings import IndexSettings, index_settings
 
-OPTIMIZE_TIMEOUT_S, OPTIMIZE_POLL_S = 600.0, 0.5  # waiting for a server's index build
 FACET_FETCH_LIMIT = 10_000  # values asked of the store before ordering and cutting to the limit
 
 
@@ -364,13 +369,7 @@ class QdrantStore(VectorStore):
         """
         with self._call(f"describe {collection}"):
             config = self.client.get_collection(collection).config
-        quantization = config.quantization_config
-        stored = settings_from_parts(
-            config.hnsw_config.model_dump(),
-            config.optimizer_config.model_dump(),
-            quantization.model_dump() if quantization is not None else None,
-        )
-        return stored.searched_with(self.settings)
+        return stored_settings(config).searched_with(self.settings)
 
     def set_indexing(self, collection: str, enabled: bool) -> None:
         """``m=0`` while a bulk upload runs (no graph built meanwhile), the configured ``m`` after."""
@@ -386,16 +385,9 @@ class QdrantStore(VectorStore):
     def optimize(self, collection: str) -> None:
         """The server builds indexes in the background; wait until the collection reports green."""
         with self._call(f"optimize {collection}"):
-            info = self.client.get_collection(collection)
-        if self.local or info.status == models.CollectionStatus.GREEN:
-            return
-        deadline = time.monotonic() + OPTIMIZE_TIMEOUT_S
-        while time.monotonic() < deadline:
-            time.sleep(OPTIMIZE_POLL_S)
-            with self._call(f"optimize {collection}"):
-                if self.client.get_collection(collection).status == models.CollectionStatus.GREEN:
-                    return
-        raise StoreError(f"collection {collection!r} not optimized after {OPTIMIZE_TIMEOUT_S:g}s")
+            self.client.get_collection(collection)  # missing: CollectionNotFound, in local mode too
+        if not self.local:
+            wait_until_green(self.client, collection)
 
     def close(self) -> None:
         """Close the client (local mode persists and releases its files)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -17,6 +18,7 @@ from services.storage.port import CollectionNotFound, StoreError, Vector
 
 LOCAL_MEMORY = ":memory:"
 LOCAL_PATH_PREFIX = "path:"
+OPTIMIZE_TIMEOUT_S, OPTIMIZE_POLL_S = 600.0, 0.5  # waiting for a server's index build
 
 
 def client_vector(values: Vector, where: str) -> list[float] | models.SparseVector:
@@ -101,4 +103,18 @@ __all__ = [
     "client_vector",
     "is_missing_index",
     "make_client",
+    "missing_index_as",
+    "wait_until_green",
 ]
+
+
+def wait_until_green(client: QdrantClient, collection: str, timeout_s: float = OPTIMIZE_TIMEOUT_S) -> None:
+    """Poll until the server reports the collection green (its index builds done), else StoreError."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with client_errors(f"optimize {collection}"):
+            if client.get_collection(collection).status == models.CollectionStatus.GREEN:
+                return
+        if time.monotonic() >= deadline:
+            raise StoreError(f"collection {collection!r} not optimized after {timeout_s:g}s")
+        time.sleep(OPTIMIZE_POLL_S)

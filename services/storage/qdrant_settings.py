@@ -8,7 +8,7 @@ from typing import Any
 from qdrant_client import models
 
 from services.storage.checks import dense_and_sparse
-from services.storage.settings import IndexSettings, optional
+from services.storage.settings import IndexSettings, optional, settings_from_parts
 
 INDEX_SCHEMAS = {
     "keyword": models.PayloadSchemaType.KEYWORD,
@@ -58,6 +58,16 @@ def vector_params(
     return (
         {m: models.VectorParams(size=d, distance=models.Distance.COSINE) for m, d in dense.items()},
         {m: models.SparseVectorParams(modifier=models.Modifier.IDF) for m in sparse},
+    )
+
+
+def stored_settings(config: models.CollectionConfig) -> IndexSettings:
+    """The index settings a collection's config (``get_collection(...).config``) reports."""
+    quantization = config.quantization_config
+    return settings_from_parts(
+        config.hnsw_config.model_dump(),
+        config.optimizer_config.model_dump(),
+        quantization.model_dump() if quantization is not None else None,
     )
 
 

