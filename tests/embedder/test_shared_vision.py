@@ -83,25 +83,11 @@ def test_members_asked_for_different_rows_run_on_their_own(encoder):
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory) -> str:
     """A bundle on disk: p1 on the lite0 package trunk."""
-    from domain.bundle import write_bundle
-    from domain.members import save_member
-    from domain.pretrained_vision import trunk_package
+    from tests.support.bundles import write_pretrained_bundle
 
     root = tmp_path_factory.mktemp("pretrained-bundle")
     torch.manual_seed(0)
-    cfg = member_cfg(0)
-    save_member(build_model(cfg).eval(), cfg, dict(PRETRAINED_PREPROCESS), root / "members" / "p1")
-    spec = MemberSpec(
-        name="p1",
-        arch="efficientnet_lite0",
-        dim=16,
-        image_size=96,
-        path="members/p1",
-        image_trunk=trunk_package(cfg),
-    )
-    write_bundle(
-        Bundle(name="b", version="1", members=(spec,), fusion=FusionSpec("rrf", 60), root=root), root
-    )
+    write_pretrained_bundle(root, "p1", build_model(member_cfg(0)).eval(), member_cfg(0))
     return str(root)
 
 

@@ -44,3 +44,21 @@ def make_random_bundle(directory: Path, configs: dict[str, dict] | None = None, 
     bundle = Bundle(name="test-random", version="1", members=tuple(specs), fusion=FusionSpec("rrf", 60))
     write_bundle(bundle, directory)
     return directory
+
+
+def write_pretrained_bundle(directory: Path, name: str, model: torch.nn.Module, cfg: dict) -> MemberSpec:
+    """Write a one-member bundle of a pretrained (package-trunk) member as training would; returns its spec."""
+    from domain.pretrained_vision import trunk_package
+    from training.defaults import PRETRAINED_PREPROCESS
+
+    save_member(model, cfg, dict(PRETRAINED_PREPROCESS), directory / "members" / name)
+    spec = MemberSpec(
+        name=name,
+        arch=cfg["vision_cfg"]["timm_model_name"],
+        dim=cfg["embed_dim"],
+        image_size=cfg["vision_cfg"]["image_size"],
+        path=f"members/{name}",
+        image_trunk=trunk_package(cfg),
+    )
+    write_bundle(Bundle(name="b", version="1", members=(spec,), fusion=FusionSpec("rrf", 60)), directory)
+    return spec
