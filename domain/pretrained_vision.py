@@ -94,7 +94,7 @@ def colour_features(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
 
 
 class PretrainedVisual(nn.Module):
-    """Pretrained trunk + colour features -> MLP head; ``forward`` = ``project(features(x))``.
+    """Pretrained trunk + colour features -> MLP head; ``forward(x)`` = ``project(features(x))``.
 
     The trunk's first stages are frozen (always in eval mode); with ``tune_stages`` = k its last k
     stages and its final 1x1 conv train with the head, their BatchNorm statistics kept as
@@ -182,19 +182,17 @@ class PretrainedVisual(nn.Module):
         if not self.cfg.tune_stages:
             return self.head(features)
         split = math.prod(self.map_shape)
-        maps = features[:, :split].reshape(-1, *self.map_shape).contiguous(memory_format=torch.channels_last)
-        x = maps
+        x = features[:, :split].reshape(-1, *self.map_shape).contiguous(memory_format=torch.channels_last)
         for block in self.trunk.blocks[self.cut :]:
             x = block(x)
         pooled = self.trunk.forward_head(self.trunk.bn2(self.trunk.conv_head(x)))
         return self.head(torch.cat([pooled, features[:, split:].to(pooled.dtype)], dim=1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Embedding of a normalized image batch (unnormalized, as open_clip's towers return)."""
-        if not self.cfg.tune_stages:
-            return self.project(self.features(images))
+        """Embedding of a normalized image batch (unnormalized, as open_clip's towers return): the
+        whole trunk (on ONNX Runtime when set), the colour features, the head."""
         if self.runtime is not None and images.device.type == "cpu":
-            pooled = self.runtime(images)  # the whole (tuned) trunk, exported after loading
+            pooled = self.runtime(images)
         else:
             pooled = self.trunk(images.contiguous(memory_format=torch.channels_last))
         colour = self._colour(images, pooled)

@@ -46,14 +46,14 @@ def load_views(bundle: Bundle, catalog: Catalog, device: torch.device) -> list[M
     views, decoded = [], {}
     for spec in bundle.members:
         member = load_member(spec, bundle, device)
-        if device.type == "cpu":  # pretrained trunks on ONNX Runtime, as the embedder runs them
-            use_onnx_runtime([member.model], torch.get_num_threads())
         transform = split_transform(member.preprocess)
         if transform is None:
             raise ValueError(f"member {spec.name}: its preprocess must end with ToTensor + Normalize")
         if transform.key not in decoded:
             decoded[transform.key] = decode_catalog(catalog, transform)
         views.append(MemberView(spec.name, member.model, member.tokenizer, decoded[transform.key]))
+    if device.type == "cpu":  # pretrained trunks on ONNX Runtime, one session per trunk, as served
+        use_onnx_runtime([view.model for view in views], torch.get_num_threads())
     return views
 
 
