@@ -71,8 +71,9 @@ def rows_of(name: str, result: dict[str, Any]) -> list[dict[str, Any]]:
         return list(module.figures(result))
     if "figures" in result:
         return list(result["figures"])
-    if name in SPECIAL:
-        return SPECIAL[name](result)
+    part = name if name in SPECIAL else name.split("-", 1)[0]  # embedder-<bundle>: another bundle's run
+    if part in SPECIAL:
+        return SPECIAL[part](result)
     raise ValueError(f"bench/results/{name}.json: no figures(result) in its part, no 'figures' in the file")
 
 

@@ -55,7 +55,7 @@ class EmbedderConfig:
     image_runtime: str = "auto"
     batching: bool = True  # coalesce concurrent requests into batches
     max_batch: int = 64
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 5.0  # how long an idle batch waits for requests still being decoded
     max_queue: int = 4096  # queued items before RESOURCE_EXHAUSTED
     max_items: int = 256  # inputs per request
     max_image_bytes: int = 20 * 1024 * 1024

@@ -1,18 +1,22 @@
 """Dynamic micro-batching: coalesce items from concurrent requests into model-sized batches.
 
-Requests put their items on one queue; a single worker takes up to ``max_batch`` items, waiting
-at most ``max_wait_s`` after the first one for more to arrive, and runs them through
-``run_batch`` on one compute thread (the model is not re-entrant and torch parallelizes inside
-an op). While a batch runs, the next one fills. Items of cancelled requests are dropped before
-they reach the model. A bounded queue turns overload into a fast ``Overloaded`` error.
+Requests put their items on one queue; a single worker takes up to ``max_batch`` items and runs
+them through ``run_batch`` on one compute thread (the model is not re-entrant and torch
+parallelizes inside an op). While a batch runs, the next one fills. A request still being decoded
+or tokenized is *announced* (:meth:`MicroBatcher.announced`): an idle worker waits at most
+``max_wait_s`` for announced requests to join before it starts a batch, and starts at once when
+none is on its way, so a lone query never waits for company that is not coming. Items of
+cancelled requests are dropped before they reach the model. A bounded queue turns overload into
+a fast ``Overloaded`` error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -31,6 +35,13 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 QUEUE_DEPTH = Gauge("vitrine_embedder_queue_depth", "Items waiting for a model batch", ["kind"])
+
+
+@dataclass
+class Announcement:
+    """A request on its way to :meth:`MicroBatcher.submit` (see :meth:`MicroBatcher.announced`)."""
+
+    arrived: bool = False
 
 
 @dataclass
@@ -65,14 +76,42 @@ class MicroBatcher(Generic[T, R]):
         self._queue: collections.deque[_Job[T]] = collections.deque()
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task | None = None
+        self._on_the_way = 0  # announced requests that have not submitted yet
 
     @property
     def queued(self) -> int:
         """Items waiting to be batched."""
         return len(self._queue)
 
-    async def submit(self, items: Sequence[T]) -> list[R]:
-        """Embed ``items`` as part of whatever batches form; results come back in order."""
+    @property
+    def on_the_way(self) -> int:
+        """Announced requests that have not submitted yet."""
+        return self._on_the_way
+
+    @contextlib.contextmanager
+    def announced(self) -> Iterator[Announcement]:
+        """Announce a request that will submit soon (its inputs are being prepared); pass the
+        yielded announcement to :meth:`submit`. A request that fails before submitting is
+        withdrawn when the block exits."""
+        announcement = Announcement()
+        self._on_the_way += 1
+        try:
+            yield announcement
+        finally:
+            self._arrive(announcement)
+
+    def _arrive(self, announcement: Announcement | None) -> None:
+        if announcement is None or announcement.arrived:
+            return
+        announcement.arrived = True
+        self._on_the_way -= 1
+        self._wakeup.set()  # a worker waiting for this request stops waiting
+
+    async def submit(self, items: Sequence[T], announcement: Announcement | None = None) -> list[R]:
+        """Embed ``items`` as part of whatever batches form; results come back in order.
+
+        ``announcement`` (from :meth:`announced`) marks this request as arrived."""
+        self._arrive(announcement)
         if not items:
             return []
         loop = asyncio.get_running_loop()
@@ -102,7 +141,7 @@ class MicroBatcher(Generic[T, R]):
             self._wakeup.clear()
             await self._wakeup.wait()
         deadline = time.monotonic() + self._max_wait_s
-        while len(self._queue) < self._max_batch:
+        while len(self._queue) < self._max_batch and self._on_the_way > 0:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

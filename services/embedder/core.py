@@ -111,14 +111,15 @@ class EmbedderCore:
         self._check_count("images", len(images))
         names = self.resolve_members(members)
         loop = asyncio.get_running_loop()
-        chunks = await asyncio.gather(
-            *(
-                loop.run_in_executor(self._decode_pool, self._prepare_images, c, names)
-                for c in self._chunks(images)
+        with self._images.announced() as announcement:
+            chunks = await asyncio.gather(
+                *(
+                    loop.run_in_executor(self._decode_pool, self._prepare_images, c, names)
+                    for c in self._chunks(images)
+                )
             )
-        )
-        prepared = [item for chunk in chunks for item in chunk]
-        return EmbedResult(await self._images.submit(prepared), names, [])
+            prepared = [item for chunk in chunks for item in chunk]
+            return EmbedResult(await self._images.submit(prepared, announcement), names, [])
 
     async def embed_texts(self, texts: Sequence[str], members: Sequence[str] = ()) -> EmbedResult:
         """Tokenize and embed texts; over-long texts are truncated with a warning."""
@@ -126,11 +127,13 @@ class EmbedderCore:
         names = self.resolve_members(members)
         cleaned = [self.check_text(t, i) for i, t in enumerate(texts)]
         loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(
-            self._decode_pool, lambda: [self._prepare_text(t, i, names) for i, t in enumerate(cleaned)]
-        )
-        warnings = [w for _, w in prepared if w]
-        return EmbedResult(await self._texts.submit([item for item, _ in prepared]), names, warnings)
+        with self._texts.announced() as announcement:
+            prepared = await loop.run_in_executor(
+                self._decode_pool, lambda: [self._prepare_text(t, i, names) for i, t in enumerate(cleaned)]
+            )
+            warnings = [w for _, w in prepared if w]
+            vectors = await self._texts.submit([item for item, _ in prepared], announcement)
+        return EmbedResult(vectors, names, warnings)
 
     async def close(self) -> None:
         """Stop batch workers and thread pools."""

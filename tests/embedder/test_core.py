@@ -65,6 +65,7 @@ async def test_one_bad_image_fails_the_request_with_its_index(core):
     with pytest.raises(InvalidInput) as err:
         await core.embed_images([solid(), b"junk", solid()])
     assert err.value.field == "images[1]"
+    assert core._images.on_the_way == 0  # the failed request no longer holds batches back
 
 
 async def test_concurrent_requests_share_batches_and_match_unbatched(encoder):
