@@ -34,7 +34,11 @@ VARIANTS: dict[str, SearchOptions] = {
 }
 
 # The Fashion fields plus a shop's own (bench/vectors.py stores brand and price with their indexes).
-BENCH_SCHEMA = CatalogSchema({**FASHION_SCHEMA.fields, "brand": "keyword", "price": "float"}, source="bench")
+BENCH_SCHEMA = CatalogSchema(
+    {**FASHION_SCHEMA.fields, "brand": "keyword", "price": "float"},
+    source="bench",
+    layouts={"brand": "tenant", "price": "principal"},
+)
 SHOP_BRANDS = ("Nike", "Adidas")
 SHOP_PRICE = (20.0, 80.0)
 # Unfiltered vs a keyword filter vs keyword + price range, run in turn on every query (paired_latency).

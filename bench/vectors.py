@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench.common import summary_ms
+from domain.schema import FieldIndex
 from services.common.config import StoreConfig
 from services.storage.edge import EdgeStore
 from services.storage.factory import open_store
@@ -40,13 +41,19 @@ CLUSTERS = 32
 UPSERT_BATCH = 256
 QUERY_LIMIT = 100  # what search asks each member for a first page (search.min_candidates)
 BENCH_FILTER: Filters = {"gender": ("Women",), "articleType": ("Tshirts", "Tops", "Kurtas")}
-PAYLOAD_INDEXES = {
+PLAIN_INDEXES: dict[str, str | FieldIndex] = {
     "gender": "keyword",
     "articleType": "keyword",
     "baseColour": "keyword",
     "brand": "keyword",
     "price": "float",
     **{f"cluster.{m}": "integer" for m in MEMBERS},
+}
+# What a shop's schema declares for its own filter fields: brand as tenant, price as principal.
+PAYLOAD_INDEXES = {
+    **PLAIN_INDEXES,
+    "brand": FieldIndex("keyword", "tenant"),
+    "price": FieldIndex("float", "principal"),
 }
 
 
@@ -149,9 +156,16 @@ def make_dataset(n: int, dim: int, members: Sequence[str] = MEMBERS, seed: int =
     return Dataset(n, dim, vectors, clusters, attributes, seed, brands, prices)
 
 
-def load(store: VectorStore, collection: str, data: Dataset, label: str = "") -> float:
-    """Create ``collection`` and upsert every item in batches of UPSERT_BATCH; returns points/s."""
-    store.ensure_collection(collection, data.dims, PAYLOAD_INDEXES)
+def load(
+    store: VectorStore,
+    collection: str,
+    data: Dataset,
+    label: str = "",
+    indexes: Mapping[str, str | FieldIndex] = PAYLOAD_INDEXES,
+) -> float:
+    """Create ``collection`` with ``indexes`` and upsert every item in batches of UPSERT_BATCH;
+    returns points/s."""
+    store.ensure_collection(collection, data.dims, indexes)
     elapsed = 0.0
     batches = range(0, data.n, UPSERT_BATCH)
     for start in tqdm(batches, desc=f"upsert {label or collection}", unit="batch", leave=False):

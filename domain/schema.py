@@ -22,6 +22,16 @@ Types and what ingest stores for a declared field (every declared field gets a p
 - ``text``: the string, with a full-text index (``any_of`` matches items whose text contains
   all words of the value).
 
+A field may also be a table that adds a storage layout to its index::
+
+    brand = { type = "keyword", tenant = true }     # most filtered queries name one or a few brands
+    price = { type = "float", principal = true }    # most filtered queries carry a price range
+
+``tenant`` (keyword fields) groups the stored points by the field's value; ``principal``
+(integer, float or datetime; one field at most) orders them by it. Both make filtered queries on
+that field cheaper (Qdrant's ``is_tenant`` / ``is_principal`` index options); they take effect
+when the index is created, so a changed layout reaches a catalog by ``reindex``.
+
 An empty value of a non-keyword type means "unknown" and leaves the field out of the item.
 Attributes the schema does not declare are stored as strings, without an index: they can still be
 filtered by exact match, at the cost of reading every candidate's payload.
@@ -39,6 +49,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 FIELD_TYPES = ("keyword", "integer", "float", "bool", "datetime", "text")
+# Storage layouts a field's index may ask for, and the field types each applies to.
+LAYOUTS = MappingProxyType({"tenant": ("keyword",), "principal": ("integer", "float", "datetime")})
 RANGE_TYPES = ("integer", "float", "datetime")
 FACET_TYPES = ("keyword", "integer", "bool")
 # The payload index each field type gets (bool is stored as a keyword, see the module docstring).
@@ -64,11 +76,20 @@ class SchemaError(ValueError):
 
 
 @dataclass(frozen=True)
+class FieldIndex:
+    """A payload index: its type (a storage index type) and an optional layout of LAYOUTS."""
+
+    kind: str
+    layout: str = ""
+
+
+@dataclass(frozen=True)
 class CatalogSchema:
     """``{field name: type}`` of a catalog; see the module docstring for the types."""
 
     fields: Mapping[str, str] = field(default_factory=dict)
     source: str = "default"
+    layouts: Mapping[str, str] = field(default_factory=dict)  # field -> a layout of LAYOUTS
 
     def __post_init__(self) -> None:
         for name, kind in self.fields.items():
@@ -77,15 +98,34 @@ class CatalogSchema:
                 raise SchemaError(f"{where}: field names are [A-Za-z0-9_-], starting with a letter or _")
             if kind not in FIELD_TYPES:
                 raise SchemaError(f"{where}: unknown type {kind!r}; valid: {list(FIELD_TYPES)}")
+        for name, layout in self.layouts.items():
+            where = f"{self.source}: fields.{name}.{layout}"
+            if name not in self.fields:
+                raise SchemaError(f"{where}: the field is not declared")
+            if layout not in LAYOUTS:
+                raise SchemaError(
+                    f"{self.source}: fields.{name}: unknown layout {layout!r}; valid: {list(LAYOUTS)}"
+                )
+            if self.fields[name] not in LAYOUTS[layout]:
+                raise SchemaError(
+                    f"{where}: only for {' or '.join(LAYOUTS[layout])} fields, not {self.fields[name]}"
+                )
+        principal = [n for n, layout in self.layouts.items() if layout == "principal"]
+        if len(principal) > 1:
+            raise SchemaError(f"{self.source}: fields {principal}: at most one field may be principal")
         object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
+        object.__setattr__(self, "layouts", MappingProxyType(dict(self.layouts)))
 
     def type_of(self, name: str) -> str | None:
         """The declared type of a field, or None when the schema does not declare it."""
         return self.fields.get(name)
 
-    def payload_indexes(self) -> dict[str, str]:
-        """``{field: payload index type}`` for every declared field."""
-        return {name: INDEX_OF_TYPE[kind] for name, kind in self.fields.items()}
+    def payload_indexes(self) -> dict[str, FieldIndex]:
+        """``{field: payload index}`` for every declared field (its index type and layout)."""
+        return {
+            name: FieldIndex(INDEX_OF_TYPE[kind], self.layouts.get(name, ""))
+            for name, kind in self.fields.items()
+        }
 
     def fields_of(self, *kinds: str) -> list[str]:
         """Declared fields of the given types, in declaration order."""
@@ -210,18 +250,44 @@ def load_schema(path: str | Path | None) -> CatalogSchema:
     fields = data.get("fields", {})
     if not isinstance(fields, dict):
         raise SchemaError(f'{file}: fields must be a table of name = "type"')
-    for name, kind in fields.items():
-        if not isinstance(kind, str):
-            raise SchemaError(f"{file}: fields.{name}: type must be a string, one of {list(FIELD_TYPES)}")
-    return CatalogSchema(fields, source=str(file))
+    types: dict[str, str] = {}
+    layouts: dict[str, str] = {}
+    for name, declared in fields.items():
+        types[name], layout = _field_entry(declared, f"{file}: fields.{name}")
+        if layout:
+            layouts[name] = layout
+    return CatalogSchema(types, source=str(file), layouts=layouts)
+
+
+def _field_entry(declared: object, where: str) -> tuple[str, str]:
+    """``(type, layout)`` of one ``[fields]`` entry: ``"type"`` or ``{ type = ..., <layout> = true }``."""
+    if isinstance(declared, str):
+        return declared, ""
+    if not isinstance(declared, dict):
+        raise SchemaError(f"{where}: type must be a string, one of {list(FIELD_TYPES)}, or a table")
+    unknown = set(declared) - {"type", *LAYOUTS}
+    if unknown:
+        raise SchemaError(f"{where}: unknown key(s) {sorted(unknown)}; valid: type, {', '.join(LAYOUTS)}")
+    kind = declared.get("type")
+    if not isinstance(kind, str):
+        raise SchemaError(f"{where}.type: required, a string, one of {list(FIELD_TYPES)}")
+    for layout in LAYOUTS:
+        if layout in declared and not isinstance(declared[layout], bool):
+            raise SchemaError(f"{where}.{layout}: must be true or false")
+    chosen = [layout for layout in LAYOUTS if declared.get(layout)]
+    if len(chosen) > 1:
+        raise SchemaError(f"{where}: choose one layout of {chosen}")
+    return kind, chosen[0] if chosen else ""
 
 
 __all__ = [
     "FACET_TYPES",
     "FASHION_SCHEMA",
     "FIELD_TYPES",
+    "LAYOUTS",
     "RANGE_TYPES",
     "CatalogSchema",
+    "FieldIndex",
     "SchemaError",
     "convert_value",
     "format_datetime",

@@ -36,9 +36,9 @@ from services.storage.checks import (
     wanted_spec,
 )
 from services.storage.edge_filters import (
-    INDEX_SCHEMAS,
     edge_errors,
     edge_filter,
+    edge_index_schema,
     edge_vector,
     payload_selector,
 )
@@ -175,9 +175,11 @@ class EdgeStore(VectorStore):
                 self._shards[name] = shard
             with edge_errors(f"index {name}"):
                 present = set(shard.info().payload_schema)
-                for field_name, kind in indexes.items():
+                for field_name, spec in indexes.items():
                     if field_name not in present:
-                        shard.update(qe.UpdateOperation.create_field_index(field_name, INDEX_SCHEMAS[kind]))
+                        shard.update(
+                            qe.UpdateOperation.create_field_index(field_name, edge_index_schema(spec))
+                        )
         self._specs.forget(name)
 
     def upsert(self, collection: str, points: Sequence[Point]) -> None:

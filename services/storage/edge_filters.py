@@ -10,6 +10,7 @@ from typing import Any
 import qdrant_edge as qe
 
 from domain.lexical import SparseVector
+from domain.schema import FieldIndex
 from services.storage.checks import as_vector, sparse_parts, unique
 from services.storage.filters import Atom, filter_clauses
 from services.storage.port import Filters, StoreError, Vector, point_id
@@ -21,6 +22,19 @@ INDEX_SCHEMAS = {
     "datetime": qe.PayloadSchemaType.Datetime,
     "text": qe.PayloadSchemaType.Text,
 }
+
+
+def edge_index_schema(spec: FieldIndex) -> Any:
+    """Edge's schema for a payload index: the plain type, or index params carrying its layout."""
+    if spec.layout == "tenant":
+        return qe.KeywordIndexParams(is_tenant=True)
+    if spec.layout == "principal":
+        if spec.kind == "integer":
+            return qe.IntegerIndexParams(lookup=True, range=True, is_principal=True)
+        if spec.kind == "float":
+            return qe.FloatIndexParams(is_principal=True)
+        return qe.DatetimeIndexParams(is_principal=True)
+    return INDEX_SCHEMAS[spec.kind]
 
 
 def edge_vector(values: Vector, where: str) -> list[float] | qe.SparseVector:
@@ -42,6 +56,8 @@ def edge_errors(what: str) -> Iterator[None]:
 
 
 def _edge_atom(key: str, atom: Atom) -> Any:
+    if atom.kind == "any" and len(atom.values) == 1:  # an exact match plans faster than any-of-one
+        return qe.FieldCondition(key, match=qe.MatchValue(atom.values[0]))
     if atom.kind == "any":
         return qe.FieldCondition(key, match=qe.MatchAny(list(atom.values)))
     if atom.kind == "text":

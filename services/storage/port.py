@@ -18,6 +18,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from domain.lexical import SparseVector
+from domain.schema import LAYOUTS, FieldIndex
 from services.storage.settings import IndexSettings
 
 POINT_NAMESPACE = uuid.UUID("6f1c2a4e-5b7d-4e0a-9c3f-7a1b2c3d4e5f")
@@ -57,8 +58,9 @@ class Condition:
 Filters = Mapping[str, Sequence[str | int] | Condition]
 """``{field: (value, ...)}`` (exact match; ``"3"`` also matches the integer 3) or ``{field: Condition}``."""
 
-PayloadIndexes = Mapping[str, str] | Sequence[str]
-"""Fields to index: a sequence of keyword fields, or ``{field: type}`` with a type of INDEX_TYPES."""
+PayloadIndexes = Mapping[str, "str | FieldIndex"] | Sequence[str]
+"""Fields to index: a sequence of keyword fields, or ``{field: type}`` with a type of INDEX_TYPES
+(or a :class:`FieldIndex`, which adds a storage layout)."""
 
 INDEX_TYPES = ("keyword", "integer", "float", "datetime", "text")
 FACET_INDEX_TYPES = ("keyword", "integer")  # the payload indexes a facet can count
@@ -147,15 +149,21 @@ class MemberQuery:
     limit: int
 
 
-def index_types(payload_indexes: PayloadIndexes) -> dict[str, str]:
-    """``{field: index type}`` from either form of ``payload_indexes``; unknown types raise ValueError."""
+def index_types(payload_indexes: PayloadIndexes) -> dict[str, FieldIndex]:
+    """``{field: FieldIndex}`` from any form of ``payload_indexes``; an unknown type or a layout its
+    type cannot take raises ValueError."""
     if isinstance(payload_indexes, Mapping):
-        typed = dict(payload_indexes)
+        given = dict(payload_indexes)
     else:
-        typed = dict.fromkeys(payload_indexes, "keyword")
-    for name, kind in typed.items():
-        if kind not in INDEX_TYPES:
-            raise ValueError(f"payload index {name!r}: unknown type {kind!r}; valid: {list(INDEX_TYPES)}")
+        given = dict.fromkeys(payload_indexes, "keyword")
+    typed = {name: spec if isinstance(spec, FieldIndex) else FieldIndex(spec) for name, spec in given.items()}
+    for name, spec in typed.items():
+        if spec.kind not in INDEX_TYPES:
+            raise ValueError(
+                f"payload index {name!r}: unknown type {spec.kind!r}; valid: {list(INDEX_TYPES)}"
+            )
+        if spec.layout and spec.kind not in LAYOUTS.get(spec.layout, ()):
+            raise ValueError(f"payload index {name!r}: layout {spec.layout!r} does not apply to {spec.kind}")
     return typed
 
 

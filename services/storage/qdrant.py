@@ -55,9 +55,9 @@ from services.storage.qdrant_connection import (
 )
 from services.storage.qdrant_filters import qdrant_filter
 from services.storage.qdrant_settings import (
-    INDEX_SCHEMAS,
     collection_options,
     hnsw_diff,
+    qdrant_index_schema,
     search_params,
     stored_settings,
     vector_params,
@@ -151,14 +151,14 @@ class QdrantStore(VectorStore):
         if existing != wanted:
             raise StoreError(f"collection {name!r} has vectors {existing}, wanted {wanted}")
         if self.local:  # local mode ignores payload indexes (and warns about them)
-            facetable = {f for f, kind in indexes.items() if kind in FACET_INDEX_TYPES}
+            facetable = {f for f, spec in indexes.items() if spec.kind in FACET_INDEX_TYPES}
             self._local_facet_fields.setdefault(name, set()).update(facetable)
             return
         with self._call(f"index {name}"):
             present = set(self.client.get_collection(name).payload_schema)
-            for field_name, kind in indexes.items():
+            for field_name, spec in indexes.items():
                 if field_name not in present:
-                    self.client.create_payload_index(name, field_name, INDEX_SCHEMAS[kind], wait=True)
+                    self.client.create_payload_index(name, field_name, qdrant_index_schema(spec), wait=True)
 
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         """Insert or replace points; within one call a repeated product id keeps the later point."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from qdrant_client import models
 
+from domain.schema import FieldIndex
 from services.storage.checks import dense_and_sparse
 from services.storage.settings import IndexSettings, optional, settings_from_parts
 
@@ -17,6 +18,21 @@ INDEX_SCHEMAS = {
     "datetime": models.PayloadSchemaType.DATETIME,
     "text": models.PayloadSchemaType.TEXT,
 }
+
+
+def qdrant_index_schema(spec: FieldIndex) -> Any:
+    """qdrant-client's schema for a payload index: the plain type, or index params with its layout."""
+    if spec.layout == "tenant":
+        return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+    if spec.layout == "principal":
+        if spec.kind == "integer":
+            return models.IntegerIndexParams(
+                type=models.IntegerIndexType.INTEGER, lookup=True, range=True, is_principal=True
+            )
+        if spec.kind == "float":
+            return models.FloatIndexParams(type=models.FloatIndexType.FLOAT, is_principal=True)
+        return models.DatetimeIndexParams(type=models.DatetimeIndexType.DATETIME, is_principal=True)
+    return INDEX_SCHEMAS[spec.kind]
 
 
 def collection_options(settings: IndexSettings) -> dict[str, Any]:

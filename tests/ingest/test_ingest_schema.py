@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.schema import CatalogSchema, SchemaError, load_schema
+from domain.schema import CatalogSchema, FieldIndex, SchemaError, load_schema
 from services.ingest.items import Product
 from services.storage.filters import WireCondition
 from tests.ingest.conftest import BLUE, RED
@@ -52,3 +52,43 @@ def test_schema_file_errors_name_the_key(tmp_path):
     with pytest.raises(SchemaError, match="catalog.schema: file not found"):
         load_schema(tmp_path / "missing.toml")
     assert load_schema("").type_of("year") == "integer"
+
+
+def test_schema_file_layouts(tmp_path):
+    shop = tmp_path / "shop.toml"
+    shop.write_text(
+        "[fields]\n"
+        'brand = { type = "keyword", tenant = true }\n'
+        'price = { type = "float", principal = true }\n'
+        'year = { type = "integer" }\n'
+    )
+    schema = load_schema(shop)
+    assert schema.fields == {"brand": "keyword", "price": "float", "year": "integer"}
+    assert schema.payload_indexes() == {
+        "brand": FieldIndex("keyword", "tenant"),
+        "price": FieldIndex("float", "principal"),
+        "year": FieldIndex("integer"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('price = { type = "float", tenant = true }', r"fields\.price\.tenant: only for keyword fields"),
+        ('brand = { type = "keyword", principal = true }', r"fields\.brand\.principal: only for integer"),
+        ('price = { type = "float", sorted = true }', r"fields\.price: unknown key\(s\) \['sorted'\]"),
+        ('price = { type = "float", principal = "yes" }', r"fields\.price\.principal: must be true or false"),
+        ("price = { principal = true }", r"fields\.price\.type: required"),
+        ('brand = { type = "keyword", tenant = true, principal = true }', r"fields\.brand: choose one"),
+        (
+            'price = { type = "float", principal = true }\nyear = { type = "integer", principal = true }',
+            r"\['price', 'year'\]: at most one field may be principal",
+        ),
+        ("price = 3", r"fields\.price: type must be a string"),
+    ],
+)
+def test_schema_layout_errors_name_the_key(tmp_path, entry, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f"[fields]\n{entry}\n")
+    with pytest.raises(SchemaError, match=message):
+        load_schema(bad)

@@ -12,12 +12,14 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+from qdrant_client import models
 
-from domain.schema import CatalogSchema
+from domain.schema import CatalogSchema, FieldIndex
 from services.common.config import StoreConfig
 from services.storage.factory import open_store
 from services.storage.filters import WireCondition, parse_request_filters
 from services.storage.port import FieldNotIndexed, MemberQuery, Point
+from services.storage.qdrant_settings import qdrant_index_schema
 
 MEMBERS = {"m1": 8}
 SCHEMA = CatalogSchema(
@@ -30,6 +32,8 @@ SCHEMA = CatalogSchema(
         "launched": "datetime",
     }
 )
+# The same fields with storage layouts on their indexes: every case must answer the same.
+LAID_OUT = CatalogSchema(dict(SCHEMA.fields), layouts={"brand": "tenant", "price": "principal"})
 BRANDS = ["Nike", "Adidas", "Puma", "Acme", "Zara"]
 TYPES = ["Tshirts", "Shirts", "Jeans"]
 
@@ -62,15 +66,16 @@ def source() -> list[dict[str, str]]:
     return rows()
 
 
-@pytest.fixture(params=["edge", "qdrant"])
+@pytest.fixture(params=["edge", "qdrant", "edge, laid out", "qdrant, laid out"])
 def store(request, tmp_path, source):
+    backend, _, layout = request.param.partition(", ")
     cfg = (
         StoreConfig(backend="edge", path=str(tmp_path / "edge"))
-        if request.param == "edge"
+        if backend == "edge"
         else StoreConfig(backend="qdrant", url=":memory:")
     )
     store = open_store(cfg)
-    store.ensure_collection("shop", MEMBERS, SCHEMA.payload_indexes())
+    store.ensure_collection("shop", MEMBERS, (LAID_OUT if layout else SCHEMA).payload_indexes())
     rng = np.random.default_rng(3)
     points = [
         Point(f"p{i}", {"m1": rng.standard_normal(8)}, SCHEMA.convert_attributes(row))
@@ -184,3 +189,41 @@ def test_stored_values_are_typed(store):
     assert point.payload["in_stock"] == "false"
     assert point.payload["launched"] == "2024-02-11T08:30:00Z"
     assert point.payload["colour_note"] == "note-1"
+
+
+def test_edge_indexes_carry_the_schema_layouts(tmp_path):
+    store = open_store(StoreConfig(backend="edge", path=str(tmp_path / "edge")))
+    try:
+        store.ensure_collection("shop", MEMBERS, LAID_OUT.payload_indexes())
+        _, shard = store.inner._shard("shop")  # no port call reports index params
+        schema = shard.info().payload_schema
+        assert schema["brand"].params.is_tenant is True
+        assert schema["price"].params.is_principal is True
+        assert schema["year"].params is None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("spec", "params", "flag"),
+    [
+        (FieldIndex("keyword", "tenant"), models.KeywordIndexParams, "is_tenant"),
+        (FieldIndex("integer", "principal"), models.IntegerIndexParams, "is_principal"),
+        (FieldIndex("float", "principal"), models.FloatIndexParams, "is_principal"),
+        (FieldIndex("datetime", "principal"), models.DatetimeIndexParams, "is_principal"),
+    ],
+)
+def test_qdrant_index_params_carry_the_layout(spec, params, flag):
+    # local mode keeps no payload indexes, so the params a server would get are checked here
+    schema = qdrant_index_schema(spec)
+    assert isinstance(schema, params) and getattr(schema, flag) is True
+    assert qdrant_index_schema(FieldIndex(spec.kind)) == spec.kind
+
+
+def test_a_layout_its_type_cannot_take_is_refused(tmp_path):
+    store = open_store(StoreConfig(backend="edge", path=str(tmp_path / "edge")))
+    try:
+        with pytest.raises(ValueError, match="layout 'tenant' does not apply to float"):
+            store.ensure_collection("shop", MEMBERS, {"price": FieldIndex("float", "tenant")})
+    finally:
+        store.close()
