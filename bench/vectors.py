@@ -109,20 +109,28 @@ class Dataset:
             for i in range(start, min(stop, self.n))
         ]
 
-    def matches(self, filters: Filters) -> int:
-        """How many items pass ``filters`` (selectivity of the filtered query)."""
+    def mask(self, filters: Filters) -> np.ndarray:
+        """Which items pass keyword ``filters`` on gender, articleType and baseColour."""
         names = {"gender": GENDERS, "articleType": ARTICLE_TYPES, "baseColour": COLOURS}
         keep = np.ones(self.n, dtype=bool)
         for column, field in enumerate(("gender", "articleType", "baseColour")):
             if field in filters:
                 wanted = [names[field].index(str(v)) for v in filters[field]]
                 keep &= np.isin(self.attributes[:, column], wanted)
-        return int(keep.sum())
+        return keep
+
+    def matches(self, filters: Filters) -> int:
+        """How many items pass ``filters`` (selectivity of the filtered query)."""
+        return int(self.mask(filters).sum())
+
+    def shop_mask(self, brands: Sequence[str], low: float, high: float) -> np.ndarray:
+        """Which items have one of ``brands`` and a price within ``[low, high]``."""
+        keep = np.isin(self.brands, [BRANDS.index(b) for b in brands])
+        return keep & (self.prices >= low) & (self.prices <= high)
 
     def shop_matches(self, brands: Sequence[str], low: float, high: float) -> int:
         """How many items have one of ``brands`` and a price within ``[low, high]``."""
-        keep = np.isin(self.brands, [BRANDS.index(b) for b in brands])
-        return int((keep & (self.prices >= low) & (self.prices <= high)).sum())
+        return int(self.shop_mask(brands, low, high).sum())
 
     def queries(self, count: int, seed: int = 1) -> list[dict[str, np.ndarray]]:
         """``count`` queries ``{member: unit vector}``: noisy copies of random stored items."""
@@ -219,6 +227,28 @@ def recall_at(
             exact = np.argpartition(-(data.vectors[member] @ vector), k)[:k]
             found += len({str(i) for i in exact} & {h.id for h in hits[member]})
             total += k
+    return found / total
+
+
+def filtered_recall_at(
+    store: VectorStore,
+    collection: str,
+    data: Dataset,
+    queries: Sequence[Mapping[str, np.ndarray]],
+    filters: Filters,
+    passing: np.ndarray,
+    k: int = 10,
+) -> float:
+    """Mean recall@k of the store's filtered top k against exact search over the ``passing`` items."""
+    allowed = np.flatnonzero(passing)
+    found, total = 0, 0
+    for query in queries:
+        hits = store.query(collection, member_queries(query, k), filters)
+        for member, vector in query.items():
+            scores = data.vectors[member][allowed] @ vector
+            exact = allowed[np.argsort(-scores)[:k]]
+            found += len({str(i) for i in exact} & {h.id for h in hits[member]})
+            total += min(k, len(allowed))
     return found / total
 
 

@@ -25,15 +25,18 @@ INDEX_SCHEMAS = {
 
 
 def edge_index_schema(spec: FieldIndex) -> Any:
-    """Edge's schema for a payload index: the plain type, or index params carrying its layout."""
-    if spec.layout == "tenant":
-        return qe.KeywordIndexParams(is_tenant=True)
-    if spec.layout == "principal":
-        if spec.kind == "integer":
-            return qe.IntegerIndexParams(lookup=True, range=True, is_principal=True)
-        if spec.kind == "float":
-            return qe.FloatIndexParams(is_principal=True)
-        return qe.DatetimeIndexParams(is_principal=True)
+    """Edge's index params for a payload index: its layout, and HNSW payload links (built when the
+    store's ``hnsw_payload_m`` > 0) for tenant fields only, so the extra graph costs little."""
+    links = spec.layout == "tenant"
+    principal = True if spec.layout == "principal" else None
+    if spec.kind == "keyword":
+        return qe.KeywordIndexParams(is_tenant=links or None, enable_hnsw=links)
+    if spec.kind == "integer":
+        return qe.IntegerIndexParams(lookup=True, range=True, is_principal=principal, enable_hnsw=False)
+    if spec.kind == "float":
+        return qe.FloatIndexParams(is_principal=principal, enable_hnsw=False)
+    if spec.kind == "datetime":
+        return qe.DatetimeIndexParams(is_principal=principal, enable_hnsw=False)
     return INDEX_SCHEMAS[spec.kind]
 
 

@@ -21,17 +21,30 @@ INDEX_SCHEMAS = {
 
 
 def qdrant_index_schema(spec: FieldIndex) -> Any:
-    """qdrant-client's schema for a payload index: the plain type, or index params with its layout."""
-    if spec.layout == "tenant":
-        return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
-    if spec.layout == "principal":
-        if spec.kind == "integer":
-            return models.IntegerIndexParams(
-                type=models.IntegerIndexType.INTEGER, lookup=True, range=True, is_principal=True
-            )
-        if spec.kind == "float":
-            return models.FloatIndexParams(type=models.FloatIndexType.FLOAT, is_principal=True)
-        return models.DatetimeIndexParams(type=models.DatetimeIndexType.DATETIME, is_principal=True)
+    """qdrant-client's index params for a payload index: its layout, and HNSW payload links (built
+    when ``hnsw_payload_m`` > 0) for tenant fields only, as on Edge."""
+    links = spec.layout == "tenant"
+    principal = True if spec.layout == "principal" else None
+    if spec.kind == "keyword":
+        return models.KeywordIndexParams(
+            type=models.KeywordIndexType.KEYWORD, is_tenant=links or None, enable_hnsw=links
+        )
+    if spec.kind == "integer":
+        return models.IntegerIndexParams(
+            type=models.IntegerIndexType.INTEGER,
+            lookup=True,
+            range=True,
+            is_principal=principal,
+            enable_hnsw=False,
+        )
+    if spec.kind == "float":
+        return models.FloatIndexParams(
+            type=models.FloatIndexType.FLOAT, is_principal=principal, enable_hnsw=False
+        )
+    if spec.kind == "datetime":
+        return models.DatetimeIndexParams(
+            type=models.DatetimeIndexType.DATETIME, is_principal=principal, enable_hnsw=False
+        )
     return INDEX_SCHEMAS[spec.kind]
 
 

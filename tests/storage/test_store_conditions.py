@@ -198,8 +198,10 @@ def test_edge_indexes_carry_the_schema_layouts(tmp_path):
         _, shard = store.inner._shard("shop")  # no port call reports index params
         schema = shard.info().payload_schema
         assert schema["brand"].params.is_tenant is True
+        assert schema["brand"].params.enable_hnsw is True  # payload links for tenant fields only
         assert schema["price"].params.is_principal is True
-        assert schema["year"].params is None
+        assert schema["year"].params.enable_hnsw is False
+        assert schema["articleType"].params.enable_hnsw is False
     finally:
         store.close()
 
@@ -217,7 +219,9 @@ def test_qdrant_index_params_carry_the_layout(spec, params, flag):
     # local mode keeps no payload indexes, so the params a server would get are checked here
     schema = qdrant_index_schema(spec)
     assert isinstance(schema, params) and getattr(schema, flag) is True
-    assert qdrant_index_schema(FieldIndex(spec.kind)) == spec.kind
+    assert schema.enable_hnsw is (spec.layout == "tenant")
+    plain = qdrant_index_schema(FieldIndex(spec.kind))
+    assert getattr(plain, flag) is None and plain.enable_hnsw is False
 
 
 def test_a_layout_its_type_cannot_take_is_refused(tmp_path):
