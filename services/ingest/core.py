@@ -233,17 +233,28 @@ class IngestCore:
     async def _write(
         self, queue: asyncio.Queue, summary: IngestSummary, targets: list[str], skip_existing: bool
     ) -> None:
-        pending: asyncio.Task | None = None
-        while (batch := await queue.get()) is not None:
-            if skip_existing:
-                batch = await self._drop_existing(batch, targets[0], summary)
-            embedded = await self._embed_isolating(batch, summary)
-            points = self._points(embedded)
+        pending: asyncio.Future | None = None
+        try:
+            while (batch := await queue.get()) is not None:
+                if skip_existing:
+                    batch = await self._drop_existing(batch, targets[0], summary)
+                embedded = await self._embed_isolating(batch, summary)
+                points = self._points(embedded)
+                if pending is not None:
+                    summary.add_upserted(await asyncio.shield(pending))
+                pending = asyncio.ensure_future(
+                    asyncio.to_thread(self._store_batch, embedded, points, targets)
+                )
             if pending is not None:
-                summary.add_upserted(await pending)
-            pending = asyncio.create_task(asyncio.to_thread(self._store_batch, embedded, points, targets))
-        if pending is not None:
-            summary.add_upserted(await pending)
+                summary.add_upserted(await asyncio.shield(pending))
+        except BaseException:
+            if pending is not None:
+                # The store write runs in a worker thread that cancelling cannot stop: wait until it
+                # ends, so nothing of a failed stream touches the store after the call returns.
+                await asyncio.wait([pending])
+                if not pending.cancelled():
+                    pending.exception()  # retrieved: the stream's own error is the one raised
+            raise
 
     async def _drop_existing(
         self, batch: list[Prepared], target: str, summary: IngestSummary

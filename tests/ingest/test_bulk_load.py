@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +124,47 @@ def test_cli_bulk_flag():
     args = parse_args(["load", "/data", "--bulk"])
     assert (args.bulk, args.direct) == (True, False)
     assert parse_args(["load", "/data"]).bulk is False
+
+
+class SlowWrites:
+    """A store whose upserts take a while (a slow disk); counts the writes still running."""
+
+    def __init__(self, inner: VectorStore) -> None:
+        self.inner = inner
+        self.running = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def upsert(self, collection, points) -> None:
+        self.running += 1
+        try:
+            time.sleep(0.3)
+            self.inner.upsert(collection, points)
+        finally:
+            self.running -= 1
+
+
+async def test_a_failed_stream_returns_only_after_its_store_writes_end(tmp_path):
+    folder = catalog_folder(tmp_path / "catalog")
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    inner = open_store(store_config("edge", tmp_path / "store"))
+    store = SlowWrites(inner)
+    cfg = IngestConfig(allowed_image_root=str(folder), batch_size=4, queue_batches=2)
+    core = IngestCore(
+        store, bundle, ColourEmbedder({m.name: m.dim for m in bundle.members}), cfg, "catalog",
+        FileBlobStore(tmp_path / "blobs"), FASHION_SCHEMA,
+    )  # fmt: skip
+    core.open()
+
+    def broken():
+        yield from iter_catalog(folder, limit=12)
+        raise OSError("catalog disk went away")
+
+    try:
+        with pytest.raises(OSError, match="went away"):
+            await core.upsert_stream(broken())
+        # a write still running now could race what the caller does next (close, reopen the shard)
+        assert store.running == 0
+    finally:
+        inner.close()
