@@ -13,7 +13,7 @@ from domain.lexical import SparseVector
 from domain.schema import FieldIndex
 from services.storage.checks import as_vector, sparse_parts, unique
 from services.storage.filters import Atom, filter_clauses
-from services.storage.port import Filters, StoreError, Vector, point_id
+from services.storage.port import Filters, StoreError, Vector, index_flags, point_id
 
 INDEX_SCHEMAS = {
     "keyword": qe.PayloadSchemaType.Keyword,
@@ -25,18 +25,16 @@ INDEX_SCHEMAS = {
 
 
 def edge_index_schema(spec: FieldIndex) -> Any:
-    """Edge's index params for a payload index: its layout, and HNSW payload links (built when the
-    store's ``hnsw_payload_m`` > 0) for tenant fields only, so the extra graph costs little."""
-    links = spec.layout == "tenant"
-    principal = True if spec.layout == "principal" else None
+    """Edge's index params for a payload index (see :func:`index_flags`)."""
+    flags = index_flags(spec)
     if spec.kind == "keyword":
-        return qe.KeywordIndexParams(is_tenant=links or None, enable_hnsw=links)
+        return qe.KeywordIndexParams(is_tenant=flags.tenant, enable_hnsw=flags.links)
     if spec.kind == "integer":
-        return qe.IntegerIndexParams(lookup=True, range=True, is_principal=principal, enable_hnsw=False)
+        return qe.IntegerIndexParams(lookup=True, range=True, is_principal=flags.principal, enable_hnsw=False)
     if spec.kind == "float":
-        return qe.FloatIndexParams(is_principal=principal, enable_hnsw=False)
+        return qe.FloatIndexParams(is_principal=flags.principal, enable_hnsw=False)
     if spec.kind == "datetime":
-        return qe.DatetimeIndexParams(is_principal=principal, enable_hnsw=False)
+        return qe.DatetimeIndexParams(is_principal=flags.principal, enable_hnsw=False)
     return INDEX_SCHEMAS[spec.kind]
 
 

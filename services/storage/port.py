@@ -149,6 +149,21 @@ class MemberQuery:
     limit: int
 
 
+class IndexFlags(NamedTuple):
+    """What a payload index's layout asks of the store, the same for every adapter."""
+
+    tenant: bool | None  # True for a tenant field (None: the engine's default)
+    principal: bool | None  # True for the principal field
+    links: bool  # HNSW payload links (built when hnsw_payload_m > 0): tenant fields only
+
+
+def index_flags(spec: FieldIndex) -> IndexFlags:
+    """The store flags of a payload index: its layout, and payload links for tenant fields only,
+    so that turning on ``hnsw_payload_m`` builds little extra graph."""
+    tenant = spec.layout == "tenant"
+    return IndexFlags(tenant or None, True if spec.layout == "principal" else None, tenant)
+
+
 def index_types(payload_indexes: PayloadIndexes) -> dict[str, FieldIndex]:
     """``{field: FieldIndex}`` from any form of ``payload_indexes``; an unknown type or a layout its
     type cannot take raises ValueError."""

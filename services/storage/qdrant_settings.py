@@ -9,6 +9,7 @@ from qdrant_client import models
 
 from domain.schema import FieldIndex
 from services.storage.checks import dense_and_sparse
+from services.storage.port import index_flags
 from services.storage.settings import IndexSettings, optional, settings_from_parts
 
 INDEX_SCHEMAS = {
@@ -21,29 +22,27 @@ INDEX_SCHEMAS = {
 
 
 def qdrant_index_schema(spec: FieldIndex) -> Any:
-    """qdrant-client's index params for a payload index: its layout, and HNSW payload links (built
-    when ``hnsw_payload_m`` > 0) for tenant fields only, as on Edge."""
-    links = spec.layout == "tenant"
-    principal = True if spec.layout == "principal" else None
+    """qdrant-client's index params for a payload index (see :func:`index_flags`), as on Edge."""
+    flags = index_flags(spec)
     if spec.kind == "keyword":
         return models.KeywordIndexParams(
-            type=models.KeywordIndexType.KEYWORD, is_tenant=links or None, enable_hnsw=links
+            type=models.KeywordIndexType.KEYWORD, is_tenant=flags.tenant, enable_hnsw=flags.links
         )
     if spec.kind == "integer":
         return models.IntegerIndexParams(
             type=models.IntegerIndexType.INTEGER,
             lookup=True,
             range=True,
-            is_principal=principal,
+            is_principal=flags.principal,
             enable_hnsw=False,
         )
     if spec.kind == "float":
         return models.FloatIndexParams(
-            type=models.FloatIndexType.FLOAT, is_principal=principal, enable_hnsw=False
+            type=models.FloatIndexType.FLOAT, is_principal=flags.principal, enable_hnsw=False
         )
     if spec.kind == "datetime":
         return models.DatetimeIndexParams(
-            type=models.DatetimeIndexType.DATETIME, is_principal=principal, enable_hnsw=False
+            type=models.DatetimeIndexType.DATETIME, is_principal=flags.principal, enable_hnsw=False
         )
     return INDEX_SCHEMAS[spec.kind]
 

@@ -46,12 +46,24 @@ def store_config(backend: str, path: Path) -> StoreConfig:
     return StoreConfig(backend="qdrant", url=":memory:", **SMALL_INDEX)
 
 
-async def loaded(backend: str, tmp: Path, folder: Path, bundle, bulk: bool) -> tuple[VectorStore, IngestCore]:
-    store = open_store(store_config(backend, tmp / "store"))
-    cfg = IngestConfig(allowed_image_root=str(folder), batch_size=16, queue_batches=2)
+def ingest_core(store, tmp: Path, folder: Path, bundle, batch_size: int = 16) -> IngestCore:
+    """An opened ingest core over ``store`` with a colour embedder and blobs under ``tmp``."""
+    cfg = IngestConfig(allowed_image_root=str(folder), batch_size=batch_size, queue_batches=2)
     embed = ColourEmbedder({m.name: m.dim for m in bundle.members})
     core = IngestCore(store, bundle, embed, cfg, "catalog", FileBlobStore(tmp / "blobs"), FASHION_SCHEMA)
     core.open()
+    return core
+
+
+def failing_catalog(folder: Path, limit: int):
+    """The first ``limit`` products of the catalog, then the disk goes away."""
+    yield from iter_catalog(folder, limit=limit)
+    raise OSError("catalog disk went away")
+
+
+async def loaded(backend: str, tmp: Path, folder: Path, bundle, bulk: bool) -> tuple[VectorStore, IngestCore]:
+    store = open_store(store_config(backend, tmp / "store"))
+    core = ingest_core(store, tmp, folder, bundle)
     report = await load_direct(core, iter_catalog(folder), total=ITEMS, bulk=bulk)
     assert (report.upserted, report.failed) == (ITEMS, 0)
     return store, core
@@ -101,20 +113,10 @@ async def test_a_failed_bulk_load_switches_indexing_back_on(tmp_path):
     folder = catalog_folder(tmp_path / "catalog")
     bundle = write_tiny_bundle(tmp_path / "bundle")
     store = open_store(store_config("edge", tmp_path / "store"))
-    cfg = IngestConfig(allowed_image_root=str(folder), batch_size=16, queue_batches=2)
-    core = IngestCore(
-        store, bundle, ColourEmbedder({m.name: m.dim for m in bundle.members}), cfg, "catalog",
-        FileBlobStore(tmp_path / "blobs"), FASHION_SCHEMA,
-    )  # fmt: skip
-    core.open()
-
-    def broken():
-        yield from iter_catalog(folder, limit=20)
-        raise OSError("catalog disk went away")
-
+    core = ingest_core(store, tmp_path, folder, bundle)
     try:
         with pytest.raises(OSError, match="went away"):
-            await load_direct(core, broken(), bulk=True)
+            await load_direct(core, failing_catalog(folder, 20), bulk=True)
         assert store.index_settings(core.collection).m == SMALL_INDEX["hnsw_m"]
     finally:
         store.close()
@@ -150,20 +152,10 @@ async def test_a_failed_stream_returns_only_after_its_store_writes_end(tmp_path)
     bundle = write_tiny_bundle(tmp_path / "bundle")
     inner = open_store(store_config("edge", tmp_path / "store"))
     store = SlowWrites(inner)
-    cfg = IngestConfig(allowed_image_root=str(folder), batch_size=4, queue_batches=2)
-    core = IngestCore(
-        store, bundle, ColourEmbedder({m.name: m.dim for m in bundle.members}), cfg, "catalog",
-        FileBlobStore(tmp_path / "blobs"), FASHION_SCHEMA,
-    )  # fmt: skip
-    core.open()
-
-    def broken():
-        yield from iter_catalog(folder, limit=12)
-        raise OSError("catalog disk went away")
-
+    core = ingest_core(store, tmp_path, folder, bundle, batch_size=4)
     try:
         with pytest.raises(OSError, match="went away"):
-            await core.upsert_stream(broken())
+            await core.upsert_stream(failing_catalog(folder, 12))
         # a write still running now could race what the caller does next (close, reopen the shard)
         assert store.running == 0
     finally:
