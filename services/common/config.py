@@ -81,8 +81,12 @@ class StoreConfig:
     # they apply to collections created from now on (search_ef and quantization_rescore: to queries).
     hnsw_m: int = 16  # HNSW links per node
     hnsw_ef_construct: int = 100  # build-time candidate list: higher = better graph, slower build
-    hnsw_full_scan_threshold_kb: int = 10_000  # filtered queries matching less than this scan exactly
-    hnsw_payload_m: int = 0  # extra links per payload value; 0 = none (much faster builds)
+    # A filter matching less than this many KB of vectors is scanned exactly; low, because a filter
+    # on a tenant field walks its payload-linked subgraph (README "Filters that walk the graph").
+    hnsw_full_scan_threshold_kb: int = 1_000
+    hnsw_payload_m: int = 16  # extra links per payload value, for tenant fields only; 0 = none
+    # Query time: a filter naming no tenant field is scanned exactly below this many KB of matches.
+    hnsw_unlinked_scan_threshold_kb: int = 10_000
     search_ef: int = 0  # query-time candidate list; 0 = the engine's default (ef_construct)
     search_acorn: bool = False  # ACORN-1 filtered graph search: better recall under tight filters
     segments: int = 0  # optimizer's target segment count; 0 = the engine's default (CPU count)

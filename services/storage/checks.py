@@ -6,13 +6,14 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from domain.lexical import SparseVector
 from services.storage.port import SPARSE, MemberQuery, Point, StoredPoint
 
+T = TypeVar("T")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$")
 
 
@@ -107,39 +108,44 @@ def in_key_order(records: Iterable[Any], keys: Sequence[str], with_vectors: bool
     return [found[k] for k in keys if k in found]
 
 
-class VectorSpecs:
-    """Cached ``{member: dim}`` per collection, to reject bad vectors with the same error everywhere.
+class PerCollection(Generic[T]):
+    """A value read per collection (``fetch(collection)``), cached until forgotten; thread-safe."""
 
-    A mismatch re-reads the collection once (it may have been recreated or an alias moved) before
-    raising, so a stale cache never rejects a good request.
-    """
-
-    def __init__(self, fetch: Callable[[str], dict[str, int]]) -> None:
+    def __init__(self, fetch: Callable[[str], T]) -> None:
         self._fetch = fetch
-        self._specs: dict[str, dict[str, int]] = {}
+        self._values: dict[str, T] = {}
         self._lock = threading.Lock()
 
     def forget(self, name: str | None = None) -> None:
         """Drop one cached collection (or all)."""
         with self._lock:
             if name is None:
-                self._specs.clear()
+                self._values.clear()
             else:
-                self._specs.pop(name, None)
+                self._values.pop(name, None)
 
-    def _get(self, collection: str, refresh: bool) -> dict[str, int]:
+    def get(self, collection: str, refresh: bool = False) -> T:
+        """The cached value (read now when missing, or when ``refresh``)."""
         with self._lock:
-            cached = None if refresh else self._specs.get(collection)
+            cached = None if refresh else self._values.get(collection)
         if cached is None:
             cached = self._fetch(collection)
             with self._lock:
-                self._specs[collection] = cached
+                self._values[collection] = cached
         return cached
+
+
+class VectorSpecs(PerCollection[dict[str, int]]):
+    """Cached ``{member: dim}`` per collection, to reject bad vectors with the same error everywhere.
+
+    A mismatch re-reads the collection once (it may have been recreated or an alias moved) before
+    raising, so a stale cache never rejects a good request.
+    """
 
     def check(self, collection: str, vectors: Mapping[str, Any], where: str) -> None:
         """Raise ValueError unless every named vector exists in the collection with the right size."""
         for refresh in (False, True):
-            problem = _mismatch(self._get(collection, refresh), vectors, where)
+            problem = _mismatch(self.get(collection, refresh), vectors, where)
             if problem is None:
                 return
         raise ValueError(problem)

@@ -22,9 +22,9 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from domain.lexical import SparseVector
 from services.storage.alias_file import read_aliases, write_aliases
 from services.storage.checks import (
+    PerCollection,
     VectorSpecs,
     check_name,
     checked_queries,
@@ -61,6 +61,7 @@ from services.storage.port import (
     scored_points,
     top_facets,
 )
+from services.storage.scan_plan import FilterGraph, member_params, plan_scans
 from services.storage.settings import IndexSettings, settings_from_parts
 
 ALIASES_FILE = "aliases.json"
@@ -77,12 +78,14 @@ class EdgeStore(VectorStore):
         self.root = Path(path)
         self.settings = settings or IndexSettings()
         self._params = search_params(self.settings)
+        self._scan_params = search_params(self.settings, exact=True)
         self.collections_dir = self.root / COLLECTIONS_DIR
         self.collections_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()  # guards _shards and the alias map
         self._shards: dict[str, qe.EdgeShard] = {}
         self._aliases = read_aliases(self.root / ALIASES_FILE)
         self._specs = VectorSpecs(self._read_vector_spec)
+        self._graphs = PerCollection(self._read_filter_graph)
 
     # -- shards and aliases ------------------------------------------------------------------
 
@@ -116,6 +119,37 @@ class EdgeStore(VectorStore):
         dense = {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
         return dense | dict.fromkeys(config.get("sparse_vectors") or {}, SPARSE)
 
+    def _read_filter_graph(self, collection: str) -> FilterGraph:
+        _, shard = self._shard(collection)
+        stored = settings_from_parts(self._stored_config(collection).get("hnsw_config") or {}, {}, None)
+        with edge_errors(f"describe {collection}"):
+            schema = shard.info().payload_schema
+        indexes = ((name, getattr(info.params, "enable_hnsw", None)) for name, info in schema.items())
+        return FilterGraph.of(stored.full_scan_threshold_kb, stored.payload_m, indexes)
+
+    def _forget(self, name: str) -> None:
+        self._specs.forget(name)
+        self._graphs.forget(name)
+
+    def _member_params(
+        self,
+        target: str,
+        shard: qe.EdgeShard,
+        filters: Filters | None,
+        flt: qe.Filter | None,
+        queries: Sequence[MemberQuery],
+    ) -> list[qe.SearchParams | None]:
+        """Search params per query: exact for members a filter on no linked field leaves few of
+        (see :mod:`services.storage.scan_plan`), else the configured ones."""
+
+        def estimate() -> int:
+            with edge_errors(f"count {target}"):
+                return int(shard.count(qe.CountRequest(filter=flt, exact=False)))
+
+        threshold = self.settings.unlinked_scan_threshold_kb
+        scanned = plan_scans(filters, self._graphs.get(target), self._specs.get(target), threshold, estimate)
+        return member_params(queries, scanned, self._params, self._scan_params)
+
     def index_settings(self, collection: str) -> IndexSettings:
         """The settings the shard was built with, read back from its ``edge_config.json``."""
         target, _ = self._shard(collection)
@@ -145,6 +179,7 @@ class EdgeStore(VectorStore):
                 shard.close()
                 self._shards.pop(target, None)
                 self._shards[target] = qe.EdgeShard.load(str(directory), config_obj)
+        self._graphs.forget(target)
 
     # -- port ---------------------------------------------------------------------------------
 
@@ -180,7 +215,7 @@ class EdgeStore(VectorStore):
                         shard.update(
                             qe.UpdateOperation.create_field_index(field_name, edge_index_schema(spec))
                         )
-        self._specs.forget(name)
+        self._forget(name)
 
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         """Insert or replace points; within one call a repeated product id keeps the later point."""
@@ -247,15 +282,16 @@ class EdgeStore(VectorStore):
         target, shard = self._shard(collection)
         flt = edge_filter(filters)
         payload = payload_selector(payload_fields)
+        checked = checked_queries(self._specs, target, queries)
         requests = []
-        for q in checked_queries(self._specs, target, queries):
+        for q, params in zip(checked, self._member_params(target, shard, filters, flt, checked), strict=True):
             requests.append(
                 qe.QueryRequest(
                     limit=q.limit,
                     query=qe.Query.Nearest(edge_vector(q.vector, q.member), using=q.member),
                     filter=flt,
                     with_payload=payload,
-                    params=None if isinstance(q.vector, SparseVector) else self._params,
+                    params=params,
                 )
             )
         with edge_errors(f"query {target}"):
@@ -276,14 +312,15 @@ class EdgeStore(VectorStore):
             return []
         target, shard = self._shard(collection)
         flt = edge_filter(filters)
+        checked = checked_queries(self._specs, target, queries)
         prefetches = []
-        for q in checked_queries(self._specs, target, queries):
+        for q, params in zip(checked, self._member_params(target, shard, filters, flt, checked), strict=True):
             prefetches.append(
                 qe.Prefetch(
                     limit=q.limit,
                     query=qe.Query.Nearest(edge_vector(q.vector, q.member), using=q.member),
                     filter=flt,
-                    params=None if isinstance(q.vector, SparseVector) else self._params,
+                    params=params,
                 )
             )
         if limit <= 0:
@@ -347,7 +384,7 @@ class EdgeStore(VectorStore):
             remaining = {a: c for a, c in self._aliases.items() if c != name}
             if remaining != self._aliases:
                 self._aliases = write_aliases(self.root / ALIASES_FILE, remaining)
-        self._specs.forget(name)
+        self._forget(name)
 
     def resolve_alias(self, alias: str) -> str | None:
         """Collection the alias points at, or None."""

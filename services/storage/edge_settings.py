@@ -40,11 +40,14 @@ def edge_config(
     )
 
 
-def search_params(settings: IndexSettings) -> qe.SearchParams | None:
-    """Query-time ``hnsw_ef``, ACORN and quantization rescoring (None when all are the engine's defaults)."""
+def search_params(settings: IndexSettings, exact: bool = False) -> qe.SearchParams | None:
+    """Query-time ``hnsw_ef``, ACORN and quantization rescoring (None when all are the engine's
+    defaults); with ``exact``, a scan of the filter's matches instead of the graph."""
     rescore = settings.quantization != "none"
-    if not settings.search_ef and not rescore and not settings.acorn:
+    if not settings.search_ef and not rescore and not settings.acorn and not exact:
         return None
     quantization = qe.QuantizationSearchParams(rescore=settings.quantization_rescore) if rescore else None
     acorn = qe.AcornSearchParams(enable=True) if settings.acorn else None
-    return qe.SearchParams(hnsw_ef=optional(settings.search_ef), quantization=quantization, acorn=acorn)
+    return qe.SearchParams(
+        hnsw_ef=optional(settings.search_ef), exact=exact, quantization=quantization, acorn=acorn
+    )

@@ -14,9 +14,9 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from domain.lexical import SparseVector
 from services.common.config import StoreConfig
 from services.storage.checks import (
+    PerCollection,
     VectorSpecs,
     check_name,
     checked_queries,
@@ -62,6 +62,7 @@ from services.storage.qdrant_settings import (
     stored_settings,
     vector_params,
 )
+from services.storage.scan_plan import FilterGraph, member_params, plan_scans
 from services.storage.settings import IndexSettings, index_settings
 
 FACET_FETCH_LIMIT = 10_000  # values asked of the store before ordering and cutting to the limit
@@ -82,6 +83,7 @@ class QdrantStore(VectorStore):
         self.settings = settings or IndexSettings()
         # Local mode searches exactly and warns about search params; it gets none.
         self._params = None if local else search_params(self.settings)
+        self._scan_params = None if local else search_params(self.settings, exact=True)
         self.local = local
         self.shards = shards
         self.replication_factor = replication_factor
@@ -90,6 +92,7 @@ class QdrantStore(VectorStore):
             threading.RLock() if local else contextlib.nullcontext()
         )
         self._specs = VectorSpecs(self._read_vector_spec)
+        self._graphs = PerCollection(self._read_filter_graph)
         # Local mode keeps no payload indexes: the facetable fields ensure_collection asked for, so a
         # facet on any other field is refused as a server refuses it.
         self._local_facet_fields: dict[str, set[str]] = {}
@@ -119,6 +122,42 @@ class QdrantStore(VectorStore):
             raise StoreError(f"collection {collection!r} has an unnamed vector; vitrine needs named vectors")
         return {name: int(params.size) for name, params in vectors.items()} | dict.fromkeys(sparse, SPARSE)
 
+    def _read_filter_graph(self, collection: str) -> FilterGraph:
+        with self._call(f"describe {collection}"):
+            info = self.client.get_collection(collection)
+        stored = stored_settings(info.config)
+        indexes = (
+            (name, getattr(index.params, "enable_hnsw", None))
+            for name, index in (info.payload_schema or {}).items()
+        )
+        return FilterGraph.of(stored.full_scan_threshold_kb, stored.payload_m, indexes)
+
+    def _forget(self, name: str | None = None) -> None:
+        self._specs.forget(name)
+        self._graphs.forget(name)
+
+    def _member_params(
+        self,
+        collection: str,
+        filters: Filters | None,
+        flt: models.Filter | None,
+        queries: Sequence[MemberQuery],
+    ) -> list[models.SearchParams | None]:
+        """Search params per query: exact for members a filter on no linked field leaves few of
+        (see :mod:`services.storage.scan_plan`), else the configured ones; none in local mode
+        (it searches exactly)."""
+        if self.local:
+            return [None] * len(queries)
+
+        def estimate() -> int:
+            with self._call(f"count {collection}"):
+                return int(self.client.count(collection, count_filter=flt, exact=False).count)
+
+        threshold = self.settings.unlinked_scan_threshold_kb
+        graph, dims = self._graphs.get(collection), self._specs.get(collection)
+        scanned = plan_scans(filters, graph, dims, threshold, estimate)
+        return member_params(queries, scanned, self._params, self._scan_params)
+
     def ensure_collection(
         self,
         name: str,
@@ -146,7 +185,7 @@ class QdrantStore(VectorStore):
                     replication_factor=self.replication_factor,
                     **collection_options(self.settings.stored),
                 )
-        self._specs.forget(name)
+        self._forget(name)
         existing = self._read_vector_spec(name)
         if existing != wanted:
             raise StoreError(f"collection {name!r} has vectors {existing}, wanted {wanted}")
@@ -159,6 +198,7 @@ class QdrantStore(VectorStore):
             for field_name, spec in indexes.items():
                 if field_name not in present:
                     self.client.create_payload_index(name, field_name, qdrant_index_schema(spec), wait=True)
+        self._graphs.forget(name)
 
     def upsert(self, collection: str, points: Sequence[Point]) -> None:
         """Insert or replace points; within one call a repeated product id keeps the later point."""
@@ -225,8 +265,9 @@ class QdrantStore(VectorStore):
         payload: bool | list[str] = (
             True if payload_fields is None else bool(payload_fields) and unique(["id", *payload_fields])
         )
+        checked = checked_queries(self._specs, collection, queries)
         requests = []
-        for q in checked_queries(self._specs, collection, queries):
+        for q, params in zip(checked, self._member_params(collection, filters, flt, checked), strict=True):
             requests.append(
                 models.QueryRequest(
                     query=client_vector(q.vector, q.member),
@@ -234,7 +275,7 @@ class QdrantStore(VectorStore):
                     filter=flt,
                     limit=q.limit,
                     with_payload=payload,
-                    params=None if isinstance(q.vector, SparseVector) else self._params,
+                    params=params,
                 )
             )
         with self._call(f"query {collection}"):
@@ -259,15 +300,16 @@ class QdrantStore(VectorStore):
         if limit <= 0:
             raise ValueError(f"limit must be > 0, got {limit}")
         flt = qdrant_filter(filters)
+        checked = checked_queries(self._specs, collection, queries)
         prefetch = [
             models.Prefetch(
                 query=client_vector(q.vector, q.member),
                 using=q.member,
                 filter=flt,
                 limit=q.limit,
-                params=None if isinstance(q.vector, SparseVector) else self._params,
+                params=params,
             )
-            for q in checked_queries(self._specs, collection, queries)
+            for q, params in zip(checked, self._member_params(collection, filters, flt, checked), strict=True)
         ]
         with self._call(f"query {collection}"):
             response = self.client.query_points(
@@ -332,7 +374,7 @@ class QdrantStore(VectorStore):
             raise ValueError(f"{name!r} is an alias (of {target!r}); drop the collection")
         with self._call(f"drop {name}"):
             self.client.delete_collection(name)
-        self._specs.forget()
+        self._forget()
 
     def resolve_alias(self, alias: str) -> str | None:
         """Collection the alias points at, or None."""
@@ -359,7 +401,7 @@ class QdrantStore(VectorStore):
         )
         with self._call(f"swap alias {alias}"):
             self.client.update_collection_aliases(change_aliases_operations=operations)
-        self._specs.forget(alias)
+        self._forget(alias)
         return previous
 
     def index_settings(self, collection: str) -> IndexSettings:
@@ -376,6 +418,7 @@ class QdrantStore(VectorStore):
         settings = self.settings if enabled else self.settings.bulk()
         with self._call(f"set indexing of {collection}"):
             self.client.update_collection(collection, hnsw_config=hnsw_diff(settings))
+        self._graphs.forget(collection)
 
     def flush(self) -> None:
         """Nothing to do: every write uses ``wait=True`` (applied to the server's WAL before it

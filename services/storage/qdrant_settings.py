@@ -99,11 +99,14 @@ def stored_settings(config: models.CollectionConfig) -> IndexSettings:
     )
 
 
-def search_params(settings: IndexSettings) -> models.SearchParams | None:
-    """Query-time ``hnsw_ef``, ACORN and quantization rescoring (None when all are the engine's defaults)."""
+def search_params(settings: IndexSettings, exact: bool = False) -> models.SearchParams | None:
+    """Query-time ``hnsw_ef``, ACORN and quantization rescoring (None when all are the engine's
+    defaults); with ``exact``, a scan of the filter's matches instead of the graph."""
     rescore = settings.quantization != "none"
-    if not settings.search_ef and not rescore and not settings.acorn:
+    if not settings.search_ef and not rescore and not settings.acorn and not exact:
         return None
     quantization = models.QuantizationSearchParams(rescore=settings.quantization_rescore) if rescore else None
     acorn = models.AcornSearchParams(enable=True) if settings.acorn else None
-    return models.SearchParams(hnsw_ef=optional(settings.search_ef), quantization=quantization, acorn=acorn)
+    return models.SearchParams(
+        hnsw_ef=optional(settings.search_ef), exact=exact, quantization=quantization, acorn=acorn
+    )

@@ -23,8 +23,12 @@ class IndexSettings:
 
     m: int = 16  # HNSW links per node; 0 disables the graph (bulk loading)
     ef_construct: int = 100
-    full_scan_threshold_kb: int = 10_000  # below this many KB of vectors a filtered query scans
-    payload_m: int = 0  # extra links per payload value (0: none; filtered search plans around it)
+    # Below this many KB of matching vectors the engine scans a filter's matches; low, so that a
+    # filter on a field with payload links walks its subgraph (services/storage/scan_plan.py).
+    full_scan_threshold_kb: int = 1_000
+    payload_m: int = 16  # extra links per payload value; built for tenant fields only
+    # Query time: a filter on no linked field, matching less than this, is scanned exactly.
+    unlinked_scan_threshold_kb: int = 10_000
     search_ef: int = 0  # hnsw_ef at query time; 0 = the engine's (ef_construct)
     acorn: bool = False  # ACORN-1 filtered graph search (two-hop neighbours) at query time
     segments: int = 0  # optimizer's target segment count; 0 = the engine's (CPU count)
@@ -42,6 +46,7 @@ class IndexSettings:
             "ef_construct",
             "full_scan_threshold_kb",
             "payload_m",
+            "unlinked_scan_threshold_kb",
             "search_ef",
             "segments",
             "indexing_threads",
@@ -57,15 +62,23 @@ class IndexSettings:
     @property
     def stored(self) -> IndexSettings:
         """The part a collection keeps (search-time settings reset to their defaults)."""
-        return dataclasses.replace(self, search_ef=0, acorn=False, quantization_rescore=True)
+        return dataclasses.replace(
+            self,
+            search_ef=0,
+            acorn=False,
+            quantization_rescore=True,
+            unlinked_scan_threshold_kb=IndexSettings.unlinked_scan_threshold_kb,
+        )
 
     def searched_with(self, search: IndexSettings) -> IndexSettings:
-        """These stored settings with the query-time ones (ef, ACORN, rescoring) of ``search``."""
+        """These stored settings with the query-time ones (ef, ACORN, rescoring, the unlinked
+        filters' scan threshold) of ``search``."""
         return dataclasses.replace(
             self,
             search_ef=search.search_ef,
             acorn=search.acorn,
             quantization_rescore=search.quantization_rescore,
+            unlinked_scan_threshold_kb=search.unlinked_scan_threshold_kb,
         )
 
     def bulk(self) -> IndexSettings:
@@ -78,6 +91,7 @@ STORE_FIELDS = {
     "m": "hnsw_m",
     "ef_construct": "hnsw_ef_construct",
     "full_scan_threshold_kb": "hnsw_full_scan_threshold_kb",
+    "unlinked_scan_threshold_kb": "hnsw_unlinked_scan_threshold_kb",
     "payload_m": "hnsw_payload_m",
     "search_ef": "search_ef",
     "acorn": "search_acorn",

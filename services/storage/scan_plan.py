@@ -1,0 +1,111 @@
+"""Which filtered member queries scan their matches exactly instead of walking the HNSW graph.
+
+The engine plans a filtered query by one threshold: a filter whose matches hold fewer than
+``full_scan_threshold`` KB of vectors is answered by scoring every match, a larger one walks the
+graph, skipping the points that fail. A walk stays connected only where the graph has payload
+links for the filter (``hnsw_payload_m`` > 0; vitrine builds them for tenant fields only). So one
+threshold cannot serve both kinds of filter: a low one (1,000 KB) lets a tenant filter walk its
+linked subgraph (brand + price: about half the exact scan's time, same results), but a selective
+filter on unlinked fields then walks a graph that falls apart under it and finds a few percent of
+its true neighbours.
+
+Here the collection's threshold is the low, linked one, and a filter that names no linked field
+is planned as before: its matches are estimated (a cheap count from the payload indexes), and a
+member whose matching vectors hold fewer than ``unlinked_scan_threshold_kb`` KB (default 10,000,
+the engine's own default threshold) is searched exactly over them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from domain.lexical import SparseVector
+from services.storage.port import SPARSE, Condition, Filters, MemberQuery
+
+P = TypeVar("P")
+
+VECTOR_BYTES = 4  # float32 components
+ENGINE_FULL_SCAN_KB = 10_000  # Qdrant's threshold when a collection stores none
+
+
+@dataclass(frozen=True)
+class FilterGraph:
+    """What a collection's graph offers a filtered query."""
+
+    full_scan_threshold_kb: int  # the engine's: filters matching less are scanned by the engine
+    linked: frozenset[str]  # fields with HNSW payload links
+
+    @classmethod
+    def of(
+        cls, full_scan_threshold_kb: int, payload_m: int, indexes: Iterable[tuple[str, bool | None]]
+    ) -> FilterGraph:
+        """From a collection's stored threshold (0: the engine's default), ``payload_m`` and its
+        payload indexes as ``(field, enable_hnsw)``."""
+        return cls(full_scan_threshold_kb or ENGINE_FULL_SCAN_KB, linked_fields(payload_m, indexes))
+
+
+def linked_fields(payload_m: int, indexes: Iterable[tuple[str, bool | None]]) -> frozenset[str]:
+    """The fields of ``(field, enable_hnsw)`` payload indexes that have payload links: all whose
+    links are not switched off, when the collection builds any (``payload_m`` > 0)."""
+    if payload_m <= 0:
+        return frozenset()
+    return frozenset(name for name, enabled in indexes if enabled is not False)
+
+
+def names_linked_field(filters: Filters, linked: frozenset[str]) -> bool:
+    """Whether ``filters`` requires a value of a linked field (a walk stays inside its subgraph).
+
+    Only a positive match counts: ``none_of`` and ranges leave the walk on the whole graph.
+    """
+    for name, wanted in filters.items():
+        if name not in linked:
+            continue
+        if isinstance(wanted, Condition) and wanted.any_of:
+            return True
+        if not isinstance(wanted, Condition) and wanted:
+            return True
+    return False
+
+
+def needs_estimate(filters: Filters | None, graph: FilterGraph, unlinked_kb: int) -> bool:
+    """Whether the engine's own plan could walk an unlinked graph under ``filters``: there is a
+    filter, it names no linked field, and the engine scans below a lower threshold than ours."""
+    if not filters or graph.full_scan_threshold_kb >= unlinked_kb:
+        return False
+    return not names_linked_field(filters, graph.linked)
+
+
+def scanned_members(matching: int, dims: Mapping[str, int], unlinked_kb: int) -> frozenset[str]:
+    """The dense members whose vectors for ``matching`` points hold fewer than ``unlinked_kb`` KB."""
+    return frozenset(
+        member
+        for member, dim in dims.items()
+        if dim != SPARSE and matching * dim * VECTOR_BYTES < unlinked_kb * 1024
+    )
+
+
+def plan_scans(
+    filters: Filters | None,
+    graph: FilterGraph,
+    dims: Mapping[str, int],
+    unlinked_kb: int,
+    estimate: Callable[[], int],
+) -> frozenset[str]:
+    """The members to search exactly under ``filters``; ``estimate()`` (the store's approximate
+    count of the matches) is called only for a filter the engine alone could plan wrong."""
+    if not needs_estimate(filters, graph, unlinked_kb):
+        return frozenset()
+    return scanned_members(estimate(), dims, unlinked_kb)
+
+
+def member_params(
+    queries: Sequence[MemberQuery], scanned: frozenset[str], configured: P, scan: P
+) -> list[P | None]:
+    """Search params per query: none for a sparse member, ``scan`` (exact) for a scanned one,
+    else the ``configured`` ones."""
+    return [
+        None if isinstance(q.vector, SparseVector) else scan if q.member in scanned else configured
+        for q in queries
+    ]
