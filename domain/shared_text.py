@@ -10,10 +10,14 @@ one trunk forward instead of one per member.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from open_clip.hf_model import HFTextEncoder
+
+TrunkRuntime = Callable[[torch.Tensor, torch.Tensor], Any]
+"""(token ids, attention mask) -> the transformer's output (with ``last_hidden_state``)."""
 
 
 def hf_text_tower(model: torch.nn.Module) -> HFTextEncoder | None:
@@ -48,12 +52,20 @@ def shared_trunk_groups(models: Mapping[str, torch.nn.Module]) -> list[dict[str,
     return [group for group in groups if len(group) > 1]
 
 
-def encode_shared(towers: Mapping[str, HFTextEncoder], tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Unnormalized text features per member of one group: one trunk forward, per-member heads."""
+def encode_shared(
+    towers: Mapping[str, HFTextEncoder], tokens: torch.Tensor, runtime: TrunkRuntime | None = None
+) -> dict[str, torch.Tensor]:
+    """Unnormalized text features per member of one group: one trunk forward, per-member heads.
+
+    ``runtime`` computes the transformer instead of torch (the group's ONNX session on CPU).
+    """
     first = next(iter(towers.values()))
     attention = (tokens != first.config.pad_token_id).long()
-    out = first.transformer(input_ids=tokens, attention_mask=attention)
+    if runtime is not None and tokens.device.type == "cpu":
+        out = runtime(tokens, attention)
+    else:
+        out = first.transformer(input_ids=tokens, attention_mask=attention)
     return {member: tower.proj(tower.pooler(out, attention)) for member, tower in towers.items()}
 
 
-__all__ = ["encode_shared", "hf_text_tower", "same_trunk", "shared_trunk_groups"]
+__all__ = ["TrunkRuntime", "encode_shared", "hf_text_tower", "same_trunk", "shared_trunk_groups"]

@@ -53,6 +53,9 @@ class EmbedderConfig:
     threads: int = 0  # CPU threads; 0 = torch: the cores left after the decode workers, ONNX trunks: all
     # Pretrained image trunks: auto = ONNX Runtime on CPU (2.2-2.4x torch), torch on CUDA | onnx | torch
     image_runtime: str = "auto"
+    # The frozen text trunk that members share: auto = ONNX Runtime on CPU (2.9x torch on one
+    # query), torch on CUDA | onnx | torch
+    text_runtime: str = "auto"
     batching: bool = True  # coalesce concurrent requests into batches
     max_batch: int = 64
     max_wait_ms: float = 5.0  # how long an idle batch waits for requests still being decoded

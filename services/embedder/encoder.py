@@ -18,6 +18,7 @@ from PIL import Image
 
 from domain.bundle import Bundle, load_bundle
 from domain.members import LoadedMember, load_member
+from domain.onnx_text import OnnxTextTrunk, runs_on_onnx
 from domain.onnx_trunk import runtime_for
 from domain.preprocess import SplitTransform, split_transform
 from domain.pretrained_vision import use_onnx_runtime
@@ -89,8 +90,15 @@ class EnsembleEncoder:
     """Loaded bundle members plus device/precision policy."""
 
     def __init__(
-        self, bundle: Bundle, members: Mapping[str, LoadedMember], device: torch.device, precision: str
+        self,
+        bundle: Bundle,
+        members: Mapping[str, LoadedMember],
+        device: torch.device,
+        precision: str,
+        text_runtime: str = "torch",
+        onnx_threads: int = 1,
     ):
+        """``text_runtime`` ``onnx`` runs each shared text trunk on ONNX Runtime with ``onnx_threads``."""
         self.bundle = bundle
         self.members = dict(members)
         self.device = device
@@ -99,6 +107,12 @@ class EnsembleEncoder:
             name: split_transform(m.preprocess) for name, m in self.members.items()
         }
         self._text_groups = shared_trunk_groups({name: m.model for name, m in self.members.items()})
+        self._text_runtimes: list[OnnxTextTrunk | None] = [
+            OnnxTextTrunk(next(iter(group.values())), onnx_threads)
+            if text_runtime == "onnx" and runs_on_onnx(next(iter(group.values())))
+            else None
+            for group in self._text_groups
+        ]
         geometry = {name: None if split is None else split.key for name, split in self._split.items()}
         self._image_groups = shared_image_groups(
             {name: m.model for name, m in self.members.items()}, geometry
@@ -112,6 +126,7 @@ class EnsembleEncoder:
         device = select_device(cfg.device)
         precision = select_precision(cfg.precision, device)
         image_runtime = runtime_for(cfg.image_runtime, device)
+        text_runtime = runtime_for(cfg.text_runtime, device, "text_runtime")
         bundle = load_bundle(bundle_path or cfg.bundle)
         members = {spec.name: load_member(spec, bundle, device) for spec in bundle.members}
         onnx_trunks = (
@@ -119,7 +134,7 @@ class EnsembleEncoder:
             if image_runtime == "onnx"
             else []
         )
-        encoder = cls(bundle, members, device, precision)
+        encoder = cls(bundle, members, device, precision, text_runtime, cfg.threads or available_cores())
         log.info(
             "bundle loaded",
             extra={
@@ -130,6 +145,7 @@ class EnsembleEncoder:
                 "precision": precision,
                 "threads": threads,
                 "onnx_image_trunks": onnx_trunks,
+                "onnx_text_trunks": encoder.onnx_text_trunks,
                 "shared_text_trunks": encoder.shared_text_trunks,
                 "shared_image_trunks": encoder.shared_image_trunks,
             },
@@ -140,6 +156,11 @@ class EnsembleEncoder:
     def shared_text_trunks(self) -> list[tuple[str, ...]]:
         """Groups of members whose text trunk runs once per batch for all of them."""
         return [tuple(group) for group in self._text_groups]
+
+    @property
+    def onnx_text_trunks(self) -> list[tuple[str, ...]]:
+        """The shared text trunk groups whose transformer runs on ONNX Runtime."""
+        return [tuple(g) for g, rt in zip(self._text_groups, self._text_runtimes, strict=True) if rt]
 
     @property
     def shared_image_trunks(self) -> list[tuple[str, ...]]:
@@ -220,7 +241,7 @@ class EnsembleEncoder:
         """Vectors of members that share a text trunk, one trunk forward per group (see shared_text)."""
         out: list[Vectors] = [{} for _ in items]
         with self._autocast():
-            for group in self._text_groups:
+            for group, runtime in zip(self._text_groups, self._text_runtimes, strict=True):
                 shared = _shared_rows(group, items, "tokens")
                 if shared is None:
                     continue
@@ -230,7 +251,7 @@ class EnsembleEncoder:
                 if any(not torch.equal(first, tokens[m]) for m in members[1:]):
                     continue  # different tokenizers after all
                 batch = (trim_padding(first) if trim else first).to(self.device)
-                _scatter(out, rows, encode_shared({m: group[m] for m in members}, batch))
+                _scatter(out, rows, encode_shared({m: group[m] for m in members}, batch, runtime))
         return out
 
     def _shared_images(self, items: Sequence[ImageItem]) -> list[Vectors]:

@@ -80,3 +80,21 @@ def test_members_asked_for_different_rows_run_on_their_own(encoder):
     assert sorted(got[0]) == ["m1", "m2"] and sorted(got[1]) == ["m2"]
     np.testing.assert_allclose(got[1]["m2"], own_vectors(encoder, "m2")[1], atol=1e-5)
     np.testing.assert_allclose(got[0]["m1"], own_vectors(encoder, "m1")[0], atol=1e-5)
+
+
+def test_shared_trunk_on_onnx_runtime_gives_the_torch_vectors(encoder):
+    """text_runtime onnx: the shared transformer runs on ONNX Runtime (torch's is not called), same vectors."""
+    onnx = EnsembleEncoder(
+        encoder.bundle, encoder.members, encoder.device, "fp32", text_runtime="onnx", onnx_threads=1
+    )
+    assert onnx.onnx_text_trunks == [("m1", "m2")] and encoder.onnx_text_trunks == []
+    items = [onnx.prepare_text(text, onnx.member_names) for text in TEXTS]
+    calls = []
+    hook = onnx.members["m1"].model.text.transformer.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        got = onnx.encode_texts(items)
+    finally:
+        hook.remove()
+    assert calls == [], "the torch transformer of the shared group did not run"
+    for name in ("m1", "m2", "m3"):
+        np.testing.assert_allclose(np.stack([v[name] for v in got]), own_vectors(encoder, name), atol=1e-5)

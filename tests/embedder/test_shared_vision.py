@@ -111,3 +111,10 @@ def test_unknown_image_runtime_is_refused_before_loading(bundle_dir):
 
     with pytest.raises(ValueError, match="image_runtime 'fast'"):
         EnsembleEncoder.load(EmbedderConfig(bundle=bundle_dir, device="cpu", image_runtime="fast"))
+
+
+def test_unknown_text_runtime_is_refused_before_loading(bundle_dir):
+    from services.common.config import EmbedderConfig
+
+    with pytest.raises(ValueError, match="text_runtime 'fast'"):
+        EnsembleEncoder.load(EmbedderConfig(bundle=bundle_dir, device="cpu", text_runtime="fast"))
