@@ -90,42 +90,56 @@ def sort_key(hit: FusedHit) -> tuple[float, int, str]:
     return (-hit.score, hit.best_rank, hit.id)
 
 
+Row = tuple[str, int, float, int]
+"""One member's evidence for an id as a plain tuple (member, rank, score, cluster): the fields of a
+:class:`Contribution`, which is built only for the hits a caller keeps."""
+
+Points = Callable[[str, int, float], float]
+"""What one member's evidence is worth: ``points(member, rank, score)``."""
+
+
+def _rows(lists: RankedLists) -> dict[str, list[Row]]:
+    """Per id, the evidence of the members that retrieved it (first occurrence per member)."""
+    found: dict[str, list[Row]] = {}
+    for member, hits in lists.items():
+        for rank, hit in enumerate(hits, start=1):
+            hit_id = hit[0]
+            previous = found.get(hit_id)
+            if previous is None:
+                found[hit_id] = [(member, rank, float(hit[1]), hit[2])]
+            elif previous[-1][0] != member:  # a repeat in the same member's list keeps its first rank
+                previous.append((member, rank, float(hit[1]), hit[2]))
+    return found
+
+
 def collect(lists: RankedLists) -> dict[str, tuple[Contribution, ...]]:
     """Per id, the contributions of the members that retrieved it (first occurrence per member)."""
-    found: dict[str, list[Contribution]] = {}
-    for member, hits in lists.items():
-        seen: set[str] = set()
-        for rank, hit in enumerate(hits, start=1):
-            if hit.id in seen:
-                continue
-            seen.add(hit.id)
-            contribution = Contribution(member, rank, float(hit.score), hit.cluster)
-            previous = found.get(hit.id)
-            if previous is None:
-                found[hit.id] = [contribution]
-            else:
-                previous.append(contribution)
-    return {hit_id: tuple(contribs) for hit_id, contribs in found.items()}
+    make = Contribution._make
+    return {hit_id: tuple(map(make, rows)) for hit_id, rows in _rows(lists).items()}
 
 
-def _fuse(lists: RankedLists, points: Callable[[Contribution], float], mnz: bool = False) -> list[FusedHit]:
-    """Sum ``points`` over each id's contributions (times the member count for MNZ) and sort."""
+def _fuse(lists: RankedLists, points: Points, mnz: bool = False, limit: int | None = None) -> list[FusedHit]:
+    """Sum ``points`` over each id's evidence (times the member count for MNZ) and sort; only the
+    first ``limit`` hits (all when None) are built, with their contributions."""
     keyed = []
-    for hit_id, contribs in collect(lists).items():
-        if len(contribs) == 1:
-            score = float(points(contribs[0]))
-            best = contribs[0].rank
+    for hit_id, rows in _rows(lists).items():
+        if len(rows) == 1:
+            member, best, score_m, _ = rows[0]
+            score = float(points(member, best, score_m))
         else:
-            score = math.fsum([points(c) for c in contribs])
-            best = min([c.rank for c in contribs])
+            score = math.fsum([points(m, r, s) for m, r, s, _ in rows])
+            best = min([r for _, r, _, _ in rows])
         if mnz:
-            score *= len(contribs)
-        keyed.append((-score, best, hit_id, contribs))
+            score *= len(rows)
+        keyed.append((-score, best, hit_id, rows))
     keyed.sort(key=_order)
-    return [FusedHit(hit_id, -negated, contribs) for negated, _, hit_id, contribs in keyed]
+    if limit is not None:
+        keyed = keyed[: max(0, limit)]
+    make = Contribution._make
+    return [FusedHit(hit_id, -negated, tuple(map(make, rows))) for negated, _, hit_id, rows in keyed]
 
 
-def _order(row: tuple[float, int, str, tuple[Contribution, ...]]) -> tuple[float, int, str]:
+def _order(row: tuple[float, int, str, list[Row]]) -> tuple[float, int, str]:
     return row[0], row[1], row[2]
 
 
@@ -134,14 +148,14 @@ def _check_k(k: float) -> None:
         raise ValueError(f"rrf k must be a finite number >= 0, got {k}")
 
 
-def rrf(lists: RankedLists, k: float = DEFAULT_RRF_K) -> list[FusedHit]:
+def rrf(lists: RankedLists, k: float = DEFAULT_RRF_K, limit: int | None = None) -> list[FusedHit]:
     """Reciprocal rank fusion: ``sum_m 1 / (k + rank_m)``."""
     _check_k(k)
-    return _fuse(lists, lambda c: 1.0 / (k + c.rank))
+    return _fuse(lists, lambda _m, rank, _s: 1.0 / (k + rank), limit=limit)
 
 
 def weighted_rrf(
-    lists: RankedLists, weights: Mapping[str, float], k: float = DEFAULT_RRF_K
+    lists: RankedLists, weights: Mapping[str, float], k: float = DEFAULT_RRF_K, limit: int | None = None
 ) -> list[FusedHit]:
     """Weighted reciprocal rank fusion: ``sum_m w_m / (k + rank_m)``; every listed member needs a weight."""
     _check_k(k)
@@ -152,7 +166,7 @@ def weighted_rrf(
             )
         if not math.isfinite(weights[member]) or weights[member] < 0:
             raise ValueError(f"weighted_rrf: weight of {member!r} must be finite and >= 0")
-    return _fuse(lists, lambda c: weights[c.member] / (k + c.rank))
+    return _fuse(lists, lambda member, rank, _s: weights[member] / (k + rank), limit=limit)
 
 
 def minmax_normalizers(lists: RankedLists) -> dict[str, Callable[[float], float]]:
@@ -170,19 +184,19 @@ def minmax_normalizers(lists: RankedLists) -> dict[str, Callable[[float], float]
     return normalizers
 
 
-def combsum(lists: RankedLists) -> list[FusedHit]:
+def combsum(lists: RankedLists, limit: int | None = None) -> list[FusedHit]:
     """CombSUM over per-member min-max normalized cosines."""
     norms = minmax_normalizers(lists)
-    return _fuse(lists, lambda c: norms[c.member](c.score))
+    return _fuse(lists, lambda member, _r, score: norms[member](score), limit=limit)
 
 
-def combmnz(lists: RankedLists) -> list[FusedHit]:
+def combmnz(lists: RankedLists, limit: int | None = None) -> list[FusedHit]:
     """CombMNZ: CombSUM times the number of members that retrieved the hit."""
     norms = minmax_normalizers(lists)
-    return _fuse(lists, lambda c: norms[c.member](c.score), mnz=True)
+    return _fuse(lists, lambda member, _r, score: norms[member](score), mnz=True, limit=limit)
 
 
-def borda(lists: RankedLists, depth: int | None = None) -> list[FusedHit]:
+def borda(lists: RankedLists, depth: int | None = None, limit: int | None = None) -> list[FusedHit]:
     """Depth-based Borda count: rank ``r`` earns ``(D - r + 1) / D``; ``D`` defaults to the longest list."""
     longest = max((len(hits) for hits in lists.values()), default=0)
     if depth is None:
@@ -191,12 +205,12 @@ def borda(lists: RankedLists, depth: int | None = None) -> list[FusedHit]:
         raise ValueError(f"borda: depth {depth} is shorter than the longest list ({longest})")
     if depth <= 0:
         return []
-    return _fuse(lists, lambda c: (depth - c.rank + 1) / depth)
+    return _fuse(lists, lambda _m, rank, _s: (depth - rank + 1) / depth, limit=limit)
 
 
-def single(lists: RankedLists, member: str) -> list[FusedHit]:
+def single(lists: RankedLists, member: str, limit: int | None = None) -> list[FusedHit]:
     """One member's list as it is, scored by cosine."""
-    return _fuse({member: lists.get(member, ())}, lambda c: c.score)
+    return _fuse({member: lists.get(member, ())}, lambda _m, _r, score: score, limit=limit)
 
 
 @dataclass(frozen=True)
@@ -213,19 +227,20 @@ class FusionMethod:
         """Members whose lists this method reads (single: only its member)."""
         return (self.member,) if self.kind == "single" else tuple(members)
 
-    def fuse(self, lists: RankedLists, depth: int | None = None) -> list[FusedHit]:
-        """Apply the method; ``depth`` is the per-member fetch limit (used by Borda)."""
+    def fuse(self, lists: RankedLists, depth: int | None = None, limit: int | None = None) -> list[FusedHit]:
+        """Apply the method; ``depth`` is the per-member fetch limit (used by Borda). With ``limit``
+        only the first ``limit`` fused hits are built (the same hits as the whole list's head)."""
         if self.kind == "rrf":
-            return rrf(lists, self.k)
+            return rrf(lists, self.k, limit)
         if self.kind == "weighted_rrf":
-            return weighted_rrf(lists, self.weights, self.k)
+            return weighted_rrf(lists, self.weights, self.k, limit)
         if self.kind == "combsum":
-            return combsum(lists)
+            return combsum(lists, limit)
         if self.kind == "combmnz":
-            return combmnz(lists)
+            return combmnz(lists, limit)
         if self.kind == "borda":
-            return borda(lists, depth)
-        return single(lists, self.member)
+            return borda(lists, depth, limit)
+        return single(lists, self.member, limit)
 
 
 def valid_choices(members: Sequence[str]) -> list[str]:

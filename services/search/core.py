@@ -166,7 +166,7 @@ class SearchCore:
         answered.raise_if_empty()
         self.query_embedding.remember(answered.collection, pending)
         lists = {m: ranked_hits(answered.lists[m], m, with_clusters=False) for m in answered.lists}
-        fused = plan.method.fuse(lists, depth=plan.depth)[: self.cfg.facet_candidates]
+        fused = plan.method.fuse(lists, plan.depth, limit=self.cfg.facet_candidates)
         payloads = {p.key: p.payload for points in answered.lists.values() for p in points}
         counted = count_facets([payloads[h.id] for h in fused], fields, limit)
         return FacetsResult(counted, candidates=len(fused))
@@ -274,7 +274,9 @@ class SearchCore:
             for m in plan.members
             if m in answered.lists
         }
-        fused = [h for h in plan.method.fuse(lists, depth=plan.depth) if h.id != excluded]
+        fused = [
+            h for h in plan.method.fuse(lists, plan.depth, _fused_needed(plan, excluded)) if h.id != excluded
+        ]
         fused = self._rerank(plan, fused, lists, _clusters(answered) if needs_clusters else {})
         if plan.mmr_lambda > 0.0 and fused:
             fused = await self._diversify(plan, fused, collection, lists, deadline)
@@ -378,6 +380,16 @@ class SearchCore:
         members = [m for m in plan.members if m in lists and m != LEXICAL_MEMBER]
         vectors = {p.key: joint_vector(p, members, self.bundle) for p in points}
         return mmr(pool, vectors, plan.mmr_lambda, limit=plan.end)
+
+
+def _fused_needed(plan: Plan, excluded: str | None) -> int | None:
+    """How many fused hits the page needs (None: all, for re-ranking or MMR over the candidates).
+
+    The score threshold keeps a prefix of the fused order, so it needs no more than the page.
+    """
+    if plan.cluster_rerank or plan.max_per_cluster > 0 or plan.mmr_lambda > 0.0:
+        return None
+    return plan.end + (excluded is not None)
 
 
 def _clusters(answered: MemberLists) -> dict[str, dict[str, int]]:

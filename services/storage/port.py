@@ -120,13 +120,13 @@ def scored_points(hits: Iterable[Any], read_payload: bool) -> list[ScoredPoint]:
     Without ``read_payload`` the hits carry key and score only (``id`` ""). This runs for every
     candidate of every search, hence the tuple-level construction.
     """
-    make = ScoredPoint._make
+    new = tuple.__new__  # NamedTuple's own constructor adds a call per hit
     if not read_payload:
-        return [make(("", h.score, NO_PAYLOAD, str(h.id))) for h in hits]
+        return [new(ScoredPoint, ("", h.score, NO_PAYLOAD, str(h.id))) for h in hits]
     points = []
     for h in hits:
         key, payload = str(h.id), h.payload or {}
-        points.append(make((str(payload.get("id", key)), h.score, payload, key)))
+        points.append(new(ScoredPoint, (str(payload.get("id", key)), h.score, payload, key)))
     return points
 
 

@@ -206,3 +206,19 @@ def test_parse_fusion_unknown_names_list_the_choices():
     with pytest.raises(ValueError, match="rrf k"):
         parse_fusion("rrf", ["m1"], k=-1)
     assert valid_choices(["m1"]) == ["rrf", "weighted_rrf", "combsum", "combmnz", "borda", "single:m1"]
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_a_limit_builds_the_head_of_the_whole_fusion(name):
+    """``limit`` n gives exactly the first n hits of the whole fused list, evidence included."""
+    rng = __import__("random").Random(name)
+    ids = [f"p{i}" for i in range(40)]
+    lists = {
+        m: [RankedHit(i, round(rng.random(), 3), rng.randrange(4)) for i in rng.sample(ids, 25)]
+        for m in ("m1", "m2")
+    }
+    lists["m1"].append(lists["m1"][3])  # a repeat in one list keeps its first rank
+    method = parse_fusion(name, ["m1", "m2"])
+    whole = method.fuse(lists, depth=30)
+    for limit in (0, 1, 10, len(whole), len(whole) + 5):
+        assert method.fuse(lists, depth=30, limit=limit) == whole[:limit]
