@@ -45,10 +45,20 @@ class Deadline:
         return left
 
 
+def in_thread(fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
+    """``fn(*args)`` in the loop's worker threads, as a future.
+
+    A bare executor future, not ``asyncio.to_thread``: that wraps the call in a coroutine (a task
+    per store call once awaited with a timeout) and copies the context, which store calls never read.
+    """
+    return asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+
 async def call_store(deadline: Deadline, what: str, fn: Callable[..., T], *args: object) -> T:
     """Run a blocking store call in a thread within the deadline; map store failures to search errors."""
+    left = deadline.check(what)
     try:
-        return await asyncio.wait_for(asyncio.to_thread(fn, *args), deadline.check(what))
+        return await asyncio.wait_for(in_thread(fn, *args), left)
     except TimeoutError as exc:
         raise SearchDeadlineExceeded(f"store: {what} did not finish within the deadline") from exc
     except STORE_FAILURES as exc:
@@ -116,7 +126,7 @@ async def query_members(
         target = (store.resolve_alias(collection) or collection) if resolve else collection
         return target, store.query(target, queries, filters, payload_fields)
 
-    together = asyncio.create_task(asyncio.to_thread(all_members))
+    together = in_thread(all_members)
     done, _ = await asyncio.wait({together}, timeout=budget / 2)
     if done and together.exception() is None:
         result.collection, lists = together.result()
@@ -144,12 +154,7 @@ async def _one_by_one(
     result: MemberLists,
 ) -> None:
     """Each member in its own thread; failures and stragglers are recorded per member."""
-    tasks = {
-        asyncio.create_task(
-            asyncio.to_thread(store.query, collection, [q], filters, payload_fields)
-        ): q.member
-        for q in queries
-    }
+    tasks = {in_thread(store.query, collection, [q], filters, payload_fields): q.member for q in queries}
     done, pending = await asyncio.wait(tasks, timeout=timeout) if timeout > 0 else (set(), set(tasks))
     for task in pending:
         task.cancel()
@@ -177,6 +182,7 @@ __all__ = [
     "Deadline",
     "MemberLists",
     "call_store",
+    "in_thread",
     "query_members",
     "raise_unless_store_failure",
 ]

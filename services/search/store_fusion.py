@@ -20,7 +20,7 @@ import numpy as np
 from services.search.hits import attributes_of
 from services.search.model import ResultHit
 from services.search.plan import Plan
-from services.search.retrieval import Deadline, raise_unless_store_failure
+from services.search.retrieval import Deadline, in_thread, raise_unless_store_failure
 from services.storage.port import MemberQuery, ScoredPoint, VectorStore
 
 log = logging.getLogger("vitrine.search")
@@ -64,7 +64,7 @@ async def fuse_in_store(
         target = (store.resolve_alias(collection) or collection) if resolve else collection
         return target, store.query_rrf(target, queries, int(plan.method.k), limit, plan.filters or None)
 
-    call = asyncio.create_task(asyncio.to_thread(fused))
+    call = in_thread(fused)
     done, _ = await asyncio.wait({call}, timeout=deadline.remaining() * TIME_SHARE)
     if not done:
         call.cancel()  # the thread finishes on its own; its result is discarded
