@@ -43,6 +43,7 @@ from services.storage.edge_filters import (
     payload_selector,
 )
 from services.storage.edge_settings import edge_config, search_params
+from services.storage.point_keys import PointKeys
 from services.storage.port import (
     SPARSE,
     CollectionNotFound,
@@ -86,6 +87,7 @@ class EdgeStore(VectorStore):
         self._aliases = read_aliases(self.root / ALIASES_FILE)
         self._specs = VectorSpecs(self._read_vector_spec)
         self._graphs = PerCollection(self._read_filter_graph)
+        self._keys = PointKeys()  # hit ids -> key strings, remembered
 
     # -- shards and aliases ------------------------------------------------------------------
 
@@ -297,7 +299,8 @@ class EdgeStore(VectorStore):
         with edge_errors(f"query {target}"):
             results = shard.query_batch(qe.QueryBatchRequest(requests))
         read = payload is not False
-        return {q.member: scored_points(hits, read) for q, hits in zip(queries, results, strict=True)}
+        keys = self._keys
+        return {q.member: scored_points(hits, read, keys) for q, hits in zip(queries, results, strict=True)}
 
     def query_rrf(
         self,
@@ -329,7 +332,7 @@ class EdgeStore(VectorStore):
             limit=limit, prefetches=prefetches, query=qe.Fusion.Rrf(k + 1), filter=flt, with_payload=True
         )
         with edge_errors(f"query {target}"):
-            return scored_points(shard.query(request), read_payload=True)
+            return scored_points(shard.query(request), read_payload=True, key_of=self._keys)
 
     def retrieve_keys(
         self, collection: str, keys: Sequence[str], with_vectors: bool = False

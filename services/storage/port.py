@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -114,18 +114,21 @@ class ScoredPoint(NamedTuple):
     key: str = ""
 
 
-def scored_points(hits: Iterable[Any], read_payload: bool) -> list[ScoredPoint]:
+def scored_points(
+    hits: Iterable[Any], read_payload: bool, key_of: Callable[[Any], str] = str
+) -> list[ScoredPoint]:
     """An adapter's raw hits (objects with ``id``, ``score``, ``payload``) as :class:`ScoredPoint`.
 
-    Without ``read_payload`` the hits carry key and score only (``id`` ""). This runs for every
-    candidate of every search, hence the tuple-level construction.
+    Without ``read_payload`` the hits carry key and score only (``id`` ""). ``key_of`` turns a hit's
+    id into its key. This runs for every candidate of every search, hence the tuple-level
+    construction.
     """
     new = tuple.__new__  # NamedTuple's own constructor adds a call per hit
     if not read_payload:
-        return [new(ScoredPoint, ("", h.score, NO_PAYLOAD, str(h.id))) for h in hits]
+        return [new(ScoredPoint, ("", h.score, NO_PAYLOAD, key_of(h.id))) for h in hits]
     points = []
     for h in hits:
-        key, payload = str(h.id), h.payload or {}
+        key, payload = key_of(h.id), h.payload or {}
         points.append(new(ScoredPoint, (str(payload.get("id", key)), h.score, payload, key)))
     return points
 
