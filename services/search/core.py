@@ -49,7 +49,7 @@ from services.search.model import (
     SearchResult,
     SimilarQuery,
 )
-from services.search.plan import Plan, check_config, make_plan, text_weight
+from services.search.plan import Plan, check_config, make_plan, text_weight, with_text_share
 from services.search.query_cache import QueryCache
 from services.search.query_embedding import EmbedClient, QueryEmbedding
 from services.search.retrieval import Deadline, MemberLists, call_store, query_members
@@ -109,7 +109,7 @@ class SearchCore:
     async def search(self, query: SearchQuery) -> SearchResult:
         """Text and/or image search within the request deadline."""
         weight = text_weight(query.text, query.image, query.text_weight)
-        plan = make_plan(query.options, self.cfg, self.bundle, schema=self.schema)
+        plan = with_text_share(make_plan(query.options, self.cfg, self.bundle, schema=self.schema), weight)
         plan, skipped, vectors = lexical_query(plan, query.text)
         deadline = self._deadline()
         embedded, pending = await self.query_embedding.embed(query, weight, plan.members, deadline)
@@ -142,7 +142,7 @@ class SearchCore:
                 raise not_indexed(query, exc) from exc
             return FacetsResult(counted)
         weight = text_weight(query.text, query.image, None)
-        plan = make_plan(options, self.cfg, self.bundle, schema=self.schema)
+        plan = with_text_share(make_plan(options, self.cfg, self.bundle, schema=self.schema), weight)
         plan, _, vectors = lexical_query(plan, query.text)
         # the depth Search uses for a page of facet_candidates hits
         depth = max(self.cfg.min_candidates, math.ceil(self.cfg.facet_candidates * self.cfg.overfetch))

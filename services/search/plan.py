@@ -7,6 +7,7 @@ pages of a query fuse exactly the same lists, so page 1 + page 2 equals the top 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import numpy as np
 
 from domain.bundle import Bundle
 from domain.fusion import FusionMethod, parse_fusion
-from domain.lexical import ensemble_members, ensemble_weights
+from domain.lexical import LEXICAL_MEMBER, ensemble_members, ensemble_weights
 from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import SearchConfig
 from services.search.errors import SearchValidationError
@@ -176,6 +177,29 @@ def text_weight(text: str, image: bytes, weight: float | None) -> float:
     return DEFAULT_TEXT_WEIGHT if weight is None else weight
 
 
+def with_text_share(plan: Plan, weight: float) -> Plan:
+    """The plan with the lexical member's share of the fusion weight scaled by the query's text weight.
+
+    The bundle's lexical weight is learned on text-only queries, where the words are the whole
+    query. In a text + image query (text weight ``w`` < 1) they are only part of it, so the lexical
+    member keeps ``w`` times its learned share ``s`` of the total weight: its weight becomes
+    ``w*s / (1 - w*s) * dense`` (``dense``: the sum of the queried dense members' weights).
+    Text-only queries (``w`` = 1) and methods without weights are unchanged.
+    """
+    weights = plan.method.weights
+    if weight >= 1.0 or plan.method.kind != "weighted_rrf" or LEXICAL_MEMBER not in plan.members:
+        return plan
+    dense = math.fsum(weights.get(m, 0.0) for m in plan.members if m != LEXICAL_MEMBER)
+    lexical = weights.get(LEXICAL_MEMBER, 0.0)
+    if dense <= 0.0 or lexical <= 0.0:
+        return plan
+    share = weight * lexical / (lexical + dense)
+    method = dataclasses.replace(
+        plan.method, weights={**weights, LEXICAL_MEMBER: share / (1.0 - share) * dense}
+    )
+    return dataclasses.replace(plan, method=method)
+
+
 def mix(text_vector: np.ndarray, image_vector: np.ndarray, weight: float) -> np.ndarray:
     """``normalize(w * t + (1 - w) * i)`` for one member."""
     mixed = weight * np.asarray(text_vector, np.float32) + (1.0 - weight) * np.asarray(
@@ -188,6 +212,7 @@ def mix(text_vector: np.ndarray, image_vector: np.ndarray, weight: float) -> np.
 
 
 __all__ = [
+    "with_text_share",
     "DEFAULT_TEXT_WEIGHT",
     "Plan",
     "check_config",

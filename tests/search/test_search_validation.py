@@ -174,3 +174,31 @@ def test_a_bad_bundle_default_fusion_fails_at_startup():
         SearchCore(
             CFG, open_store(StoreConfig(backend="qdrant", url=":memory:")), search_bundle("nope"), None, ALIAS
         )
+
+
+def _lexical_plan(fusion: str = "weighted_rrf"):
+    from domain.fusion import parse_fusion
+    from domain.lexical import LEXICAL_MEMBER
+    from services.search.plan import Plan
+
+    members = ("m1", "m2", LEXICAL_MEMBER)
+    weights = {"m1": 1.0, "m2": 3.0, LEXICAL_MEMBER: 16.0}
+    method = parse_fusion(fusion, members, weights=weights)
+    return Plan(members=members, method=method, top_k=10, offset=0, depth=100, filters={})
+
+
+def test_a_text_and_image_query_scales_the_lexical_share_by_the_text_weight():
+    from domain.lexical import LEXICAL_MEMBER
+    from services.search.plan import with_text_share
+
+    plan = _lexical_plan()
+    assert with_text_share(plan, 1.0) is plan  # text only: the learned weights
+    half = with_text_share(plan, 0.5).method.weights
+    # learned share 16 / 20 = 0.8; half of it, 0.4, of the total: lexical = 0.4 / 0.6 * 4
+    assert half[LEXICAL_MEMBER] == pytest.approx(0.4 / 0.6 * 4.0)
+    assert half[LEXICAL_MEMBER] / (half[LEXICAL_MEMBER] + 4.0) == pytest.approx(0.4)
+    assert (half["m1"], half["m2"]) == (1.0, 3.0)
+    assert with_text_share(plan, 0.0).method.weights[LEXICAL_MEMBER] == 0.0
+    assert plan.method.weights[LEXICAL_MEMBER] == 16.0  # the plan given is left as it was
+    rrf = _lexical_plan("rrf")
+    assert with_text_share(rrf, 0.5) is rrf  # no weights to scale
