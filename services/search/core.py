@@ -49,7 +49,7 @@ from services.search.model import (
     SearchResult,
     SimilarQuery,
 )
-from services.search.plan import Plan, check_config, make_plan, text_weight, with_text_share
+from services.search.plan import Plan, check_config, fused_limit, make_plan, text_weight, with_text_share
 from services.search.query_cache import QueryCache
 from services.search.query_embedding import EmbedClient, QueryEmbedding
 from services.search.retrieval import Deadline, MemberLists, call_store, query_members
@@ -275,7 +275,7 @@ class SearchCore:
             if m in answered.lists
         }
         fused = [
-            h for h in plan.method.fuse(lists, plan.depth, _fused_needed(plan, excluded)) if h.id != excluded
+            h for h in plan.method.fuse(lists, plan.depth, fused_limit(plan, excluded)) if h.id != excluded
         ]
         fused = self._rerank(plan, fused, lists, _clusters(answered) if needs_clusters else {})
         if plan.mmr_lambda > 0.0 and fused:
@@ -380,16 +380,6 @@ class SearchCore:
         members = [m for m in plan.members if m in lists and m != LEXICAL_MEMBER]
         vectors = {p.key: joint_vector(p, members, self.bundle) for p in points}
         return mmr(pool, vectors, plan.mmr_lambda, limit=plan.end)
-
-
-def _fused_needed(plan: Plan, excluded: str | None) -> int | None:
-    """How many fused hits the page needs (None: all, for re-ranking or MMR over the candidates).
-
-    The score threshold keeps a prefix of the fused order, so it needs no more than the page.
-    """
-    if plan.cluster_rerank or plan.max_per_cluster > 0 or plan.mmr_lambda > 0.0:
-        return None
-    return plan.end + (excluded is not None)
 
 
 def _clusters(answered: MemberLists) -> dict[str, dict[str, int]]:

@@ -177,6 +177,16 @@ def text_weight(text: str, image: bytes, weight: float | None) -> float:
     return DEFAULT_TEXT_WEIGHT if weight is None else weight
 
 
+def fused_limit(plan: Plan, excluded: str | None) -> int | None:
+    """How many fused hits the page needs (None: all, for re-ranking or MMR over the candidates).
+
+    The score threshold keeps a prefix of the fused order, so it needs no more than the page.
+    """
+    if plan.cluster_rerank or plan.max_per_cluster > 0 or plan.mmr_lambda > 0.0:
+        return None
+    return plan.end + (excluded is not None)
+
+
 def with_text_share(plan: Plan, weight: float) -> Plan:
     """The plan with the lexical member's share of the fusion weight scaled by the query's text weight.
 
@@ -212,6 +222,7 @@ def mix(text_vector: np.ndarray, image_vector: np.ndarray, weight: float) -> np.
 
 
 __all__ = [
+    "fused_limit",
     "with_text_share",
     "DEFAULT_TEXT_WEIGHT",
     "Plan",
