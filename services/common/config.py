@@ -91,11 +91,16 @@ class StoreConfig:
     # Query time: a filter naming no tenant field is scanned exactly below this many KB of matches.
     hnsw_unlinked_scan_threshold_kb: int = 10_000
     search_ef: int = 0  # query-time candidate list; 0 = the engine's default (ef_construct)
-    search_acorn: bool = False  # ACORN-1 filtered graph search: better recall under tight filters
+    search_acorn: bool = False  # ACORN-1 filtered graph search for every filter
+    # ACORN for a filter naming no tenant field that is not scanned: its graph walk has no payload
+    # links and falls apart under the filter without ACORN's two-hop neighbours
+    search_unlinked_acorn: bool = True
     segments: int = 0  # optimizer's target segment count; 0 = the engine's default (CPU count)
     indexing_threads: int = 0  # threads per index build; 0 = the engine's choice
     indexing_threshold_kb: int = 0  # segments larger than this get an HNSW index; 0 = the engine's
     quantization: str = "none"  # none | int8 (scalar quantization, rescored with the full vectors)
+    # float32 | float16: float16 halves the vectors' memory (for large catalogs; cosines within ~1e-3)
+    vector_datatype: str = "float32"
     quantization_always_ram: bool = True  # keep the quantized vectors in RAM
     quantization_rescore: bool = True  # re-score quantized candidates with the original vectors
 

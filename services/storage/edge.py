@@ -62,7 +62,7 @@ from services.storage.port import (
     scored_points,
     top_facets,
 )
-from services.storage.scan_plan import FilterGraph, member_params, plan_scans
+from services.storage.scan_plan import FilterGraph, MemberParams, member_params, plan_scans, walks_unlinked
 from services.storage.settings import IndexSettings, settings_from_parts
 
 ALIASES_FILE = "aliases.json"
@@ -78,8 +78,11 @@ class EdgeStore(VectorStore):
     def __init__(self, path: str | os.PathLike[str], settings: IndexSettings | None = None) -> None:
         self.root = Path(path)
         self.settings = settings or IndexSettings()
-        self._params = search_params(self.settings)
-        self._scan_params = search_params(self.settings, exact=True)
+        self._params = MemberParams(
+            search_params(self.settings),
+            search_params(self.settings, exact=True),
+            search_params(self.settings, acorn=True),
+        )
         self.collections_dir = self.root / COLLECTIONS_DIR
         self.collections_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()  # guards _shards and the alias map
@@ -141,36 +144,41 @@ class EdgeStore(VectorStore):
         flt: qe.Filter | None,
         queries: Sequence[MemberQuery],
     ) -> list[qe.SearchParams | None]:
-        """Search params per query: exact for members a filter on no linked field leaves few of
-        (see :mod:`services.storage.scan_plan`), else the configured ones."""
+        """Search params per query: exact for members a filter on no linked field leaves few of,
+        ACORN for the others under such a filter (see :mod:`services.storage.scan_plan`), else the
+        configured ones."""
 
         def estimate() -> int:
             with edge_errors(f"count {target}"):
                 return int(shard.count(qe.CountRequest(filter=flt, exact=False)))
 
         threshold = self.settings.unlinked_scan_threshold_kb
-        scanned = plan_scans(filters, self._graphs.get(target), self._specs.get(target), threshold, estimate)
-        return member_params(queries, scanned, self._params, self._scan_params)
+        graph = self._graphs.get(target)
+        scanned = plan_scans(filters, graph, self._specs.get(target), threshold, estimate)
+        acorn = self.settings.unlinked_acorn and walks_unlinked(filters, graph)
+        return member_params(queries, scanned, self._params, acorn)
+
+    def _stored_settings(self, collection: str) -> IndexSettings:
+        """The settings in the shard's ``edge_config.json``."""
+        config = self._stored_config(collection)
+        return settings_from_parts(
+            config.get("hnsw_config") or {},
+            config.get("optimizers") or {},
+            config.get("quantization_config"),
+            config.get("vectors"),
+        )
 
     def index_settings(self, collection: str) -> IndexSettings:
         """The settings the shard was built with, read back from its ``edge_config.json``."""
         target, _ = self._shard(collection)
-        config = self._stored_config(target)
-        stored = settings_from_parts(
-            config.get("hnsw_config") or {}, config.get("optimizers") or {}, config.get("quantization_config")
-        )
-        return stored.searched_with(self.settings)
+        return self._stored_settings(target).searched_with(self.settings)
 
     def set_indexing(self, collection: str, enabled: bool) -> None:
         """Reopen the shard with the graph off (``m=0``, bulk upload) or with the configured ``m``."""
         target, shard = self._shard(collection)
         with self._lock:
             config = self._stored_config(target)
-            current = settings_from_parts(
-                config.get("hnsw_config") or {},
-                config.get("optimizers") or {},
-                config.get("quantization_config"),
-            )
+            current = self._stored_settings(target)
             wanted = dataclasses.replace(current, m=self.settings.m) if enabled else current.bulk()
             if wanted == current:
                 return

@@ -13,16 +13,20 @@ from services.storage.settings import IndexSettings, optional
 def edge_config(
     vectors: Mapping[str, int], settings: IndexSettings, on_disk_payload: bool | None = None
 ) -> qe.EdgeConfig:
-    """A shard config: cosine named vectors (IDF sparse ones for members of dim ``SPARSE``) plus the
-    HNSW, optimizer and quantization settings."""
+    """A shard config: cosine named vectors stored as ``settings.datatype`` (IDF sparse ones for
+    members of dim ``SPARSE``) plus the HNSW, optimizer and quantization settings."""
     quantization = None
     if settings.quantization == "int8":
         quantization = qe.ScalarQuantizationConfig(
             qe.ScalarType.Int8, quantile=0.99, always_ram=settings.quantization_always_ram
         )
     dense, sparse = dense_and_sparse(vectors)
+    datatype = qe.VectorStorageDatatype.Float16 if settings.datatype == "float16" else None
     return qe.EdgeConfig(
-        vectors={m: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine) for m, d in dense.items()},
+        vectors={
+            m: qe.EdgeVectorParams(size=d, distance=qe.Distance.Cosine, datatype=datatype)
+            for m, d in dense.items()
+        },
         sparse_vectors={m: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf) for m in sparse} or None,
         on_disk_payload=on_disk_payload,
         hnsw_config=qe.HnswIndexConfig(
@@ -40,14 +44,17 @@ def edge_config(
     )
 
 
-def search_params(settings: IndexSettings, exact: bool = False) -> qe.SearchParams | None:
+def search_params(
+    settings: IndexSettings, exact: bool = False, acorn: bool = False
+) -> qe.SearchParams | None:
     """Query-time ``hnsw_ef``, ACORN and quantization rescoring (None when all are the engine's
-    defaults); with ``exact``, a scan of the filter's matches instead of the graph."""
+    defaults); with ``exact``, a scan of the filter's matches instead of the graph; with ``acorn``,
+    ACORN whatever the settings say."""
     rescore = settings.quantization != "none"
-    if not settings.search_ef and not rescore and not settings.acorn and not exact:
+    if not settings.search_ef and not rescore and not (settings.acorn or acorn) and not exact:
         return None
     quantization = qe.QuantizationSearchParams(rescore=settings.quantization_rescore) if rescore else None
-    acorn = qe.AcornSearchParams(enable=True) if settings.acorn else None
+    walk = qe.AcornSearchParams(enable=True) if settings.acorn or acorn else None
     return qe.SearchParams(
-        hnsw_ef=optional(settings.search_ef), exact=exact, quantization=quantization, acorn=acorn
+        hnsw_ef=optional(settings.search_ef), exact=exact, quantization=quantization, acorn=walk
     )

@@ -79,12 +79,17 @@ def hnsw_diff(settings: IndexSettings) -> models.HnswConfigDiff:
 
 
 def vector_params(
-    wanted: Mapping[str, int],
+    wanted: Mapping[str, int], datatype: str = "float32"
 ) -> tuple[dict[str, models.VectorParams], dict[str, models.SparseVectorParams]]:
-    """Cosine params per dense member and IDF-modified params per sparse one (``SPARSE`` dims)."""
+    """Cosine params per dense member (stored as ``datatype``) and IDF-modified params per sparse
+    one (``SPARSE`` dims)."""
     dense, sparse = dense_and_sparse(wanted)
+    stored_as = models.Datatype.FLOAT16 if datatype == "float16" else None
     return (
-        {m: models.VectorParams(size=d, distance=models.Distance.COSINE) for m, d in dense.items()},
+        {
+            m: models.VectorParams(size=d, distance=models.Distance.COSINE, datatype=stored_as)
+            for m, d in dense.items()
+        },
         {m: models.SparseVectorParams(modifier=models.Modifier.IDF) for m in sparse},
     )
 
@@ -92,21 +97,26 @@ def vector_params(
 def stored_settings(config: models.CollectionConfig) -> IndexSettings:
     """The index settings a collection's config (``get_collection(...).config``) reports."""
     quantization = config.quantization_config
+    vectors = config.params.vectors
     return settings_from_parts(
         config.hnsw_config.model_dump(),
         config.optimizer_config.model_dump(),
         quantization.model_dump() if quantization is not None else None,
+        {m: v.model_dump() for m, v in vectors.items()} if isinstance(vectors, dict) else None,
     )
 
 
-def search_params(settings: IndexSettings, exact: bool = False) -> models.SearchParams | None:
+def search_params(
+    settings: IndexSettings, exact: bool = False, acorn: bool = False
+) -> models.SearchParams | None:
     """Query-time ``hnsw_ef``, ACORN and quantization rescoring (None when all are the engine's
-    defaults); with ``exact``, a scan of the filter's matches instead of the graph."""
+    defaults); with ``exact``, a scan of the filter's matches instead of the graph; with ``acorn``,
+    ACORN whatever the settings say."""
     rescore = settings.quantization != "none"
-    if not settings.search_ef and not rescore and not settings.acorn and not exact:
+    if not settings.search_ef and not rescore and not (settings.acorn or acorn) and not exact:
         return None
     quantization = models.QuantizationSearchParams(rescore=settings.quantization_rescore) if rescore else None
-    acorn = models.AcornSearchParams(enable=True) if settings.acorn else None
+    walk = models.AcornSearchParams(enable=True) if settings.acorn or acorn else None
     return models.SearchParams(
-        hnsw_ef=optional(settings.search_ef), exact=exact, quantization=quantization, acorn=acorn
+        hnsw_ef=optional(settings.search_ef), exact=exact, quantization=quantization, acorn=walk
     )

@@ -15,6 +15,7 @@ from typing import Any
 from services.common.config import StoreConfig
 
 QUANTIZATIONS = ("none", "int8")
+DATATYPES = ("float32", "float16")
 
 
 @dataclass(frozen=True)
@@ -30,17 +31,23 @@ class IndexSettings:
     # Query time: a filter on no linked field, matching less than this, is scanned exactly.
     unlinked_scan_threshold_kb: int = 10_000
     search_ef: int = 0  # hnsw_ef at query time; 0 = the engine's (ef_construct)
-    acorn: bool = False  # ACORN-1 filtered graph search (two-hop neighbours) at query time
+    acorn: bool = False  # ACORN-1 filtered graph search (two-hop neighbours) for every filter
+    # ACORN for a filter that names no linked field and is not scanned (its walk has no links)
+    unlinked_acorn: bool = True
     segments: int = 0  # optimizer's target segment count; 0 = the engine's (CPU count)
     indexing_threads: int = 0  # threads of one index build; 0 = the engine's choice
     indexing_threshold_kb: int = 0  # segments above this size get an index; 0 = the engine's
     quantization: str = "none"  # none | int8 (scalar, kept in RAM, rescored with full vectors)
+    # how dense vectors are stored: float16 halves their memory (cosines agree to about 1e-3)
+    datatype: str = "float32"
     quantization_always_ram: bool = True
     quantization_rescore: bool = True
 
     def __post_init__(self) -> None:
         if self.quantization not in QUANTIZATIONS:
             raise ValueError(f"store.quantization {self.quantization!r}: valid: {list(QUANTIZATIONS)}")
+        if self.datatype not in DATATYPES:
+            raise ValueError(f"store.vector_datatype {self.datatype!r}: valid: {list(DATATYPES)}")
         for name in (
             "m",
             "ef_construct",
@@ -66,17 +73,19 @@ class IndexSettings:
             self,
             search_ef=0,
             acorn=False,
+            unlinked_acorn=IndexSettings.unlinked_acorn,
             quantization_rescore=True,
             unlinked_scan_threshold_kb=IndexSettings.unlinked_scan_threshold_kb,
         )
 
     def searched_with(self, search: IndexSettings) -> IndexSettings:
-        """These stored settings with the query-time ones (ef, ACORN, rescoring, the unlinked
-        filters' scan threshold) of ``search``."""
+        """These stored settings with the query-time ones (ef, ACORN, rescoring, how unlinked
+        filters are planned) of ``search``."""
         return dataclasses.replace(
             self,
             search_ef=search.search_ef,
             acorn=search.acorn,
+            unlinked_acorn=search.unlinked_acorn,
             quantization_rescore=search.quantization_rescore,
             unlinked_scan_threshold_kb=search.unlinked_scan_threshold_kb,
         )
@@ -95,10 +104,12 @@ STORE_FIELDS = {
     "payload_m": "hnsw_payload_m",
     "search_ef": "search_ef",
     "acorn": "search_acorn",
+    "unlinked_acorn": "search_unlinked_acorn",
     "segments": "segments",
     "indexing_threads": "indexing_threads",
     "indexing_threshold_kb": "indexing_threshold_kb",
     "quantization": "quantization",
+    "datatype": "vector_datatype",
     "quantization_always_ram": "quantization_always_ram",
     "quantization_rescore": "quantization_rescore",
 }
@@ -114,12 +125,31 @@ def optional(value: int) -> int | None:
     return value or None
 
 
+def _enum_name(value: Any) -> str:
+    """``Datatype.FLOAT16``, ``"Float16"`` or ``"float16"`` as ``float16``."""
+    return str(value or "").lower().rsplit(".", 1)[-1]
+
+
+def stored_datatype(vectors: Mapping[str, Any] | None) -> str:
+    """The storage datatype of a collection's dense vectors (their params as dicts; float32 when
+    none says otherwise)."""
+    for params in (vectors or {}).values():
+        kind = _enum_name((params or {}).get("datatype"))
+        if kind in DATATYPES:
+            return kind
+    return "float32"
+
+
 def settings_from_parts(
-    hnsw: Mapping[str, Any], optimizers: Mapping[str, Any], quantization: Mapping[str, Any] | None
+    hnsw: Mapping[str, Any],
+    optimizers: Mapping[str, Any],
+    quantization: Mapping[str, Any] | None,
+    vectors: Mapping[str, Any] | None = None,
 ) -> IndexSettings:
-    """The stored settings of a collection from its ``hnsw_config``, optimizer and quantization config."""
+    """The stored settings of a collection from its ``hnsw_config``, optimizer and quantization
+    config and its dense vectors' params."""
     scalar = (quantization or {}).get("scalar") or {}
-    kind = str(scalar.get("type", "")).lower().rsplit(".", 1)[-1]
+    kind = _enum_name(scalar.get("type", ""))
     return IndexSettings(
         m=int(hnsw.get("m") or 0),
         ef_construct=int(hnsw.get("ef_construct") or 100),
@@ -130,7 +160,8 @@ def settings_from_parts(
         indexing_threshold_kb=int(optimizers.get("indexing_threshold") or 0),
         quantization="int8" if kind == "int8" else "none",
         quantization_always_ram=bool(scalar.get("always_ram", True)),
+        datatype=stored_datatype(vectors),
     )
 
 
-__all__ = ["IndexSettings", "QUANTIZATIONS", "index_settings", "optional", "settings_from_parts"]
+__all__ = ["DATATYPES", "IndexSettings", "QUANTIZATIONS", "index_settings", "optional", "settings_from_parts"]

@@ -1,5 +1,6 @@
 """Filtered queries on a graph with payload links for tenant fields only: a filter on a tenant
-field walks the graph, a selective filter on other fields is scanned exactly (both adapters)."""
+field walks the graph, a selective filter on other fields is scanned exactly or walks with ACORN
+(both adapters)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,21 @@ import numpy as np
 import pytest
 from qdrant_client import QdrantClient
 
+from domain.lexical import SparseVector
 from services.common.config import StoreConfig
 from services.storage.factory import open_store
 from services.storage.port import SPARSE, Condition, FieldIndex, MemberQuery, Point
 from services.storage.qdrant import QdrantStore
 from services.storage.scan_plan import (
     FilterGraph,
+    MemberParams,
     linked_fields,
+    member_params,
     names_linked_field,
     needs_estimate,
     plan_scans,
     scanned_members,
+    walks_unlinked,
 )
 from services.storage.settings import IndexSettings
 
@@ -97,14 +102,34 @@ def test_members_are_scanned_while_their_matching_vectors_stay_under_the_thresho
     assert scanned_members(10_000, dims, 10_000) == frozenset()
 
 
-@pytest.mark.parametrize("unlinked_kb, recall_floor", [(10_000, 1.0), (0, None)])
+def test_an_unscanned_member_walks_with_acorn_only_under_a_filter_that_names_no_linked_field():
+    graph = FilterGraph(1_000, frozenset({"brand"}))
+    assert walks_unlinked({"colour": ("teal",)}, graph)
+    assert not walks_unlinked({"brand": ("A",), "colour": ("teal",)}, graph)
+    assert not walks_unlinked(None, graph) and not walks_unlinked({}, graph)
+    params = MemberParams(configured="graph", scan="exact", acorn="acorn")
+    queries = [MemberQuery("a", np.ones(4), 5), MemberQuery("b", np.ones(4), 5)]
+    queries.append(MemberQuery("lexical", SparseVector((1,), (1.0,)), 5))
+    assert member_params(queries, frozenset({"a"}), params, acorn=True) == ["exact", "acorn", None]
+    assert member_params(queries, frozenset(), params, acorn=False) == ["graph", "graph", None]
+
+
+@pytest.mark.parametrize(
+    "unlinked_kb, acorn, recall_floor",
+    [(10_000, True, 1.0), (0, True, 0.95), (0, False, None)],
+    ids=["scanned", "acorn-walk", "plain-walk"],
+)
 def test_a_selective_unlinked_filter_finds_its_true_neighbours_on_a_tenant_linked_graph(
-    tmp_path, unlinked_kb, recall_floor
+    tmp_path, unlinked_kb, acorn, recall_floor
 ):
     vectors, colour, brand, points = catalog()
     store = open_store(
         StoreConfig(
-            backend="edge", path=str(tmp_path), hnsw_unlinked_scan_threshold_kb=unlinked_kb, **LINKED_GRAPH
+            backend="edge",
+            path=str(tmp_path),
+            hnsw_unlinked_scan_threshold_kb=unlinked_kb,
+            search_unlinked_acorn=acorn,
+            **LINKED_GRAPH,
         )
     )
     try:
@@ -154,5 +179,33 @@ def test_the_qdrant_adapter_asks_exact_search_for_scanned_members(monkeypatch):
         assert all(h.payload["colour"] == "teal" for h in hits)
         store.query("c", query)  # unfiltered: no estimate, the configured params
         assert len(counts) == 1 and batches[-1][0].params is None
+    finally:
+        store.close()
+
+
+@pytest.mark.filterwarnings("ignore:.*(Payload indexes|search_params).*:UserWarning")
+def test_the_qdrant_adapter_asks_acorn_for_an_unlinked_walk(monkeypatch):
+    _, _, _, points = catalog()
+    store = QdrantStore(QdrantClient(":memory:"), local=False, settings=IndexSettings(search_ef=64))
+    batches = []
+    real_batch = store.client.query_batch_points
+
+    def batch(*args, **kwargs):
+        batches.append(kwargs["requests"])
+        return real_batch(*args, **kwargs)
+
+    monkeypatch.setattr(store.client, "query_batch_points", batch)
+    try:
+        store.ensure_collection("c", {"m": DIM}, INDEXES)
+        store.upsert("c", points[:600])
+        query = [MemberQuery("m", points[0].vectors["m"], 5)]
+        # local mode stores no payload links: every filter walks unlinked (ACORN), never scanned
+        # here (the engine's own threshold is above ours)
+        hits = store.query("c", query, {"colour": ("grey",)})["m"]
+        sent = batches[-1][0].params
+        assert sent.acorn.enable is True and not sent.exact and sent.hnsw_ef == 64
+        assert hits and all(h.payload["colour"] == "grey" for h in hits)
+        store.query("c", query)
+        assert batches[-1][0].params.acorn is None and batches[-1][0].params.hnsw_ef == 64
     finally:
         store.close()

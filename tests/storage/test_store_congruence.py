@@ -96,6 +96,7 @@ TUNED = StoreConfig(
     quantization="int8",
     quantization_always_ram=True,
     quantization_rescore=True,
+    vector_datatype="float16",
 )
 
 
@@ -119,6 +120,7 @@ def as_stored(diffs: dict, search_from: IndexSettings) -> IndexSettings:
         diffs["hnsw_config"].model_dump(),
         diffs["optimizers_config"].model_dump() if "optimizers_config" in diffs else {},
         quantization.model_dump() if quantization is not None else None,
+        {m: v.model_dump() for m, v in diffs.get("vectors_config", {}).items()},
     )
     return stored.searched_with(search_from)
 
@@ -172,5 +174,7 @@ def test_bulk_indexing_switch_reaches_both_adapters(tmp_path, monkeypatch):
 def test_bad_store_settings_name_the_field():
     with pytest.raises(ValueError, match="store.quantization"):
         index_settings(StoreConfig(quantization="int4"))
+    with pytest.raises(ValueError, match="store.vector_datatype 'bfloat16'"):
+        index_settings(StoreConfig(vector_datatype="bfloat16"))
     with pytest.raises(ValueError, match="store.hnsw_m"):
         index_settings(StoreConfig(hnsw_m=-1))
