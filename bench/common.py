@@ -12,8 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from domain.bundle import load_bundle
 from services.common.config import PROJECT_ROOT
 
@@ -23,6 +21,8 @@ DEFAULT_BUNDLE = PROJECT_ROOT / "data" / "bundles" / "default"
 
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
+    import torch  # here, so that parts which never run a model keep it out of their memory
+
     return {
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),

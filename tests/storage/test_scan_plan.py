@@ -4,6 +4,8 @@ field walks the graph, a selective filter on other fields is scanned exactly or 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from qdrant_client import QdrantClient
@@ -25,6 +27,7 @@ from services.storage.scan_plan import (
     walks_unlinked,
 )
 from services.storage.settings import IndexSettings
+from tests.support.recording import recorded
 
 N, DIM = 3000, 16
 RARE = 0.04  # share of the "teal" items: a selective filter on an unlinked field
@@ -149,63 +152,44 @@ def test_a_selective_unlinked_filter_finds_its_true_neighbours_on_a_tenant_linke
         store.close()
 
 
-@pytest.mark.filterwarnings("ignore:.*(Payload indexes|search_params).*:UserWarning")
-def test_the_qdrant_adapter_asks_exact_search_for_scanned_members(monkeypatch):
-    """A server-mode adapter over qdrant-client's local engine: the requests it sends."""
+@contextmanager
+def server_mode_store(settings: IndexSettings, monkeypatch):
+    """A server-mode adapter over qdrant-client's local engine with 600 items, the batches it
+    sends and a query for item 0."""
     _, _, _, points = catalog()
-    # local mode reports the engine's default threshold (10,000 KB), so ours must be above it
-    settings = IndexSettings(full_scan_threshold_kb=1, unlinked_scan_threshold_kb=20_000)
     store = QdrantStore(QdrantClient(":memory:"), local=False, settings=settings)
-    batches, counts = [], []
-    real_batch, real_count = store.client.query_batch_points, store.client.count
-
-    def batch(*args, **kwargs):
-        batches.append(kwargs["requests"])
-        return real_batch(*args, **kwargs)
-
-    def count(*args, **kwargs):
-        counts.append(kwargs)
-        return real_count(*args, **kwargs)
-
-    monkeypatch.setattr(store.client, "query_batch_points", batch)
-    monkeypatch.setattr(store.client, "count", count)
+    batches = recorded(store.client, "query_batch_points", monkeypatch)
     try:
         store.ensure_collection("c", {"m": DIM}, INDEXES)
         store.upsert("c", points[:600])
-        query = [MemberQuery("m", points[0].vectors["m"], 5)]
-        # the estimate (about 24 teal items) holds far less than 20,000 KB of vectors: exact
-        hits = store.query("c", query, {"colour": ("teal",)})["m"]
-        assert batches[-1][0].params.exact is True and counts[-1]["exact"] is False
-        assert all(h.payload["colour"] == "teal" for h in hits)
-        store.query("c", query)  # unfiltered: no estimate, the configured params
-        assert len(counts) == 1 and batches[-1][0].params is None
+        yield store, batches, [MemberQuery("m", points[0].vectors["m"], 5)]
     finally:
         store.close()
+
+
+@pytest.mark.filterwarnings("ignore:.*(Payload indexes|search_params).*:UserWarning")
+def test_the_qdrant_adapter_asks_exact_search_for_scanned_members(monkeypatch):
+    # local mode reports the engine's default threshold (10,000 KB), so ours must be above it
+    settings = IndexSettings(full_scan_threshold_kb=1, unlinked_scan_threshold_kb=20_000)
+    with server_mode_store(settings, monkeypatch) as (store, batches, query):
+        counts = recorded(store.client, "count", monkeypatch)
+        # the estimate (about 24 teal items) holds far less than 20,000 KB of vectors: exact
+        hits = store.query("c", query, {"colour": ("teal",)})["m"]
+        assert batches[-1]["requests"][0].params.exact is True and counts[-1]["exact"] is False
+        assert all(h.payload["colour"] == "teal" for h in hits)
+        store.query("c", query)  # unfiltered: no estimate, the configured params
+        assert len(counts) == 1 and batches[-1]["requests"][0].params is None
 
 
 @pytest.mark.filterwarnings("ignore:.*(Payload indexes|search_params).*:UserWarning")
 def test_the_qdrant_adapter_asks_acorn_for_an_unlinked_walk(monkeypatch):
-    _, _, _, points = catalog()
-    store = QdrantStore(QdrantClient(":memory:"), local=False, settings=IndexSettings(search_ef=64))
-    batches = []
-    real_batch = store.client.query_batch_points
-
-    def batch(*args, **kwargs):
-        batches.append(kwargs["requests"])
-        return real_batch(*args, **kwargs)
-
-    monkeypatch.setattr(store.client, "query_batch_points", batch)
-    try:
-        store.ensure_collection("c", {"m": DIM}, INDEXES)
-        store.upsert("c", points[:600])
-        query = [MemberQuery("m", points[0].vectors["m"], 5)]
+    with server_mode_store(IndexSettings(search_ef=64), monkeypatch) as (store, batches, query):
         # local mode stores no payload links: every filter walks unlinked (ACORN), never scanned
         # here (the engine's own threshold is above ours)
         hits = store.query("c", query, {"colour": ("grey",)})["m"]
-        sent = batches[-1][0].params
+        sent = batches[-1]["requests"][0].params
         assert sent.acorn.enable is True and not sent.exact and sent.hnsw_ef == 64
         assert hits and all(h.payload["colour"] == "grey" for h in hits)
         store.query("c", query)
-        assert batches[-1][0].params.acorn is None and batches[-1][0].params.hnsw_ef == 64
-    finally:
-        store.close()
+        sent = batches[-1]["requests"][0].params
+        assert sent.acorn is None and sent.hnsw_ef == 64

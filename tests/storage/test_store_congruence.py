@@ -14,6 +14,7 @@ from services.storage.factory import open_store
 from services.storage.port import MemberQuery, Point
 from services.storage.qdrant_settings import search_params as qdrant_search_params
 from services.storage.settings import IndexSettings, index_settings, settings_from_parts
+from tests.support.recording import recorded
 
 MEMBERS = {"m1": 16, "m2": 8}
 TYPES = ["Tshirts", "Shirts", "Jeans", "Watches"]
@@ -98,19 +99,6 @@ TUNED = StoreConfig(
     quantization_rescore=True,
     vector_datatype="float16",
 )
-
-
-def recorded(client, method: str, monkeypatch) -> list[dict]:
-    """The keyword arguments of every ``client.<method>`` call (the real call still runs)."""
-    calls: list[dict] = []
-    real = getattr(client, method)
-
-    def recording(*args, **kwargs):
-        calls.append(kwargs)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(client, method, recording)
-    return calls
 
 
 def as_stored(diffs: dict, search_from: IndexSettings) -> IndexSettings:
