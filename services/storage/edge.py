@@ -62,7 +62,7 @@ from services.storage.port import (
     scored_points,
     top_facets,
 )
-from services.storage.scan_plan import FilterGraph, MemberParams, member_params, plan_scans, walks_unlinked
+from services.storage.scan_plan import FilterGraph, MemberPlanner
 from services.storage.settings import IndexSettings, settings_from_parts
 
 ALIASES_FILE = "aliases.json"
@@ -78,11 +78,7 @@ class EdgeStore(VectorStore):
     def __init__(self, path: str | os.PathLike[str], settings: IndexSettings | None = None) -> None:
         self.root = Path(path)
         self.settings = settings or IndexSettings()
-        self._params = MemberParams(
-            search_params(self.settings),
-            search_params(self.settings, exact=True),
-            search_params(self.settings, acorn=True),
-        )
+        self._planner = MemberPlanner.of(self.settings, search_params)
         self.collections_dir = self.root / COLLECTIONS_DIR
         self.collections_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()  # guards _shards and the alias map
@@ -144,19 +140,14 @@ class EdgeStore(VectorStore):
         flt: qe.Filter | None,
         queries: Sequence[MemberQuery],
     ) -> list[qe.SearchParams | None]:
-        """Search params per query: exact for members a filter on no linked field leaves few of,
-        ACORN for the others under such a filter (see :mod:`services.storage.scan_plan`), else the
-        configured ones."""
+        """Search params per query (see :mod:`services.storage.scan_plan`)."""
 
         def estimate() -> int:
             with edge_errors(f"count {target}"):
                 return int(shard.count(qe.CountRequest(filter=flt, exact=False)))
 
-        threshold = self.settings.unlinked_scan_threshold_kb
-        graph = self._graphs.get(target)
-        scanned = plan_scans(filters, graph, self._specs.get(target), threshold, estimate)
-        acorn = self.settings.unlinked_acorn and walks_unlinked(filters, graph)
-        return member_params(queries, scanned, self._params, acorn)
+        graph, dims = self._graphs.get(target), self._specs.get(target)
+        return self._planner.plan(queries, filters, graph, dims, estimate)
 
     def _stored_settings(self, collection: str) -> IndexSettings:
         """The settings in the shard's ``edge_config.json``."""

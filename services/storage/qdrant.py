@@ -62,7 +62,7 @@ from services.storage.qdrant_settings import (
     stored_settings,
     vector_params,
 )
-from services.storage.scan_plan import FilterGraph, MemberParams, member_params, plan_scans, walks_unlinked
+from services.storage.scan_plan import FilterGraph, MemberPlanner
 from services.storage.settings import IndexSettings, index_settings
 
 FACET_FETCH_LIMIT = 10_000  # values asked of the store before ordering and cutting to the limit
@@ -82,11 +82,7 @@ class QdrantStore(VectorStore):
         self.client = client
         self.settings = settings or IndexSettings()
         # Local mode searches exactly and warns about search params; it gets none.
-        self._params = MemberParams(
-            search_params(self.settings),
-            search_params(self.settings, exact=True),
-            search_params(self.settings, acorn=True),
-        )
+        self._planner = MemberPlanner.of(self.settings, search_params)
         self.local = local
         self.shards = shards
         self.replication_factor = replication_factor
@@ -146,9 +142,8 @@ class QdrantStore(VectorStore):
         flt: models.Filter | None,
         queries: Sequence[MemberQuery],
     ) -> list[models.SearchParams | None]:
-        """Search params per query: exact for members a filter on no linked field leaves few of,
-        ACORN for the others under such a filter (see :mod:`services.storage.scan_plan`), else the
-        configured ones; none in local mode (it searches exactly)."""
+        """Search params per query (see :mod:`services.storage.scan_plan`); none in local mode (it
+        searches exactly)."""
         if self.local:
             return [None] * len(queries)
 
@@ -156,11 +151,8 @@ class QdrantStore(VectorStore):
             with self._call(f"count {collection}"):
                 return int(self.client.count(collection, count_filter=flt, exact=False).count)
 
-        threshold = self.settings.unlinked_scan_threshold_kb
         graph, dims = self._graphs.get(collection), self._specs.get(collection)
-        scanned = plan_scans(filters, graph, dims, threshold, estimate)
-        acorn = self.settings.unlinked_acorn and walks_unlinked(filters, graph)
-        return member_params(queries, scanned, self._params, acorn)
+        return self._planner.plan(queries, filters, graph, dims, estimate)
 
     def ensure_collection(
         self,

@@ -29,6 +29,7 @@ from typing import Generic, TypeVar
 
 from domain.lexical import SparseVector
 from services.storage.port import SPARSE, Condition, Filters, MemberQuery
+from services.storage.settings import IndexSettings
 
 P = TypeVar("P")
 
@@ -113,6 +114,38 @@ class MemberParams(Generic[P]):
     configured: P  # unfiltered, or a filter that names a linked field
     scan: P  # exact, over the filter's matches
     acorn: P  # a graph walk with ACORN
+
+
+@dataclass(frozen=True)
+class MemberPlanner(Generic[P]):
+    """An adapter's params for each plan and the query-time settings that choose between them."""
+
+    params: MemberParams[P]
+    unlinked_kb: int  # scan an unlinked filter's matches below this many KB of vectors
+    unlinked_acorn: bool  # walk an unlinked filter with ACORN otherwise
+
+    @classmethod
+    def of(cls, settings: IndexSettings, search_params: Callable[..., P]) -> MemberPlanner[P]:
+        """From the settings and the adapter's ``search_params(settings, exact=, acorn=)``."""
+        params = MemberParams(
+            search_params(settings), search_params(settings, exact=True), search_params(settings, acorn=True)
+        )
+        return cls(params, settings.unlinked_scan_threshold_kb, settings.unlinked_acorn)
+
+    def plan(
+        self,
+        queries: Sequence[MemberQuery],
+        filters: Filters | None,
+        graph: FilterGraph,
+        dims: Mapping[str, int],
+        estimate: Callable[[], int],
+    ) -> list[P | None]:
+        """Search params per query: exact for members a filter on no linked field leaves few of,
+        ACORN for the others under such a filter, else the configured ones; ``estimate()`` (the
+        store's approximate count of the matches) is called only when the plan needs it."""
+        scanned = plan_scans(filters, graph, dims, self.unlinked_kb, estimate)
+        acorn = self.unlinked_acorn and walks_unlinked(filters, graph)
+        return member_params(queries, scanned, self.params, acorn)
 
 
 def walks_unlinked(filters: Filters | None, graph: FilterGraph) -> bool:
