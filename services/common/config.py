@@ -99,7 +99,7 @@ class StoreConfig:
     indexing_threads: int = 0  # threads per index build; 0 = the engine's choice
     indexing_threshold_kb: int = 0  # segments larger than this get an HNSW index; 0 = the engine's
     quantization: str = "none"  # none | int8 (scalar quantization, rescored with the full vectors)
-    # float32 | float16: float16 halves the vectors' memory (for large catalogs; cosines within ~1e-3)
+    # float32 | float16: float16 halves the vectors' memory (large catalogs; cosines move by <= ~1e-4)
     vector_datatype: str = "float32"
     quantization_always_ram: bool = True  # keep the quantized vectors in RAM
     quantization_rescore: bool = True  # re-score quantized candidates with the original vectors

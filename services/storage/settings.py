@@ -38,7 +38,7 @@ class IndexSettings:
     indexing_threads: int = 0  # threads of one index build; 0 = the engine's choice
     indexing_threshold_kb: int = 0  # segments above this size get an index; 0 = the engine's
     quantization: str = "none"  # none | int8 (scalar, kept in RAM, rescored with full vectors)
-    # how dense vectors are stored: float16 halves their memory (cosines agree to about 1e-3)
+    # how dense vectors are stored: float16 halves their memory (catalog cosines move <= ~1e-4)
     datatype: str = "float32"
     quantization_always_ram: bool = True
     quantization_rescore: bool = True
