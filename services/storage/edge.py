@@ -42,10 +42,10 @@ from services.storage.edge_filters import (
     edge_vector,
     payload_selector,
 )
-from services.storage.edge_settings import edge_config, search_params
+from services.storage.edge_requests import member_prefetches, member_requests
+from services.storage.edge_settings import edge_config, search_params, shard_settings, shard_vectors
 from services.storage.point_keys import PointKeys
 from services.storage.port import (
-    SPARSE,
     CollectionNotFound,
     FacetCount,
     FieldNotIndexed,
@@ -63,7 +63,7 @@ from services.storage.port import (
     top_facets,
 )
 from services.storage.scan_plan import FilterGraph, MemberPlanner
-from services.storage.settings import IndexSettings, settings_from_parts
+from services.storage.settings import IndexSettings
 
 ALIASES_FILE = "aliases.json"
 COLLECTIONS_DIR = "collections"
@@ -84,7 +84,7 @@ class EdgeStore(VectorStore):
         self._lock = threading.RLock()  # guards _shards and the alias map
         self._shards: dict[str, qe.EdgeShard] = {}
         self._aliases = read_aliases(self.root / ALIASES_FILE)
-        self._specs = VectorSpecs(self._read_vector_spec)
+        self._specs = VectorSpecs(lambda name: shard_vectors(self._stored_config(name)))
         self._graphs = PerCollection(self._read_filter_graph)
         self._keys = PointKeys()  # hit ids -> key strings, remembered
 
@@ -115,18 +115,11 @@ class EdgeStore(VectorStore):
     def _stored_config(self, collection: str) -> dict[str, Any]:
         return json.loads((self._shard_dir(collection) / EDGE_CONFIG_FILE).read_text())
 
-    def _read_vector_spec(self, collection: str) -> dict[str, int]:
-        config = self._stored_config(collection)
-        dense = {name: int(params["size"]) for name, params in config.get("vectors", {}).items()}
-        return dense | dict.fromkeys(config.get("sparse_vectors") or {}, SPARSE)
-
     def _read_filter_graph(self, collection: str) -> FilterGraph:
         _, shard = self._shard(collection)
-        stored = settings_from_parts(self._stored_config(collection).get("hnsw_config") or {}, {}, None)
         with edge_errors(f"describe {collection}"):
             schema = shard.info().payload_schema
-        indexes = ((name, getattr(info.params, "enable_hnsw", None)) for name, info in schema.items())
-        return FilterGraph.of(stored.full_scan_threshold_kb, stored.payload_m, indexes)
+        return FilterGraph.of_collection(shard_settings(self._stored_config(collection)), schema)
 
     def _forget(self, name: str) -> None:
         self._specs.forget(name)
@@ -149,31 +142,21 @@ class EdgeStore(VectorStore):
         graph, dims = self._graphs.get(target), self._specs.get(target)
         return self._planner.plan(queries, filters, graph, dims, estimate)
 
-    def _stored_settings(self, collection: str) -> IndexSettings:
-        """The settings in the shard's ``edge_config.json``."""
-        config = self._stored_config(collection)
-        return settings_from_parts(
-            config.get("hnsw_config") or {},
-            config.get("optimizers") or {},
-            config.get("quantization_config"),
-            config.get("vectors"),
-        )
-
     def index_settings(self, collection: str) -> IndexSettings:
         """The settings the shard was built with, read back from its ``edge_config.json``."""
         target, _ = self._shard(collection)
-        return self._stored_settings(target).searched_with(self.settings)
+        return shard_settings(self._stored_config(target)).searched_with(self.settings)
 
     def set_indexing(self, collection: str, enabled: bool) -> None:
         """Reopen the shard with the graph off (``m=0``, bulk upload) or with the configured ``m``."""
         target, shard = self._shard(collection)
         with self._lock:
             config = self._stored_config(target)
-            current = self._stored_settings(target)
+            current = shard_settings(config)
             wanted = dataclasses.replace(current, m=self.settings.m) if enabled else current.bulk()
             if wanted == current:
                 return
-            config_obj = edge_config(self._read_vector_spec(target), wanted, config.get("on_disk_payload"))
+            config_obj = edge_config(shard_vectors(config), wanted, config.get("on_disk_payload"))
             directory = self._shard_dir(target)
             with edge_errors(f"reopen {directory}"):
                 shard.flush()
@@ -201,7 +184,7 @@ class EdgeStore(VectorStore):
                 raise ValueError(f"{name!r} is an alias (of {self._aliases[name]!r}), not a collection")
             directory = self._shard_dir(name)
             if (directory / EDGE_CONFIG_FILE).exists():
-                existing = self._read_vector_spec(name)
+                existing = shard_vectors(self._stored_config(name))
                 if existing != wanted:
                     raise StoreError(f"collection {name!r} has vectors {existing}, wanted {wanted}")
                 _, shard = self._shard(name)
@@ -284,21 +267,11 @@ class EdgeStore(VectorStore):
         flt = edge_filter(filters)
         payload = payload_selector(payload_fields)
         checked = checked_queries(self._specs, target, queries)
-        requests = []
-        for q, params in zip(checked, self._member_params(target, shard, filters, flt, checked), strict=True):
-            requests.append(
-                qe.QueryRequest(
-                    limit=q.limit,
-                    query=qe.Query.Nearest(edge_vector(q.vector, q.member), using=q.member),
-                    filter=flt,
-                    with_payload=payload,
-                    params=params,
-                )
-            )
+        params = self._member_params(target, shard, filters, flt, checked)
+        requests = member_requests(checked, params, flt, payload)
         with edge_errors(f"query {target}"):
             results = shard.query_batch(qe.QueryBatchRequest(requests))
-        read = payload is not False
-        keys = self._keys
+        read, keys = payload is not False, self._keys
         return {q.member: scored_points(hits, read, keys) for q, hits in zip(queries, results, strict=True)}
 
     def query_rrf(
@@ -315,16 +288,9 @@ class EdgeStore(VectorStore):
         target, shard = self._shard(collection)
         flt = edge_filter(filters)
         checked = checked_queries(self._specs, target, queries)
-        prefetches = []
-        for q, params in zip(checked, self._member_params(target, shard, filters, flt, checked), strict=True):
-            prefetches.append(
-                qe.Prefetch(
-                    limit=q.limit,
-                    query=qe.Query.Nearest(edge_vector(q.vector, q.member), using=q.member),
-                    filter=flt,
-                    params=params,
-                )
-            )
+        prefetches = member_prefetches(
+            checked, self._member_params(target, shard, filters, flt, checked), flt
+        )
         if limit <= 0:
             raise ValueError(f"limit must be > 0, got {limit}")
         request = qe.QueryRequest(

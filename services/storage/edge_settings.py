@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import qdrant_edge as qe
 
 from services.storage.checks import dense_and_sparse
-from services.storage.settings import IndexSettings, optional
+from services.storage.port import SPARSE
+from services.storage.settings import IndexSettings, optional, settings_from_parts
 
 
 def edge_config(
@@ -57,4 +59,20 @@ def search_params(
     walk = qe.AcornSearchParams(enable=True) if settings.acorn or acorn else None
     return qe.SearchParams(
         hnsw_ef=optional(settings.search_ef), exact=exact, quantization=quantization, acorn=walk
+    )
+
+
+def shard_vectors(config: Mapping[str, Any]) -> dict[str, int]:
+    """``{member: dim}`` of a shard's stored config (``edge_config.json``; sparse members: SPARSE)."""
+    dense = {name: int(params["size"]) for name, params in (config.get("vectors") or {}).items()}
+    return dense | dict.fromkeys(config.get("sparse_vectors") or {}, SPARSE)
+
+
+def shard_settings(config: Mapping[str, Any]) -> IndexSettings:
+    """The index settings a shard's stored config (``edge_config.json``) records."""
+    return settings_from_parts(
+        config.get("hnsw_config") or {},
+        config.get("optimizers") or {},
+        config.get("quantization_config"),
+        config.get("vectors"),
     )

@@ -29,7 +29,6 @@ from services.storage.checks import (
 )
 from services.storage.port import (
     FACET_INDEX_TYPES,
-    SPARSE,
     CollectionNotFound,
     FacetCount,
     FieldNotIndexed,
@@ -54,6 +53,7 @@ from services.storage.qdrant_connection import (
     wait_until_green,
 )
 from services.storage.qdrant_filters import qdrant_filter
+from services.storage.qdrant_requests import alias_swap, member_prefetches, member_requests
 from services.storage.qdrant_settings import (
     collection_options,
     hnsw_diff,
@@ -61,6 +61,7 @@ from services.storage.qdrant_settings import (
     search_params,
     stored_settings,
     vector_params,
+    vector_spec,
 )
 from services.storage.scan_plan import FilterGraph, MemberPlanner
 from services.storage.settings import IndexSettings, index_settings
@@ -115,21 +116,12 @@ class QdrantStore(VectorStore):
 
     def _read_vector_spec(self, collection: str) -> dict[str, int]:
         with self._call(f"describe {collection}"):
-            vectors = self.client.get_collection(collection).config.params.vectors
-            sparse = self.client.get_collection(collection).config.params.sparse_vectors or {}
-        if not isinstance(vectors, Mapping):
-            raise StoreError(f"collection {collection!r} has an unnamed vector; vitrine needs named vectors")
-        return {name: int(params.size) for name, params in vectors.items()} | dict.fromkeys(sparse, SPARSE)
+            return vector_spec(collection, self.client.get_collection(collection).config.params)
 
     def _read_filter_graph(self, collection: str) -> FilterGraph:
         with self._call(f"describe {collection}"):
             info = self.client.get_collection(collection)
-        stored = stored_settings(info.config)
-        indexes = (
-            (name, getattr(index.params, "enable_hnsw", None))
-            for name, index in (info.payload_schema or {}).items()
-        )
-        return FilterGraph.of(stored.full_scan_threshold_kb, stored.payload_m, indexes)
+        return FilterGraph.of_collection(stored_settings(info.config), info.payload_schema or {})
 
     def _forget(self, name: str | None = None) -> None:
         self._specs.forget(name)
@@ -262,18 +254,8 @@ class QdrantStore(VectorStore):
             True if payload_fields is None else bool(payload_fields) and unique(["id", *payload_fields])
         )
         checked = checked_queries(self._specs, collection, queries)
-        requests = []
-        for q, params in zip(checked, self._member_params(collection, filters, flt, checked), strict=True):
-            requests.append(
-                models.QueryRequest(
-                    query=client_vector(q.vector, q.member),
-                    using=q.member,
-                    filter=flt,
-                    limit=q.limit,
-                    with_payload=payload,
-                    params=params,
-                )
-            )
+        params = self._member_params(collection, filters, flt, checked)
+        requests = member_requests(checked, params, flt, payload)
         with self._call(f"query {collection}"):
             responses = self.client.query_batch_points(collection, requests=requests)
         read = payload is not False
@@ -297,16 +279,7 @@ class QdrantStore(VectorStore):
             raise ValueError(f"limit must be > 0, got {limit}")
         flt = qdrant_filter(filters)
         checked = checked_queries(self._specs, collection, queries)
-        prefetch = [
-            models.Prefetch(
-                query=client_vector(q.vector, q.member),
-                using=q.member,
-                filter=flt,
-                limit=q.limit,
-                params=params,
-            )
-            for q, params in zip(checked, self._member_params(collection, filters, flt, checked), strict=True)
-        ]
+        prefetch = member_prefetches(checked, self._member_params(collection, filters, flt, checked), flt)
         with self._call(f"query {collection}"):
             response = self.client.query_points(
                 collection,
@@ -387,14 +360,7 @@ class QdrantStore(VectorStore):
         if alias in existing:
             raise ValueError(f"alias {alias!r} clashes with a collection of that name")
         previous = self.resolve_alias(alias)
-        operations: list[Any] = []
-        if previous is not None:
-            operations.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
-        operations.append(
-            models.CreateAliasOperation(
-                create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
-            )
-        )
+        operations = alias_swap(alias, collection, previous)
         with self._call(f"swap alias {alias}"):
             self.client.update_collection_aliases(change_aliases_operations=operations)
         self._forget(alias)

@@ -9,7 +9,7 @@ from qdrant_client import models
 
 from domain.schema import FieldIndex
 from services.storage.checks import dense_and_sparse
-from services.storage.port import index_flags
+from services.storage.port import SPARSE, StoreError, index_flags
 from services.storage.settings import IndexSettings, optional, settings_from_parts
 
 INDEX_SCHEMAS = {
@@ -120,3 +120,11 @@ def search_params(
     return models.SearchParams(
         hnsw_ef=optional(settings.search_ef), exact=exact, quantization=quantization, acorn=walk
     )
+
+
+def vector_spec(collection: str, params: models.CollectionParams) -> dict[str, int]:
+    """``{member: dim}`` of a collection's params (sparse members: SPARSE); named vectors only."""
+    vectors, sparse = params.vectors, params.sparse_vectors or {}
+    if not isinstance(vectors, Mapping):
+        raise StoreError(f"collection {collection!r} has an unnamed vector; vitrine needs named vectors")
+    return {name: int(v.size) for name, v in vectors.items()} | dict.fromkeys(sparse, SPARSE)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from domain.lexical import SparseVector
 from services.storage.port import SPARSE, Condition, Filters, MemberQuery
@@ -51,6 +51,13 @@ class FilterGraph:
         """From a collection's stored threshold (0: the engine's default), ``payload_m`` and its
         payload indexes as ``(field, enable_hnsw)``."""
         return cls(full_scan_threshold_kb or ENGINE_FULL_SCAN_KB, linked_fields(payload_m, indexes))
+
+    @classmethod
+    def of_collection(cls, stored: IndexSettings, payload_schema: Mapping[str, Any]) -> FilterGraph:
+        """From a collection's stored settings and its payload schema as the engine reports it
+        (``{field: info}``, ``info.params.enable_hnsw`` where set)."""
+        indexes = ((name, getattr(info.params, "enable_hnsw", None)) for name, info in payload_schema.items())
+        return cls.of(stored.full_scan_threshold_kb, stored.payload_m, indexes)
 
 
 def linked_fields(payload_m: int, indexes: Iterable[tuple[str, bool | None]]) -> frozenset[str]:
