@@ -25,7 +25,7 @@ from domain.payload import BUNDLE_VERSION_FIELD, CLUSTER_FIELD, NO_CLUSTER, coll
 from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import IngestConfig
 from services.ingest.items import ItemRejected, Product, load_image
-from services.ingest.streams import aiter_chunks
+from services.ingest.streams import aiter_chunks, to_thread_to_the_end
 from services.storage.blobs import BlobStore
 from services.storage.filters import WireCondition, parse_request_filters
 from services.storage.port import Condition, Point, VectorStore
@@ -259,7 +259,7 @@ class IngestCore:
     async def _drop_existing(
         self, batch: list[Prepared], target: str, summary: IngestSummary
     ) -> list[Prepared]:
-        present = await asyncio.to_thread(self.store.retrieve, target, [p.product.id for p in batch])
+        present = await to_thread_to_the_end(self.store.retrieve, target, [p.product.id for p in batch])
         known = {p.id for p in present}
         skipped = sum(p.product.id in known for p in batch)
         summary.skipped += skipped

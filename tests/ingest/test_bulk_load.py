@@ -147,6 +147,32 @@ class SlowWrites:
             self.running -= 1
 
 
+class SlowReads(SlowWrites):
+    """A store whose reads by id take a while too (the existence check of ``skip_existing``)."""
+
+    def retrieve(self, collection, ids):
+        self.running += 1
+        try:
+            time.sleep(0.3)
+            return self.inner.retrieve(collection, ids)
+        finally:
+            self.running -= 1
+
+
+async def test_a_failed_stream_returns_only_after_its_existence_checks_end(tmp_path):
+    folder = catalog_folder(tmp_path / "catalog")
+    bundle = write_tiny_bundle(tmp_path / "bundle")
+    inner = open_store(store_config("edge", tmp_path / "store"))
+    store = SlowReads(inner)
+    core = ingest_core(store, tmp_path, folder, bundle, batch_size=4)
+    try:
+        with pytest.raises(OSError, match="went away"):
+            await core.upsert_stream(failing_catalog(folder, 12), skip_existing=True)
+        assert store.running == 0  # a read still running could race a close or reopen of the shard
+    finally:
+        inner.close()
+
+
 async def test_a_failed_stream_returns_only_after_its_store_writes_end(tmp_path):
     folder = catalog_folder(tmp_path / "catalog")
     bundle = write_tiny_bundle(tmp_path / "bundle")
