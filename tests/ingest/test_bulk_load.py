@@ -159,30 +159,21 @@ class SlowReads(SlowWrites):
             self.running -= 1
 
 
-async def test_a_failed_stream_returns_only_after_its_existence_checks_end(tmp_path):
+@pytest.mark.parametrize(
+    "slow_store, skip_existing",
+    [(SlowWrites, False), (SlowReads, True)],
+    ids=["store-writes", "existence-checks"],
+)
+async def test_a_failed_stream_returns_only_after_its_store_calls_end(tmp_path, slow_store, skip_existing):
     folder = catalog_folder(tmp_path / "catalog")
     bundle = write_tiny_bundle(tmp_path / "bundle")
     inner = open_store(store_config("edge", tmp_path / "store"))
-    store = SlowReads(inner)
+    store = slow_store(inner)
     core = ingest_core(store, tmp_path, folder, bundle, batch_size=4)
     try:
         with pytest.raises(OSError, match="went away"):
-            await core.upsert_stream(failing_catalog(folder, 12), skip_existing=True)
-        assert store.running == 0  # a read still running could race a close or reopen of the shard
-    finally:
-        inner.close()
-
-
-async def test_a_failed_stream_returns_only_after_its_store_writes_end(tmp_path):
-    folder = catalog_folder(tmp_path / "catalog")
-    bundle = write_tiny_bundle(tmp_path / "bundle")
-    inner = open_store(store_config("edge", tmp_path / "store"))
-    store = SlowWrites(inner)
-    core = ingest_core(store, tmp_path, folder, bundle, batch_size=4)
-    try:
-        with pytest.raises(OSError, match="went away"):
-            await core.upsert_stream(failing_catalog(folder, 12))
-        # a write still running now could race what the caller does next (close, reopen the shard)
+            await core.upsert_stream(failing_catalog(folder, 12), skip_existing=skip_existing)
+        # a store call still running now could race what the caller does next (close, reopen the shard)
         assert store.running == 0
     finally:
         inner.close()
