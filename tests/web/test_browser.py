@@ -58,8 +58,10 @@ def test_search_and_upload_render_results(tiny_trained, tmp_path):
             assert cards.count() == 12
             names = cards.locator(".name").all_inner_texts()
             assert all(n.strip() for n in names), names
-            assert page.locator("#results .card img").first.evaluate(
-                "img => img.complete && img.naturalWidth > 0"
+            page.wait_for_function(  # the first card's photo loads (lazily, on its own request)
+                "(() => { const img = document.querySelector('#results .card img');"
+                " return img && img.complete && img.naturalWidth > 0; })()",
+                timeout=60_000,
             )
 
             page.wait_for_selector("#facet-groups .facet[data-field=gender] .facet-value", timeout=60_000)
