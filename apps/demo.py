@@ -30,7 +30,7 @@ from apps.stack import _wait_upstream, browse_hint
 from domain.bundle import load_bundle
 from domain.payload import collection_name, holds_version
 from services.common.config import PROJECT_ROOT, VitrineConfig, load_config
-from services.ingest.loader import iter_catalog, load_via_rpc, with_image_bytes
+from services.ingest.loader import build_indexes_via_rpc, iter_catalog, load_via_rpc, with_image_bytes
 from training.data.synthetic import write_synthetic_catalog
 from training.queries import COLOUR_TYPE_SET, SHOPPER_SET
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
@@ -81,7 +81,8 @@ async def ingest(address: str, catalog: Path, limit: int | None, canonical: str)
     ``canonical`` is the collection of the served bundle version. When search still reads an index
     built by another version (the bundle was retrained), the catalog is streamed into the new
     version's collection while search keeps answering from the old one, then ``Reindex`` swaps the
-    alias: an index is never searched with another bundle's vectors.
+    alias: an index is never searched with another bundle's vectors. ``Optimize`` then builds the
+    vector indexes (without them search scans every vector).
     """
     async with grpc.aio.insecure_channel(address) as channel:
         stub = ingest_pb2_grpc.IngestStub(channel)
@@ -90,6 +91,7 @@ async def ingest(address: str, catalog: Path, limit: int | None, canonical: str)
         stale = not holds_version(current.collection, canonical)  # even when empty: the alias must move
         if current.count >= total and not stale:
             print(f"index already holds {current.count} items (catalog: {total}); reusing it", flush=True)
+            await build_indexes_via_rpc(channel)  # nothing to do when built; a store loaded without: builds
             return
         if stale:
             print(
@@ -108,6 +110,7 @@ async def ingest(address: str, catalog: Path, limit: int | None, canonical: str)
             f"in {seconds:.0f}s ({report.upserted / max(seconds, 1e-9):.0f} items/s)",
             flush=True,
         )
+        await build_indexes_via_rpc(channel)
 
 
 def print_evaluation(bundle_dir: Path) -> None:

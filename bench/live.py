@@ -13,7 +13,7 @@ from bench.common import bench_catalog
 from domain.catalog import Product, iter_catalog
 from services.common.channels import open_channel
 from services.ingest.core import IngestSummary
-from services.ingest.loader import load_via_rpc, with_image_bytes
+from services.ingest.loader import build_indexes_via_rpc, load_via_rpc, with_image_bytes
 from tests.support.stack import RunningStack, running_stack
 
 
@@ -44,11 +44,13 @@ def bench_stack(bundle: Path) -> Iterator[RunningStack]:
 
 
 async def ingest(stack: RunningStack, items: list[Product]) -> tuple[IngestSummary, float]:
-    """Send ``items`` (with image bytes) through Ingest.Upsert in one stream; the report and seconds."""
+    """Send ``items`` (with image bytes) through Ingest.Upsert in one stream, then build the indexes
+    as a load does (not timed); the report and the upload's seconds."""
     async with open_channel(stack.addr("ingest")) as channel:
         begin = time.perf_counter()
         report = await load_via_rpc(channel, items, stream_size=len(items), total=len(items))
         seconds = time.perf_counter() - begin
+        await build_indexes_via_rpc(channel)
     if report.upserted != len(items):
         raise RuntimeError(f"ingest stored {report.upserted} of {len(items)} items ({report.failed} failed)")
     return report, seconds

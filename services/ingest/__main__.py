@@ -1,7 +1,8 @@
 """Run ingest, or load a catalog folder.
 
 python -m services.ingest [serve] [--port N] [--bundle PATH]   run the Ingest gRPC server
-python -m services.ingest load DIR [--limit N] [--direct]       load a catalog (resumable)
+python -m services.ingest load DIR [--limit N] [--direct]       load a catalog (resumable), then
+                                                                build the indexes (--no-optimize: not)
 python -m services.ingest load DIR --bulk                       index once at the end (large catalogs)
 python -m services.ingest collections                           list collections and the alias
 python -m services.ingest drop NAME                             drop an old collection
@@ -18,7 +19,13 @@ from domain.bundle import load_bundle
 from services.common.channels import open_channel
 from services.common.config import VitrineConfig, load_config
 from services.common.logsetup import setup_logging
-from services.ingest.loader import iter_catalog, load_direct, load_via_rpc, with_image_bytes
+from services.ingest.loader import (
+    build_indexes_via_rpc,
+    iter_catalog,
+    load_direct,
+    load_via_rpc,
+    with_image_bytes,
+)
 from services.ingest.service import build, build_core, check_embedder_bundle, embedder_client
 from services.storage.factory import open_store
 
@@ -56,6 +63,8 @@ async def load(cfg: VitrineConfig, args: argparse.Namespace) -> None:
             products = with_image_bytes(products)
         async with open_channel(address) as channel:
             report = await load_via_rpc(channel, products, stream_size=args.stream_size, total=total)
+            if not args.no_optimize:
+                await build_indexes_via_rpc(channel)
     print(
         f"received={report.received} upserted={report.upserted} failed={report.failed} "
         f"skipped={report.skipped} collection={report.collection}"
@@ -122,6 +131,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="large catalogs: write the store from this process (as --direct) with index building off "
         "during the upload, then build the index once",
+    )
+    load_cmd.add_argument(
+        "--no-optimize",
+        action="store_true",
+        help="through the RPC: leave the index build (Ingest.Optimize) for later, e.g. after more loads",
     )
     commands.add_parser("collections", parents=[common], help="list collections and the alias target")
     optimize_cmd = commands.add_parser("optimize", parents=[common], help="build indexes of a collection")

@@ -143,6 +143,7 @@ class IngestCore:
         self.collection = self.canonical
         self.mirror: str | None = None  # a same-version rebuild in progress also receives new writes
         self.reindex_lock = asyncio.Lock()
+        self.index_lock = asyncio.Lock()  # one index build at a time (services/ingest/indexing.py)
 
     @property
     def max_in_flight(self) -> int:

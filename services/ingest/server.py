@@ -13,6 +13,7 @@ from services.common.conditions import wire_conditions
 from services.common.embed_client import EmbedderTimeout, EmbedderUnavailable
 from services.common.status import call_core
 from services.ingest.core import EmbedderMismatch, IngestCore, IngestSummary
+from services.ingest.indexing import build_indexes
 from services.ingest.reindex import ReindexIncomplete, ReindexRefused, reindex
 from services.ingest.wire import from_proto
 from services.storage.port import CollectionNotFound, StoreError
@@ -100,4 +101,13 @@ class IngestServicer(ingest_pb2_grpc.IngestServicer):
             new_collection=result.new_collection,
             upserted=result.summary.upserted,
             failed=result.summary.failed,
+        )
+
+    async def Optimize(
+        self, request: ingest_pb2.OptimizeRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_pb2.OptimizeSummary:
+        """Build the vector indexes of what search reads now (call it after a load)."""
+        built = await self._run(context, build_indexes)
+        return ingest_pb2.OptimizeSummary(
+            collections=built.collections, seconds=built.seconds, indexed_vectors=built.indexed_vectors
         )

@@ -151,10 +151,10 @@ class MeteredStore(VectorStore):
         with self._timed("flush"):
             self.inner.flush()
 
-    def optimize(self, collection: str) -> None:
+    def optimize(self, collection: str) -> int:
         """See :meth:`VectorStore.optimize`."""
         with self._timed("optimize"):
-            self.inner.optimize(collection)
+            return self.inner.optimize(collection)
 
     def index_settings(self, collection: str) -> IndexSettings:
         """See :meth:`VectorStore.index_settings`."""

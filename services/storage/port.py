@@ -324,8 +324,9 @@ class VectorStore(abc.ABC):
         """Make written data durable."""
 
     @abc.abstractmethod
-    def optimize(self, collection: str) -> None:
-        """Build indexes after a bulk load (no-op where the backend does it by itself)."""
+    def optimize(self, collection: str) -> int:
+        """Build indexes after a load (where the backend builds by itself: wait for it); returns how
+        many vectors, over all members, are in an index afterwards (-1 when the backend does not say)."""
 
     @abc.abstractmethod
     def index_settings(self, collection: str) -> IndexSettings:

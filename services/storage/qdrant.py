@@ -367,10 +367,8 @@ class QdrantStore(VectorStore):
         return previous
 
     def index_settings(self, collection: str) -> IndexSettings:
-        """The collection's settings as the server reports them (``get_collection``).
-
-        qdrant-client's local mode keeps no index and reports its built-in defaults.
-        """
+        """The collection's settings as the server reports them (``get_collection``); qdrant-client's
+        local mode keeps no index and reports its built-in defaults."""
         with self._call(f"describe {collection}"):
             config = self.client.get_collection(collection).config
         return stored_settings(config).searched_with(self.settings)
@@ -387,12 +385,13 @@ class QdrantStore(VectorStore):
         returns), and local mode persists each write itself."""
         return None
 
-    def optimize(self, collection: str) -> None:
+    def optimize(self, collection: str) -> int:
         """The server builds indexes in the background; wait until the collection reports green."""
         with self._call(f"optimize {collection}"):
-            self.client.get_collection(collection)  # missing: CollectionNotFound, in local mode too
+            info = self.client.get_collection(collection)  # missing: CollectionNotFound, in local mode too
         if not self.local:
-            wait_until_green(self.client, collection)
+            info = wait_until_green(self.client, collection)
+        return -1 if info.indexed_vectors_count is None else int(info.indexed_vectors_count)
 
     def close(self) -> None:
         """Close the client (local mode persists and releases its files)."""

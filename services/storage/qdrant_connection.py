@@ -108,13 +108,17 @@ __all__ = [
 ]
 
 
-def wait_until_green(client: QdrantClient, collection: str, timeout_s: float = OPTIMIZE_TIMEOUT_S) -> None:
-    """Poll until the server reports the collection green (its index builds done), else StoreError."""
+def wait_until_green(
+    client: QdrantClient, collection: str, timeout_s: float = OPTIMIZE_TIMEOUT_S
+) -> models.CollectionInfo:
+    """Poll until the server reports the collection green (its index builds done), else StoreError;
+    returns the green collection's info."""
     deadline = time.monotonic() + timeout_s
     while True:
         with client_errors(f"optimize {collection}"):
-            if client.get_collection(collection).status == models.CollectionStatus.GREEN:
-                return
+            info = client.get_collection(collection)
+            if info.status == models.CollectionStatus.GREEN:
+                return info
         if time.monotonic() >= deadline:
             raise StoreError(f"collection {collection!r} not optimized after {timeout_s:g}s")
         time.sleep(OPTIMIZE_POLL_S)
