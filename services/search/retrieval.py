@@ -54,9 +54,23 @@ def in_thread(fn: Callable[..., T], *args: object) -> asyncio.Future[T]:
     return asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
-async def call_store(deadline: Deadline, what: str, fn: Callable[..., T], *args: object) -> T:
-    """Run a blocking store call in a thread within the deadline; map store failures to search errors."""
+async def call_store(
+    deadline: Deadline, what: str, fn: Callable[..., T], *args: object, inline: bool = False
+) -> T:
+    """Run a blocking store call in a thread within the deadline; map store failures to search errors.
+
+    ``inline`` (a store that :attr:`~VectorStore.holds_interpreter`): called on the loop's thread,
+    which would wait for it anyway; a call that ends past the deadline is DEADLINE_EXCEEDED.
+    """
     left = deadline.check(what)
+    if inline:
+        try:
+            answer = fn(*args)
+        except STORE_FAILURES as exc:
+            raise SearchUnavailable(f"store: {what} failed: {exc}") from exc
+        if deadline.remaining() <= 0.0:
+            raise SearchDeadlineExceeded(f"store: {what} did not finish within the deadline")
+        return answer
     try:
         return await asyncio.wait_for(in_thread(fn, *args), left)
     except TimeoutError as exc:
@@ -103,9 +117,10 @@ async def query_members(
     """Query the members, collecting what comes back by the deadline.
 
     First all members in one store call (one round trip; per-call overhead dominates small
-    queries), given half the time. If that call fails or is too slow, each member is queried on its
-    own, in its own thread, so one failing or slow member costs only its own list (``partial``).
-    ``payload_fields`` limits the payload keys of the hits (see :meth:`VectorStore.query`);
+    queries), given half the time; inline for a store that :attr:`~VectorStore.holds_interpreter`
+    (the loop could not run meanwhile anyway). If that call fails or is too slow, each member is
+    queried on its own, in its own thread, so one failing or slow member costs only its own list
+    (``partial``). ``payload_fields`` limits the payload keys of the hits (see :meth:`VectorStore.query`);
     ``reserve_s`` of the time left is kept for what the caller does next (at most half of it).
     With ``resolve``, ``collection`` may be an alias: it is resolved in the same worker thread as
     the query (one thread hop less) and the collection that answered is ``result.collection``.
@@ -126,22 +141,38 @@ async def query_members(
         target = (store.resolve_alias(collection) or collection) if resolve else collection
         return target, store.query(target, queries, filters, payload_fields)
 
-    together = in_thread(all_members)
-    done, _ = await asyncio.wait({together}, timeout=budget / 2)
-    if done and together.exception() is None:
-        result.collection, lists = together.result()
+    answered = _inline(all_members) if store.holds_interpreter else await _within(all_members, budget / 2)
+    if answered is not None:
+        result.collection, lists = answered
         result.lists.update({q.member: list(lists.get(q.member, [])) for q in queries})
         return result
-    if done:
-        raise_unless_store_failure(together.exception())
-    if not done:
-        together.cancel()  # the thread finishes on its own; its result is discarded
     if resolve:
         target = await call_store(deadline, "resolving the alias", store.resolve_alias, collection)
         result.collection = target or collection
     remaining = max(0.0, budget - (left - deadline.remaining()))
     await _one_by_one(store, result.collection, queries, filters, payload_fields, remaining, result)
     return result
+
+
+def _inline(fn: Callable[[], T]) -> T | None:
+    """``fn()`` on this thread: its result, or None when the store failed (logged)."""
+    try:
+        return fn()
+    except STORE_FAILURES as exc:
+        log.warning("store query of all members failed; querying them one by one", extra={"error": repr(exc)})
+        return None
+
+
+async def _within(fn: Callable[[], T], timeout: float) -> T | None:
+    """``fn()`` in a worker thread: its result, or None when the store failed or it is not done in
+    ``timeout`` (the thread then finishes on its own; its result is discarded)."""
+    future = in_thread(fn)
+    done, _ = await asyncio.wait({future}, timeout=timeout)
+    if not done:
+        future.cancel()
+        return None
+    raise_unless_store_failure(future.exception())
+    return future.result() if future.exception() is None else None
 
 
 async def _one_by_one(

@@ -5,8 +5,8 @@ Layout under ``path``::
     collections/<name>/   one EdgeShard per collection (Edge has no collections of its own)
     aliases.json          {"alias": "collection"}, replaced atomically (temp file + os.replace)
 
-Edge takes an exclusive lock on a shard's WAL, so only one process (and one ``EdgeStore``) may
-open a data directory at a time; shards are opened on first use and kept open until ``close``.
+Edge locks a shard's WAL: one process (one ``EdgeStore``) opens a data directory at a time; shards
+are opened on first use and kept open until ``close``.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ FACET_FETCH_LIMIT = 10_000  # values asked of the store before ordering and cutt
 
 class EdgeStore(VectorStore):
     """:class:`VectorStore` over ``qdrant-edge-py`` shards in one data directory."""
+
+    holds_interpreter = True  # Edge 0.9 keeps the GIL through every call (measured: a query, a build)
 
     def __init__(self, path: str | os.PathLike[str], settings: IndexSettings | None = None) -> None:
         self.root = Path(path)
@@ -174,8 +176,7 @@ class EdgeStore(VectorStore):
         payload_indexes: PayloadIndexes = (),
         sparse_vectors: Sequence[str] = (),
     ) -> None:
-        """Create the shard (cosine named vectors, IDF sparse vectors) if missing; add missing
-        payload indexes."""
+        """Create the shard (cosine named vectors, IDF sparse vectors) if missing; add missing indexes."""
         check_name(name)
         indexes = index_types(payload_indexes)
         wanted = wanted_spec(name, vectors, sparse_vectors)

@@ -40,6 +40,7 @@ class MeteredStore(VectorStore):
     def __init__(self, inner: VectorStore, backend: str) -> None:
         self.inner = inner
         self.backend = backend
+        self.holds_interpreter = inner.holds_interpreter
 
     @contextmanager
     def _timed(self, op: str) -> Iterator[None]:

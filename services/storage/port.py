@@ -203,8 +203,14 @@ class VectorStore(abc.ABC):
 
     Ids at this interface are product ids (adapters map them to uuid5 point ids and keep the
     product id in ``payload['id']``). Collection arguments may name an alias. Methods are
-    synchronous and thread-safe; async callers wrap them in ``asyncio.to_thread``.
+    synchronous and thread-safe; async callers wrap them in ``asyncio.to_thread``, unless
+    ``holds_interpreter``.
     """
+
+    # True where every call keeps the interpreter (the GIL) until it returns, as an in-process
+    # engine does: a worker thread then buys no concurrency (the event loop waits either way) and
+    # costs a thread hand-off each way, so latency-bound callers may call inline.
+    holds_interpreter: bool = False
 
     @abc.abstractmethod
     def ensure_collection(

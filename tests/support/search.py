@@ -176,7 +176,12 @@ def image_of(product_id: str) -> bytes:
 
 
 class FaultyStore:
-    """Wraps a real store; member queries of ``failing`` raise, those of ``slow`` sleep first."""
+    """Wraps a real store; member queries of ``failing`` raise, those of ``slow`` sleep first.
+
+    Its sleeps let other threads run, as a remote store's calls do, so callers must not call it inline.
+    """
+
+    holds_interpreter = False
 
     def __init__(
         self, inner: VectorStore, failing: Sequence[str] = (), slow: Mapping[str, float] | None = None

@@ -49,8 +49,10 @@ class TrainingData:
         return np.array(self.split.positions(self.catalog, side), dtype=np.int64)
 
     def labels(self, field_name: str) -> tuple[np.ndarray, list[str]]:
-        """(label index per product, sorted label values) for a product field."""
-        values = [p.value(field_name) for p in self.catalog.products]
+        """(label index per product, sorted label values) for a product field, or for fields joined by
+        ``+`` (one class per combination: ``baseColour+articleType`` gives "Red|Dresses")."""
+        fields = field_name.split("+")
+        values = ["|".join(p.value(f) for f in fields) for p in self.catalog.products]
         classes = sorted(set(values))
         lookup = {c: i for i, c in enumerate(classes)}
         return np.array([lookup[v] for v in values], dtype=np.int64), classes
