@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -166,3 +167,19 @@ def test_shopper_queries_keep_answerable_queries_and_mark_their_types():
     assert texts == ["t-shirt", "women's kurta"], "a query with fewer than min_items answers is dropped"
     assert query_set.relevant[0].tolist() == [True] * 3 + [False] * 3
     assert query_set.relevant[1].tolist() == [False] * 3 + [True, True, False]
+
+
+def test_a_joined_label_gives_one_class_per_pair(fashion: Path, tmp_path: Path):
+    from training.config import MemberConfig
+
+    data = prepare(fashion, geometry_for(TINY_MODEL, PREPROCESS), tmp_path / "cache")
+    labels, classes = data.labels("baseColour+articleType")
+    pairs = {(p.value("baseColour"), p.value("articleType")) for p in data.catalog.products}
+    assert sorted(classes) == sorted(f"{colour}|{kind}" for colour, kind in pairs)
+    for product, label in zip(data.catalog.products, labels, strict=True):
+        assert classes[label] == f"{product.value('baseColour')}|{product.value('articleType')}"
+    member = MemberConfig(name="c0", arch="x", loss="clip+supcon+ce", label="baseColour+articleType")
+    member.validate()
+    for bad in ("colour+articleType", "item_id+articleType", "articleType+articleType"):
+        with pytest.raises(ValueError, match=re.escape(f"member c0: unknown label '{bad}'")):
+            replace(member, label=bad).validate()
