@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 from PIL import Image
 
 from domain.bundle import Bundle, MemberSpec, load_bundle, write_bundle
 from domain.schema import FASHION_SCHEMA
-from services.common.config import IngestConfig, StoreConfig
+from services.common.config import IngestConfig, ServerConfig, StoreConfig
+from services.common.server import GrpcServer, ServiceBinding
 from services.ingest.core import IngestCore
+from services.ingest.server import SERVICE_NAME, IngestServicer
 from services.storage.blobs import FileBlobStore
 from services.storage.factory import open_store
 from tests.support.images import solid
+from vitrine.v1 import ingest_pb2_grpc
 
 # m1 clusters by dominant channel: red, green, blue (unit vectors over [r, g, b, 1]).
 CENTROIDS_M1 = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], dtype=np.float32)
@@ -106,3 +111,20 @@ def make_core(tmp_path, image_root) -> Callable[..., IngestCore]:
     yield factory
     for store in stores:
         store.close()
+
+
+@asynccontextmanager
+async def serving_ingest(core: IngestCore | None) -> AsyncIterator[grpc.aio.Channel]:
+    """An Ingest server over ``core`` (None: still loading) on 127.0.0.1:0, and a channel to it."""
+    servicer = IngestServicer(core)
+    server = GrpcServer(
+        ServerConfig(port=0, grace_s=1.0),
+        [ServiceBinding(SERVICE_NAME, ingest_pb2_grpc.add_IngestServicer_to_server, servicer)],
+    )
+    port = await server.start()
+    await server.set_serving(True)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield channel
+    finally:
+        await server.stop(0)

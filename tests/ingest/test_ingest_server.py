@@ -12,13 +12,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY, generate_latest
 
 from domain.catalog import STYLE_COLUMNS
-from services.common.config import ServerConfig
 from services.common.embed_client import EmbedderUnavailable
-from services.common.server import GrpcServer, ServiceBinding
 from services.ingest.__main__ import parse_args
 from services.ingest.loader import iter_catalog, load_direct, load_via_rpc, with_image_bytes
-from services.ingest.server import SERVICE_NAME, IngestServicer
-from tests.ingest.conftest import BLUE, GREEN, RED
+from services.ingest.server import SERVICE_NAME
+from tests.ingest.conftest import BLUE, GREEN, RED, serving_ingest
 from tests.support.images import solid
 from tests.support.procs import free_port, start_module
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
@@ -28,15 +26,8 @@ from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
 async def ingest(make_core, bundle):
     """(core, stub) for an ingest server on 127.0.0.1:0."""
     core = make_core(bundle)
-    server = GrpcServer(
-        ServerConfig(port=0, grace_s=1.0),
-        [ServiceBinding(SERVICE_NAME, ingest_pb2_grpc.add_IngestServicer_to_server, IngestServicer(core))],
-    )
-    port = await server.start()
-    await server.set_serving(True)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with serving_ingest(core) as channel:
         yield core, channel, ingest_pb2_grpc.IngestStub(channel)
-    await server.stop(0)
 
 
 def fashion_folder(root, n: int = 9):
@@ -137,18 +128,15 @@ async def test_reindex_rpc_and_status_codes(ingest):
 
 
 async def test_unavailable_until_core_is_set():
-    server = GrpcServer(
-        ServerConfig(port=0, grace_s=1.0),
-        [ServiceBinding(SERVICE_NAME, ingest_pb2_grpc.add_IngestServicer_to_server, IngestServicer())],
-    )
-    port = await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+    async with serving_ingest(None) as channel:
+        stub = ingest_pb2_grpc.IngestStub(channel)
+        for call, request in (
+            (stub.Count, ingest_pb2.CountRequest()),
+            (stub.Optimize, ingest_pb2.OptimizeRequest()),
+        ):
             with pytest.raises(grpc.aio.AioRpcError) as err:
-                await ingest_pb2_grpc.IngestStub(channel).Count(ingest_pb2.CountRequest())
-        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-    finally:
-        await server.stop(0)
+                await call(request, timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 async def test_bulk_load_through_rpc_is_resumable(ingest, image_root):
@@ -213,20 +201,12 @@ async def test_embedder_outage_maps_to_unavailable(make_core, bundle):
         raise EmbedderUnavailable("EmbedImages failed: UNAVAILABLE: connection refused")
 
     core = make_core(bundle, embed=embedder_down)
-    server = GrpcServer(
-        ServerConfig(port=0, grace_s=1.0),
-        [ServiceBinding(SERVICE_NAME, ingest_pb2_grpc.add_IngestServicer_to_server, IngestServicer(core))],
-    )
-    port = await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await ingest_pb2_grpc.IngestStub(channel).Upsert(
-                    iter([ingest_pb2.Product(id="a", image=solid(RED))])
-                )
-        assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "connection refused" in err.value.details()
-    finally:
-        await server.stop(0)
+    async with serving_ingest(core) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await ingest_pb2_grpc.IngestStub(channel).Upsert(
+                iter([ingest_pb2.Product(id="a", image=solid(RED))])
+            )
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "connection refused" in err.value.details()
 
 
 def test_serve_command_runs_until_sigterm(bundle, tmp_path):

@@ -3,17 +3,14 @@ call builds it, for what search reads, and search answers the same afterwards.""
 
 from __future__ import annotations
 
-import grpc
 import pytest
 
-from services.common.config import SearchConfig, ServerConfig
-from services.common.server import GrpcServer, ServiceBinding
+from services.common.config import SearchConfig
 from services.ingest.loader import build_indexes_via_rpc, iter_catalog, load_via_rpc
-from services.ingest.server import SERVICE_NAME, IngestServicer
 from services.search.core import SearchCore
 from services.search.model import SearchOptions
 from services.storage.factory import open_store
-from tests.ingest.conftest import ColourEmbedder, write_tiny_bundle
+from tests.ingest.conftest import ColourEmbedder, serving_ingest, write_tiny_bundle
 from tests.ingest.test_bulk_load import ITEMS, catalog_folder, ingest_core, probes, store_config
 from vitrine.v1 import ingest_pb2, ingest_pb2_grpc
 
@@ -24,17 +21,10 @@ async def test_optimize_builds_the_index_a_streamed_load_left_unbuilt(backend, t
     bundle = write_tiny_bundle(tmp_path / "bundle")
     store = open_store(store_config(backend, tmp_path / "store"))
     core = ingest_core(store, tmp_path, folder, bundle)
-    servicer = IngestServicer(core)
-    server = GrpcServer(
-        ServerConfig(port=0, grace_s=1.0),
-        [ServiceBinding(SERVICE_NAME, ingest_pb2_grpc.add_IngestServicer_to_server, servicer)],
-    )
-    port = await server.start()
-    await server.set_serving(True)
     dims = {m.name: m.dim for m in bundle.members}
     search = SearchCore(SearchConfig(), store, bundle, ColourEmbedder(dims), "catalog")
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with serving_ingest(core) as channel:
             report = await load_via_rpc(channel, iter_catalog(folder), stream_size=32)
             assert (report.upserted, report.failed) == (ITEMS, 0)
             if backend == "edge":  # upserts alone leave every vector to a full scan
@@ -62,20 +52,4 @@ async def test_optimize_builds_the_index_a_streamed_load_left_unbuilt(backend, t
             )
             assert again.indexed_vectors == summary.indexed_vectors  # a second build finds it done
     finally:
-        await server.stop(0)
         store.close()
-
-
-async def test_optimize_before_the_store_is_ready_is_unavailable(tmp_path):
-    server = GrpcServer(
-        ServerConfig(port=0, grace_s=1.0),
-        [ServiceBinding(SERVICE_NAME, ingest_pb2_grpc.add_IngestServicer_to_server, IngestServicer(None))],
-    )
-    port = await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                await ingest_pb2_grpc.IngestStub(channel).Optimize(ingest_pb2.OptimizeRequest(), timeout=10)
-        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-    finally:
-        await server.stop(0)
