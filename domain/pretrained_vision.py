@@ -185,16 +185,13 @@ class PretrainedVisual(nn.Module):
         """The trained part: ``features`` -> embedding (unnormalized)."""
         if not self.cfg.tune_stages:
             split = features.shape[1] - self.cfg.colour_dim
-            return self.head(
-                torch.cat([features[:, :split], features[:, split:] * self.cfg.colour_scale], dim=1)
-            )
+            return self._head(features[:, :split], features[:, split:])
         split = math.prod(self.map_shape)
         x = features[:, :split].reshape(-1, *self.map_shape).contiguous(memory_format=torch.channels_last)
         for block in self.trunk.blocks[self.cut :]:
             x = block(x)
         pooled = self.trunk.forward_head(self.trunk.bn2(self.trunk.conv_head(x)))
-        colour = features[:, split:].to(pooled.dtype) * self.cfg.colour_scale
-        return self.head(torch.cat([pooled, colour], dim=1))
+        return self._head(pooled, features[:, split:].to(pooled.dtype))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Embedding of a normalized image batch (unnormalized, as open_clip's towers return): the
@@ -203,10 +200,13 @@ class PretrainedVisual(nn.Module):
             pooled = self.runtime(images)
         else:
             pooled = self.trunk(images.contiguous(memory_format=torch.channels_last))
-        colour = self._colour(images, pooled)
-        return self.head(
-            pooled if colour is None else torch.cat([pooled, colour * self.cfg.colour_scale], dim=1)
-        )
+        return self._head(pooled, self._colour(images, pooled))
+
+    def _head(self, pooled: torch.Tensor, colour: torch.Tensor | None) -> torch.Tensor:
+        """The MLP head on the pooled features and the colour features (scaled by ``colour_scale``)."""
+        if colour is None or not colour.shape[1]:
+            return self.head(pooled)
+        return self.head(torch.cat([pooled, colour * self.cfg.colour_scale], dim=1))
 
 
 def pretrained_visual(model: nn.Module) -> PretrainedVisual | None:
