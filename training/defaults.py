@@ -124,7 +124,10 @@ def pretrained_config() -> TrainConfig:
         pretrained_member("p0", 0, "clip+supcon+ce", 10, tune_stages=1),
         pretrained_member("p1", 1, "clip+supcon+ce", 11, tune_stages=1),
     )
-    return TrainConfig(name="fashion-pretrained", members=members, name_captions=True)
+    # The colour channel (training.colour_channel): a colour classifier on 4- and 8-bin histograms
+    # and a text head for the colour a query names, joined to p0 and p1 at a tenth of the score.
+    colour = {"weight": 0.1, "hidden": 512, "bins": [4, 8], "min_items": 20, "epochs": 30}
+    return TrainConfig(name="fashion-pretrained", members=members, name_captions=True, colour_channel=colour)
 
 
 TINY_TEXT = {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1}

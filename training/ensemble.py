@@ -17,12 +17,16 @@ import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 
 from domain.bundle import Bundle, FusionSpec, MemberSpec, write_bundle
+from domain.colour_channel import member_dim
 from domain.members import save_member
 from domain.pretrained_vision import trunk_package
 from training.config import TrainConfig
 from training.suite import Suite, objective, score_suite, systems
 
 log = logging.getLogger("vitrine.training.ensemble")
+WEIGHTED = "weighted_rrf"
+# Val objectives this close are a tie (about the spread over training seeds of one system).
+FUSION_TIE = 0.003
 
 
 def kmeans_centroids(vectors: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
@@ -83,11 +87,15 @@ def decide_admission(
     """(best single, best fused, fused >= best single, admitted) from val objectives by system name.
 
     ``rule="gain"`` admits the ensemble only when its best fused system scores at least its best
-    member; ``"always"`` admits any multi-member ensemble. One member is never "admitted".
+    member; ``"always"`` admits any multi-member ensemble. One member is never "admitted". Within
+    ``FUSION_TIE`` of the best fused system, weighted RRF is chosen: the other methods ignore the
+    member weights, so calibration could not weight the lexical member in them.
     """
     best_single = max((f"single:{m}" for m in members), key=lambda n: table[n])
     fused = {n: v for n, v in table.items() if not n.startswith("single:")}
     best_fused = max(fused, key=lambda n: fused[n]) if fused else best_single
+    if WEIGHTED in fused and fused[WEIGHTED] >= fused[best_fused] - FUSION_TIE:
+        best_fused = WEIGHTED  # the one method that carries member weights, the lexical member's included
     gained = len(members) > 1 and bool(fused) and fused[best_fused] >= table[best_single]
     return best_single, best_fused, gained, gained or (len(members) > 1 and rule == "always")
 
@@ -179,13 +187,14 @@ def write_ensemble(
             MemberSpec(
                 name=run.name,
                 arch=arch,
-                dim=int(run.model_cfg["embed_dim"]),
+                dim=member_dim(run.model_cfg),
                 image_size=int(vision["image_size"]),
                 path=f"members/{run.name}",
                 centroids=f"centroids/{run.name}.npy",
                 weight=float(selection.weights.get(run.name, 1.0)),
                 text_encoder=f"hf:{text}" if text else "",
                 image_trunk=trunk_package(run.model_cfg),
+                colour_dims=member_dim(run.model_cfg) - int(run.model_cfg["embed_dim"]),
             )
         )
     report = {**selection.report, "members": {r.name: r.history for r in runs}}

@@ -51,7 +51,9 @@ def load_views(bundle: Bundle, catalog: Catalog, device: torch.device) -> list[M
             raise ValueError(f"member {spec.name}: its preprocess must end with ToTensor + Normalize")
         if transform.key not in decoded:
             decoded[transform.key] = decode_catalog(catalog, transform)
-        views.append(MemberView(spec.name, member.model, member.tokenizer, decoded[transform.key]))
+        views.append(
+            MemberView(spec.name, member.model, member.tokenizer, decoded[transform.key], spec.colour_dims)
+        )
     if device.type == "cpu":  # pretrained trunks on ONNX Runtime, one session per trunk, as served
         use_onnx_runtime([view.model for view in views], torch.get_num_threads())
     return views

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from domain.catalog import Product
+from domain.query_vectors import image_query_vector
 from training.data.images import Pixels
 from training.queries import (
     brand_queries,
@@ -43,6 +44,7 @@ class MemberView:
     model: torch.nn.Module
     tokenizer: object
     pixels: Pixels
+    colour_dims: int = 0  # trailing colour-channel dimensions, left out of image queries
 
 
 @dataclass
@@ -104,7 +106,10 @@ def rank_member(suite: Suite, view: MemberView, device: torch.device) -> np.ndar
     image_set, rows = suite.image_set
     if len(rows):
         image_set.rankings[view.name] = top_k(
-            gallery_vectors[rows], gallery_vectors, suite.depth, exclude=rows
+            image_query_vector(gallery_vectors[rows], view.colour_dims),
+            gallery_vectors,
+            suite.depth,
+            exclude=rows,
         )
     return gallery_vectors
 

@@ -75,6 +75,7 @@ class EmbedderServicer(embedder_pb2_grpc.EmbedderServicer):
                 pretrained=m.pretrained,
                 image_size=m.image_size,
                 weight=m.weight,
+                colour_dims=m.colour_dims,
             )
             for m in bundle.members
         ]

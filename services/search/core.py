@@ -28,6 +28,7 @@ from domain.calibration import load_calibration
 from domain.fusion import FusedHit, RankedHit, parse_fusion
 from domain.lexical import LEXICAL_MEMBER, SparseVector, ensemble_members, lexical_spec, query_words
 from domain.payload import CLUSTER_FIELD, clusters_of
+from domain.query_vectors import image_query_vector
 from domain.rerank import cap_per_cluster, cluster_of, cluster_rerank, mmr
 from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import SearchConfig
@@ -93,7 +94,8 @@ class SearchCore:
         )
         self.bundle_id = f"{bundle.name}-{bundle.version}"
         self.cache.use_bundle(self.bundle_id)
-        self.query_embedding = QueryEmbedding(embedder, self.cache, self.bundle_id)
+        self.colour_dims = {m.name: m.colour_dims for m in bundle.members if m.colour_dims}
+        self.query_embedding = QueryEmbedding(embedder, self.cache, self.bundle_id, self.colour_dims)
 
     def _deadline(self) -> Deadline:
         """Time for embedding and store calls: the caller's deadline less the reply reserve, capped."""
@@ -194,8 +196,8 @@ class SearchCore:
         )
         if not found:
             raise ItemNotFound(query.id, collection)
-        vectors = {
-            m: np.asarray(v, dtype=np.float32)
+        vectors = {  # an image query: about what the item is, not its colour (domain.colour_channel)
+            m: image_query_vector(np.asarray(v, dtype=np.float32), self.colour_dims.get(m, 0))
             for m, v in found[0].vectors.items()
             if not isinstance(v, SparseVector)
         }

@@ -8,12 +8,13 @@ the store has answered, under the alias target it answered from.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
 
 from domain.lexical import LEXICAL_MEMBER
+from domain.query_vectors import image_query_vector
 from services.common.embed_client import EmbedderTimeout, EmbedderUnavailable, EmbedRejected, MemberVectors
 from services.search.errors import SearchDeadlineExceeded, SearchUnavailable, SearchValidationError
 from services.search.model import SearchQuery
@@ -37,11 +38,19 @@ class EmbedClient(Protocol):
 class QueryEmbedding:
     """One bundle's query embeddings: the cache in front of the embedder."""
 
-    def __init__(self, embedder: EmbedClient, cache: QueryCache, bundle_id: str) -> None:
-        """``bundle_id`` keys the cache, so another bundle's vectors are never served."""
+    def __init__(
+        self,
+        embedder: EmbedClient,
+        cache: QueryCache,
+        bundle_id: str,
+        colour_dims: Mapping[str, int] | None = None,
+    ) -> None:
+        """``bundle_id`` keys the cache, so another bundle's vectors are never served;
+        ``colour_dims[member]`` trailing colour-channel dimensions are left out of image queries."""
         self.embedder = embedder
         self.cache = cache
         self.bundle_id = bundle_id
+        self.colour_dims = dict(colour_dims or {})
 
     async def embed(
         self, query: SearchQuery, weight: float, members: Sequence[str], deadline: Deadline
@@ -80,9 +89,10 @@ class QueryEmbedding:
         pending = [(keys[field], vectors) for field, vectors in fresh.items()]
         if "image" not in embedded:
             return dict(embedded["text"]), pending
+        image = {m: image_query_vector(v, self.colour_dims.get(m, 0)) for m, v in embedded["image"].items()}
         if "text" not in embedded:
-            return dict(embedded["image"]), pending
-        text, image = embedded["text"], embedded["image"]
+            return image, pending
+        text = embedded["text"]
         return {m: mix(text[m], image[m], weight) for m in text if m in image}, pending
 
     def remember(self, collection: str, pending: Sequence[tuple[Key, MemberVectors]]) -> None:

@@ -35,6 +35,7 @@ def bundle_from_info(info: embedder_pb2.BundleInfo) -> Bundle:
             image_size=m.image_size or 224,
             pretrained=m.pretrained,
             weight=m.weight,
+            colour_dims=m.colour_dims,
         )
         for m in info.members
     )

@@ -151,3 +151,9 @@ def test_admission_needs_a_fused_gain_unless_always():
     tie = table | {"rrf": 0.70}
     assert decide_admission(tie, ["a", "b"]) == ("single:a", "rrf", True, True)
     assert decide_admission({"single:a": 0.5}, ["a"], "always")[3] is False
+
+
+def test_weighted_rrf_wins_a_tie_on_val():
+    table = {"single:a": 0.70, "single:b": 0.60, "combmnz": 0.7513, "weighted_rrf": 0.7507, "rrf": 0.74}
+    assert decide_admission(table, ["a", "b"])[1] == "weighted_rrf"
+    assert decide_admission(table | {"combmnz": 0.76}, ["a", "b"])[1] == "combmnz"

@@ -1,0 +1,193 @@
+"""A colour channel appended to a pretrained member's vectors.
+
+Contrastive members rank article types well and colours poorly: ImageNet trunks are trained to
+ignore colour, and a caption's colour word is a small part of its text vector. The channel adds
+``K`` dimensions (one per catalog colour) to both towers of a member:
+
+* image side: an MLP on colour histograms of the photo's non-white pixels (4 and 8 bins per
+  channel) predicts the photo's colour; the channel holds ``sqrt(w) * p / ||p||`` (constant norm, so every
+  image vector keeps the same length);
+* text side: a linear head on the text tower's pooled features predicts the colour a query names;
+  the channel holds ``sqrt(w) * (q - 1/K)``, centred so that a query naming no colour (``q``
+  uniform) adds the same to every item's score and leaves the ranking as it was.
+
+The member's own vector is normalized before the channel is joined, so the score of a text query
+against an image is ``cos(member) + w * <q - 1/K, p / ||p||>``: colour evidence added to the
+member's. A member's open_clip config names the channel under ``vitrine_colour``::
+
+    "vitrine_colour": {"classes": ["Black", "Blue", ...], "weight": 0.1, "hidden": 512, "bins": [4, 8]}
+
+The heads are trained after the member (``training.colour_channel``); image queries leave the
+channel out (``domain.query_vectors.image_query_vector``), so "more like this photo" stays about the
+article type.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+COLOUR_KEY = "vitrine_colour"
+WHITE = 0.92  # a pixel whose every channel is above this (in [0, 1]) is background
+
+
+def colour_features(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, bins: int) -> torch.Tensor:
+    """(B, bins**3 + 4): RGB histogram of the non-white pixels, their mean RGB and their fraction.
+
+    ``images`` are normalized (B, 3, H, W); ``mean``/``std`` undo the normalization.
+    """
+    x = (images.float() * std + mean).clamp(0.0, 1.0)
+    batch, _, height, width = x.shape
+    foreground = (x.amin(dim=1) <= WHITE).flatten(1).float()  # (B, HW)
+    q = (x * bins).long().clamp_(max=bins - 1).flatten(2)  # (B, 3, HW)
+    index = q[:, 0] * bins * bins + q[:, 1] * bins + q[:, 2]
+    counts = torch.zeros(batch, bins**3, device=x.device).scatter_add_(1, index, foreground)
+    n = foreground.sum(1, keepdim=True).clamp(min=1.0)
+    mean_rgb = (x.flatten(2) * foreground[:, None]).sum(-1) / n
+    return torch.cat([counts / n, mean_rgb, n / (height * width)], dim=1)
+
+
+@dataclass(frozen=True)
+class ColourChannelCfg:
+    """The channel's colour classes (index = dimension), its weight in the score and the image
+    head's hidden width."""
+
+    classes: tuple[str, ...]
+    weight: float = 0.1
+    hidden: int = 512
+    bins: tuple[int, ...] = (4, 8)  # colour histograms (per-channel bins) the image head reads
+
+    @property
+    def size(self) -> int:
+        """Number of dimensions the channel adds to the member's vectors."""
+        return len(self.classes)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ColourChannelCfg:
+        """Build from a model config's ``vitrine_colour`` entry; unknown keys are errors."""
+        known = {"classes", "weight", "hidden", "bins"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{COLOUR_KEY}: unknown keys {unknown}; valid: {sorted(known)}")
+        defaults = cls(())
+        cfg = cls(
+            tuple(data.get("classes", ())),
+            float(data.get("weight", defaults.weight)),
+            int(data.get("hidden", defaults.hidden)),
+            tuple(int(b) for b in data.get("bins", defaults.bins)),
+        )
+        if cfg.size < 2 or len(set(cfg.classes)) != cfg.size:
+            raise ValueError(f"{COLOUR_KEY}.classes: expected at least 2 distinct colours, got {cfg.size}")
+        if not cfg.weight > 0 or cfg.hidden <= 0:
+            raise ValueError(f"{COLOUR_KEY}: weight and hidden must be > 0")
+        if not cfg.bins or any(not 1 < b <= 16 for b in cfg.bins):
+            raise ValueError(
+                f"{COLOUR_KEY}.bins: expected per-channel bin counts in 2..16, got {list(cfg.bins)}"
+            )
+        return cfg
+
+    @property
+    def input_dim(self) -> int:
+        """Length of the image head's input: per histogram, bins**3 counts, mean RGB and fraction."""
+        return sum(b**3 + 4 for b in self.bins)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config entry (JSON-ready)."""
+        return {
+            "classes": list(self.classes),
+            "weight": self.weight,
+            "hidden": self.hidden,
+            "bins": list(self.bins),
+        }
+
+
+def join(member: torch.Tensor, channel: torch.Tensor, weight: float) -> torch.Tensor:
+    """The member's vector (normalized) followed by the channel scaled by ``sqrt(weight)``."""
+    return torch.cat([F.normalize(member.float(), dim=-1), math.sqrt(weight) * channel.float()], dim=-1).to(
+        member.dtype
+    )
+
+
+class ImageColourHead(nn.Module):
+    """Colour histograms of a photo -> colour logits; ``channel`` gives the unit-length probability
+    vector of a normalized image batch."""
+
+    def __init__(self, cfg: ColourChannelCfg):
+        super().__init__()
+        self.bins = cfg.bins
+        self.net = nn.Sequential(
+            nn.Linear(cfg.input_dim, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.size)
+        )
+
+    def inputs(self, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """The head's input for normalized images (``mean``/``std`` undo the normalization)."""
+        return torch.cat([colour_features(images, mean, std, b) for b in self.bins], dim=1)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Colour logits (B, K) from ``inputs``."""
+        return self.net(inputs.float())
+
+    def channel(self, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """``p / ||p||`` with ``p`` the predicted colour distribution of each image."""
+        return F.normalize(self(self.inputs(images, mean, std)).softmax(dim=-1), dim=-1)
+
+
+class TextColourHead(nn.Module):
+    """Pooled text features -> logits of the colour a text names; ``channel`` centres them."""
+
+    def __init__(self, width: int, cfg: ColourChannelCfg):
+        super().__init__()
+        self.linear = nn.Linear(width, cfg.size)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Colour logits (B, K)."""
+        return self.linear(pooled.float())
+
+    def channel(self, pooled: torch.Tensor) -> torch.Tensor:
+        """``q - 1/K``: zero for a text that names no colour (``q`` uniform)."""
+        logits = self(pooled)
+        return logits.softmax(dim=-1) - 1.0 / logits.shape[-1]
+
+
+class ColourProjection(nn.Module):
+    """A text tower's projection with the channel: ``join(proj(pooled), head.channel(pooled))``."""
+
+    def __init__(self, proj: nn.Module, head: TextColourHead, weight: float):
+        super().__init__()
+        self.proj = proj
+        self.colour = head
+        self.weight = weight
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The joined text vector (member part normalized)."""
+        return join(self.proj(pooled), self.colour.channel(pooled), self.weight)
+
+
+def colour_channel_cfg(model_cfg: dict[str, Any]) -> ColourChannelCfg | None:
+    """The member's channel config, or None when it has none."""
+    entry = model_cfg.get(COLOUR_KEY)
+    return ColourChannelCfg.from_dict(entry) if entry else None
+
+
+def member_dim(model_cfg: dict[str, Any]) -> int:
+    """Length of a member's vectors: its embedding plus the colour channel, if any."""
+    channel = colour_channel_cfg(model_cfg)
+    return int(model_cfg["embed_dim"]) + (channel.size if channel else 0)
+
+
+__all__ = [
+    "COLOUR_KEY",
+    "colour_features",
+    "ColourChannelCfg",
+    "ColourProjection",
+    "ImageColourHead",
+    "TextColourHead",
+    "colour_channel_cfg",
+    "join",
+    "member_dim",
+]
