@@ -124,17 +124,26 @@ class ImageColourHead(nn.Module):
             nn.Linear(cfg.input_dim, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.size)
         )
 
-    def inputs(self, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-        """The head's input for normalized images (``mean``/``std`` undo the normalization)."""
-        return torch.cat([colour_features(images, mean, std, b) for b in self.bins], dim=1)
+    def inputs(
+        self,
+        images: torch.Tensor,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        known: dict[int, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The head's input for normalized images (``mean``/``std`` undo the normalization);
+        ``known[bins]`` are histograms already computed for these images, reused."""
+        known = known or {}
+        parts = [known[b] if b in known else colour_features(images, mean, std, b) for b in self.bins]
+        return torch.cat(parts, dim=1)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Colour logits (B, K) from ``inputs``."""
         return self.net(inputs.float())
 
-    def channel(self, images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-        """``p / ||p||`` with ``p`` the predicted colour distribution of each image."""
-        return F.normalize(self(self.inputs(images, mean, std)).softmax(dim=-1), dim=-1)
+    def channel(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``p / ||p||`` with ``p`` the predicted colour distribution (``inputs`` from ``inputs``)."""
+        return F.normalize(self(inputs).softmax(dim=-1), dim=-1)
 
 
 class TextColourHead(nn.Module):
@@ -174,10 +183,15 @@ def colour_channel_cfg(model_cfg: dict[str, Any]) -> ColourChannelCfg | None:
     return ColourChannelCfg.from_dict(entry) if entry else None
 
 
+def channel_dims(model_cfg: dict[str, Any]) -> int:
+    """Dimensions the colour channel adds to a member's vectors (0 without one)."""
+    channel = colour_channel_cfg(model_cfg)
+    return channel.size if channel else 0
+
+
 def member_dim(model_cfg: dict[str, Any]) -> int:
     """Length of a member's vectors: its embedding plus the colour channel, if any."""
-    channel = colour_channel_cfg(model_cfg)
-    return int(model_cfg["embed_dim"]) + (channel.size if channel else 0)
+    return int(model_cfg["embed_dim"]) + channel_dims(model_cfg)
 
 
 __all__ = [
@@ -187,6 +201,7 @@ __all__ = [
     "ColourProjection",
     "ImageColourHead",
     "TextColourHead",
+    "channel_dims",
     "colour_channel_cfg",
     "join",
     "member_dim",

@@ -165,10 +165,18 @@ class PretrainedVisual(nn.Module):
     def _frozen(self, images: torch.Tensor) -> torch.Tensor:
         return self.frozen_part()(images.contiguous(memory_format=torch.channels_last))
 
-    def _colour(self, images: torch.Tensor, like: torch.Tensor) -> torch.Tensor | None:
-        if not self.cfg.colour_bins:
-            return None
-        return colour_features(images, self.mean, self.std, self.cfg.colour_bins).to(like.dtype)
+    def _colour(self, images: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(the head's colour features, the colour channel), each None when the tower has none;
+        a histogram both need is computed once."""
+        colour = (
+            colour_features(images, self.mean, self.std, self.cfg.colour_bins)
+            if self.cfg.colour_bins
+            else None
+        )
+        if self.colour_head is None:
+            return colour, None
+        known = {self.cfg.colour_bins: colour} if colour is not None else None
+        return colour, self.colour_head.channel(self.colour_head.inputs(images, self.mean, self.std, known))
 
     def features(self, images: torch.Tensor, runtime: OnnxTrunk | None = None) -> torch.Tensor:
         """The frozen part's output (flattened) joined with the colour features (and the colour
@@ -178,8 +186,10 @@ class PretrainedVisual(nn.Module):
         frozen = (
             runtime(images) if runtime is not None and images.device.type == "cpu" else self._frozen(images)
         )
-        parts = [frozen, self._colour(images, frozen), self._channel(images)]
-        return torch.cat([part.to(frozen.dtype) for part in parts if part is not None], dim=1)
+        colour, channel = self._colour(images)
+        return torch.cat(
+            [part.to(frozen.dtype) for part in (frozen, colour, channel) if part is not None], dim=1
+        )
 
     def project(self, features: torch.Tensor) -> torch.Tensor:
         """The trained part: ``features`` -> embedding (unnormalized)."""
@@ -203,15 +213,13 @@ class PretrainedVisual(nn.Module):
             pooled = self.runtime(images)
         else:
             pooled = self.trunk(images.contiguous(memory_format=torch.channels_last))
-        return self._joined(self._head(pooled, self._colour(images, pooled)), self._channel(images))
+        colour, channel = self._colour(images)
+        colour = None if colour is None else colour.to(pooled.dtype)
+        return self._joined(self._head(pooled, colour), channel)
 
     def add_colour_channel(self, head: ImageColourHead, weight: float) -> None:
         """Join the colour channel (``domain.colour_channel``) to every vector this tower returns."""
         self.colour_head, self.colour_weight = head, weight
-
-    def _channel(self, images: torch.Tensor) -> torch.Tensor | None:
-        """The colour channel's image part (``p / ||p||``), or None without a channel."""
-        return None if self.colour_head is None else self.colour_head.channel(images, self.mean, self.std)
 
     def _joined(self, embedding: torch.Tensor, channel: torch.Tensor | None) -> torch.Tensor:
         return embedding if channel is None else join(embedding, channel, self.colour_weight)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from domain.bundle import Bundle
-from domain.colour_channel import member_dim
+from domain.colour_channel import channel_dims
 from domain.members import make_tokenizer
 from domain.pretrained_vision import use_onnx_runtime
 from training import distributed
@@ -39,7 +39,7 @@ def member_view(run: MemberRun, data: TrainingData) -> MemberView:
         run.model,
         make_tokenizer(run.model_cfg),
         data.pixels(geometry_for(run.model_cfg, run.preprocess_cfg)),
-        member_dim(run.model_cfg) - int(run.model_cfg["embed_dim"]),
+        channel_dims(run.model_cfg),
     )
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from sklearn.cluster import MiniBatchKMeans
 
 from domain.bundle import Bundle, FusionSpec, MemberSpec, write_bundle
-from domain.colour_channel import member_dim
+from domain.colour_channel import channel_dims, member_dim
 from domain.members import save_member
 from domain.pretrained_vision import trunk_package
 from training.config import TrainConfig
@@ -194,7 +194,7 @@ def write_ensemble(
                 weight=float(selection.weights.get(run.name, 1.0)),
                 text_encoder=f"hf:{text}" if text else "",
                 image_trunk=trunk_package(run.model_cfg),
-                colour_dims=member_dim(run.model_cfg) - int(run.model_cfg["embed_dim"]),
+                colour_dims=channel_dims(run.model_cfg),
             )
         )
     report = {**selection.report, "members": {r.name: r.history for r in runs}}
