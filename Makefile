@@ -32,7 +32,8 @@ $(PROTO_STAMP): $(PROTOS) scripts/gen_protos.py $(STAMP)
 test: install
 	$(PY) -m pytest -m "$(PYTEST_MARK)" $(PYTEST_ARGS)
 
-# make train CONFIG=training/configs/pretrained.json builds data/bundles/pretrained (default: the built-in config)
+# make train builds data/bundles/default (training.defaults.default_config); make train
+# CONFIG=training/configs/scratch.json builds data/bundles/scratch (the from-scratch ensemble)
 CONFIG ?=
 BUNDLE ?= data/bundles/$(if $(CONFIG),$(basename $(notdir $(CONFIG))),default)
 EVAL_OUT ?= bench/results/eval$(if $(CONFIG),-$(basename $(notdir $(CONFIG))))

