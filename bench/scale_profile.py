@@ -1,7 +1,7 @@
 """The shape of a real catalog's embeddings, so the scale curve can draw a million items like them.
 
 HNSW's recall and build time depend on how the vectors spread, above all on their local intrinsic
-dimension. The catalog the demo indexes (the default bundle's four members over 40k products) has
+dimension. The catalog the demo indexed (the from-scratch bundle's four members over 40k products) has
 a median local intrinsic dimension of about 8 per member; items drawn as ``centroid + isotropic
 noise`` in 128 dimensions have about 49, far harder for any graph than real embeddings.
 

@@ -1,4 +1,4 @@
-"""Opt-in scale curve: Edge at 100k, 300k and 1M items x the default bundle's members, bulk loaded.
+"""Opt-in scale curve: Edge at 100k, 300k and 1M items x the profiled catalog's members, bulk loaded.
 
 ``python -m bench search-1m [--sizes 100000,300000,1000000] [--budget-min 45]`` (not in ``make bench``).
 

@@ -25,6 +25,7 @@ article type.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,15 +42,55 @@ def colour_features(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
 
     ``images`` are normalized (B, 3, H, W); ``mean``/``std`` undo the normalization.
     """
-    x = (images.float() * std + mean).clamp(0.0, 1.0)
-    batch, _, height, width = x.shape
-    foreground = (x.amin(dim=1) <= WHITE).flatten(1).float()  # (B, HW)
-    q = (x * bins).long().clamp_(max=bins - 1).flatten(2)  # (B, 3, HW)
-    index = q[:, 0] * bins * bins + q[:, 1] * bins + q[:, 2]
-    counts = torch.zeros(batch, bins**3, device=x.device).scatter_add_(1, index, foreground)
-    n = foreground.sum(1, keepdim=True).clamp(min=1.0)
-    mean_rgb = (x.flatten(2) * foreground[:, None]).sum(-1) / n
-    return torch.cat([counts / n, mean_rgb, n / (height * width)], dim=1)
+    return colour_histograms(images, mean, std, (bins,))[bins]
+
+
+def colour_histograms(
+    images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, bins: Iterable[int]
+) -> dict[int, torch.Tensor]:
+    """``{b: colour_features(images, mean, std, b)}`` for every ``b`` in ``bins``, in one pass.
+
+    The pixels are scaled once to ``[0, finest]``; the finest histogram is counted once and a
+    coarser one whose bin count divides it by a power of two is summed from it
+    (``floor(8x) // 2 == floor(4x)``); others are counted on their own.
+    """
+    wanted = sorted(set(bins), reverse=True)
+    finest = wanted[0]
+    batch, _, height, width = images.shape
+    y = torch.addcmul(mean * finest, images.float(), std * finest)  # the pixels in [0, finest]
+    foreground = y.amin(dim=1).flatten(1) <= WHITE * finest  # (B, HW)
+    weights = foreground.float()
+    n = weights.sum(1, keepdim=True).clamp_(min=1.0)
+    sums = torch.bmm(y.flatten(2), weights.unsqueeze(-1)).squeeze(-1)  # in-range pixels: no clamp
+    tail = torch.cat([sums / (n * finest), n / (height * width)], dim=1)
+    counted = {finest: _count(y, foreground, finest)}
+    out: dict[int, torch.Tensor] = {}
+    for b in wanted:
+        source = next((f for f in counted if f % b == 0 and _power_of_two(f // b)), None)
+        if source is None:
+            counted[b] = _count(torch.addcmul(mean * b, images.float(), std * b), foreground, b)
+            source = b
+        m = source // b
+        counts = counted[source].view(batch, b, m, b, m, b, m).sum(dim=(2, 4, 6)).flatten(1)
+        out[b] = torch.cat([counts / n, tail], dim=1)
+    return out
+
+
+def _power_of_two(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
+
+
+def _count(scaled: torch.Tensor, foreground: torch.Tensor, bins: int) -> torch.Tensor:
+    """(B, bins**3) counts of the foreground pixels per RGB bin; ``scaled`` holds the pixels in
+    ``[0, bins]`` (B, 3, H, W)."""
+    batch = scaled.shape[0]
+    q = scaled.flatten(2).floor().clamp_(0, bins - 1)  # (B, 3, HW), small whole numbers
+    index = (q[:, 0] * bins + q[:, 1]).mul_(bins).add_(q[:, 2])  # exact in float32
+    cells = bins**3 + 1  # the last cell collects the background
+    index = torch.where(foreground, index, float(cells - 1)).long()
+    index += torch.arange(batch, device=scaled.device).unsqueeze(1) * cells
+    counts = torch.bincount(index.flatten(), minlength=batch * cells).view(batch, cells)
+    return counts[:, :-1].float()
 
 
 @dataclass(frozen=True)
@@ -134,8 +175,9 @@ class ImageColourHead(nn.Module):
         """The head's input for normalized images (``mean``/``std`` undo the normalization);
         ``known[bins]`` are histograms already computed for these images, reused."""
         known = known or {}
-        parts = [known[b] if b in known else colour_features(images, mean, std, b) for b in self.bins]
-        return torch.cat(parts, dim=1)
+        missing = [b for b in self.bins if b not in known]
+        found = {**known, **(colour_histograms(images, mean, std, missing) if missing else {})}
+        return torch.cat([found[b] for b in self.bins], dim=1)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Colour logits (B, K) from ``inputs``."""
@@ -197,6 +239,7 @@ def member_dim(model_cfg: dict[str, Any]) -> int:
 __all__ = [
     "COLOUR_KEY",
     "colour_features",
+    "colour_histograms",
     "ColourChannelCfg",
     "ColourProjection",
     "ImageColourHead",

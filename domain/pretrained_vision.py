@@ -37,6 +37,7 @@ from domain.colour_channel import (
     ImageColourHead,
     TextColourHead,
     colour_features,
+    colour_histograms,
     join,
 )
 from domain.onnx_trunk import OnnxTrunk
@@ -167,16 +168,18 @@ class PretrainedVisual(nn.Module):
 
     def _colour(self, images: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(the head's colour features, the colour channel), each None when the tower has none;
-        a histogram both need is computed once."""
-        colour = (
-            colour_features(images, self.mean, self.std, self.cfg.colour_bins)
-            if self.cfg.colour_bins
-            else None
-        )
+        every histogram either needs is counted in one pass."""
+        bins = {self.cfg.colour_bins} if self.cfg.colour_bins else set()
+        if self.colour_head is not None:
+            bins |= set(self.colour_head.bins)
+        if not bins:
+            return None, None
+        histograms = colour_histograms(images, self.mean, self.std, bins)
+        colour = histograms[self.cfg.colour_bins] if self.cfg.colour_bins else None
         if self.colour_head is None:
             return colour, None
-        known = {self.cfg.colour_bins: colour} if colour is not None else None
-        return colour, self.colour_head.channel(self.colour_head.inputs(images, self.mean, self.std, known))
+        inputs = self.colour_head.inputs(images, self.mean, self.std, histograms)
+        return colour, self.colour_head.channel(inputs)
 
     def features(self, images: torch.Tensor, runtime: OnnxTrunk | None = None) -> torch.Tensor:
         """The frozen part's output (flattened) joined with the colour features (and the colour

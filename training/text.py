@@ -90,11 +90,13 @@ def cached_pooled(
 ) -> torch.Tensor:
     """``hf_pooled`` with an on-disk cache keyed by the tower name and the texts."""
     if cache_dir is None:
+        log.info("encoding %d unique captions with the frozen text tower", len(texts))
         return hf_pooled(model, tokenizer, texts)
     key = hashlib.sha256(("\n".join([tower_name, *texts])).encode()).hexdigest()[:16]
     file = cache_dir / f"text-{key}.npy"
     if file.exists():
         return torch.from_numpy(np.load(file))
+    log.info("encoding %d unique captions with the frozen text tower (cached in %s)", len(texts), file)
     pooled = hf_pooled(model, tokenizer, texts)
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.save(file, pooled.numpy())
@@ -109,7 +111,6 @@ class TextSide:
     ):
         self.frozen_hf = is_hf_tower(model)
         if self.frozen_hf:
-            log.info("encoding %d unique captions with the frozen text tower", len(table.texts))
             self.table = cached_pooled(model, tokenizer, table.texts, tower_name, cache_dir)
         else:
             self.table = tokenizer(list(table.texts))

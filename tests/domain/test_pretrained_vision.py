@@ -23,6 +23,7 @@ from domain.pretrained_vision import (
     PretrainedVisionCfg,
     PretrainedVisual,
     colour_features,
+    colour_histograms,
     trunk_package,
 )
 from tests.support.bundles import write_pretrained_bundle
@@ -52,6 +53,36 @@ def test_colour_features_count_garment_pixels_only():
     assert hist[red_bin] == pytest.approx(1.0) and hist.sum() == pytest.approx(1.0)
     assert mean_rgb.tolist() == pytest.approx([0.9, 0.05, 0.05], abs=1e-5)
     assert fraction == pytest.approx(16 / 64)
+
+
+def reference_features(pixels: torch.Tensor, bins: int) -> torch.Tensor:
+    """colour_features by its definition, one image and one pixel at a time (``pixels`` in [0, 1])."""
+    rows = []
+    for image in pixels:
+        flat = image.flatten(1).T  # (HW, 3)
+        keep = flat[flat.amin(dim=1) <= 0.92]
+        hist = torch.zeros(bins**3)
+        for r, g, b in (keep * bins).long().clamp(max=bins - 1).tolist():
+            hist[r * bins * bins + g * bins + b] += 1
+        n = max(len(keep), 1)  # an all-white photo counts as one pixel: no division by zero
+        mean_rgb = keep.sum(0) / n if len(keep) else torch.zeros(3)
+        rows.append(torch.cat([hist / n, mean_rgb, torch.tensor([n / len(flat)])]))
+    return torch.stack(rows)
+
+
+def test_colour_histograms_equal_the_definition_for_every_bin_count_at_once():
+    generator = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (4, 3, 12, 10), generator=generator).float() / 255
+    pixels[0] = 1.0  # an all-white photo: no foreground
+    pixels[1, :, :, :5] = 1.0  # half background
+    images = normalized(pixels)
+    together = colour_histograms(images, MEAN, STD, (4, 8, 3))
+    for bins in (3, 4, 8):  # 4 is summed from the 8-bin counts, 3 is counted on its own
+        expected = reference_features(pixels, bins)
+        assert together[bins].shape == expected.shape
+        assert torch.equal(together[bins][:, : bins**3], expected[:, : bins**3]), bins
+        assert torch.allclose(together[bins], expected, atol=1e-6), bins
+        assert torch.allclose(colour_features(images, MEAN, STD, bins), together[bins], atol=1e-6)
 
 
 def test_config_names_the_package_and_rejects_bad_references():

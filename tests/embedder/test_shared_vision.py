@@ -118,3 +118,23 @@ def test_unknown_text_runtime_is_refused_before_loading(bundle_dir):
 
     with pytest.raises(ValueError, match="text_runtime 'fast'"):
         EnsembleEncoder.load(EmbedderConfig(bundle=bundle_dir, device="cpu", text_runtime="fast"))
+
+
+def test_a_bundle_with_onnx_trunks_gives_torch_every_core_unless_threads_are_set(bundle_dir):
+    from services.common.config import EmbedderConfig
+    from services.embedder.encoder import available_cores, default_threads
+
+    before = torch.get_num_threads()
+    try:
+        EnsembleEncoder.load(EmbedderConfig(bundle=bundle_dir, device="cpu", decode_workers=1))
+        assert torch.get_num_threads() == available_cores()
+        EnsembleEncoder.load(
+            EmbedderConfig(bundle=bundle_dir, device="cpu", decode_workers=1, image_runtime="torch")
+        )
+        assert torch.get_num_threads() == default_threads(1), (
+            "no ONNX trunk: the decode workers' cores stay free"
+        )
+        EnsembleEncoder.load(EmbedderConfig(bundle=bundle_dir, device="cpu", threads=1))
+        assert torch.get_num_threads() == 1, "a configured thread count is kept"
+    finally:
+        torch.set_num_threads(before)
