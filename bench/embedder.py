@@ -239,7 +239,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "concurrency": 2,
             "ratio_vs_raw": round(served_rate / raw["best_images_per_s"], 2),
             "goal": ">= 0.8",
-            "threads": "default (torch: the cores left after the decode workers; ONNX trunks: all cores)",
+            "threads": (
+                "default (torch: the cores left after the decode workers, all cores with ONNX image "
+                "trunks; ONNX trunks: all cores)"
+            ),
             "all_cores_images_per_s": round(served_all_threads, 1),
             "all_cores_ratio_vs_raw": round(served_all_threads / raw["best_images_per_s"], 2),
         },

@@ -50,7 +50,9 @@ class EmbedderConfig:
     bundle: str = str(PROJECT_ROOT / "data" / "bundles" / "default")
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (fp16 on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
-    threads: int = 0  # CPU threads; 0 = torch: the cores left after the decode workers, ONNX trunks: all
+    # CPU threads; 0 = torch: the cores left after the decode workers (all when the bundle has ONNX
+    # image trunks), ONNX trunks: all
+    threads: int = 0
     # Pretrained image trunks: auto = ONNX Runtime on CPU (2.2-2.4x torch), torch on CUDA | onnx | torch
     image_runtime: str = "auto"
     # The frozen text trunk that members share: auto = ONNX Runtime on CPU (2.9x torch on one
