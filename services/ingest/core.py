@@ -2,16 +2,16 @@
 
 Plain Python (no gRPC): the servicer and the bulk loader call it, tests too. The stream is read
 into batches that go through a bounded ``asyncio.Queue`` to one writer; the reader waits when the
-queue is full, so at most ``(queue_batches + 3) * batch_size`` products are in memory (one batch
-being read, the queue, one being embedded, one being written). The writer embeds batch n+1 while
-batch n is written, and writes in stream order, so a product id sent twice ends as its later
-version. ``received == upserted + failed + skipped`` (a repeated id counts each time; ``skipped``
+queue is full, so at most ``(queue_batches + 4) * batch_size`` products are in memory (one batch
+being read, the queue, two being embedded, one being written). The writer embeds while the previous
+batch is written and writes in stream order, so a product id sent twice ends as its later version. ``received == upserted + failed + skipped`` (a repeated id counts each time; ``skipped``
 is only used by resumable loads and reindexing, which leave ids already present alone).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from services.storage.port import Condition, Point, VectorStore
 
 EmbedImages = Callable[[list[bytes]], Awaitable[list[dict[str, np.ndarray]]]]
 MAX_REPORTED_ERRORS = 1000
+EMBED_IN_FLIGHT = 2  # EmbedImages calls in flight while batches wait: the embedder decodes one, runs one
 
 INGEST_ITEMS = Counter(
     "vitrine_ingest_items_total", "Products by outcome (rate() gives items/s)", ["outcome"]
@@ -148,7 +149,7 @@ class IngestCore:
     @property
     def max_in_flight(self) -> int:
         """Upper bound on products read from a stream but not yet written or failed."""
-        return (self.cfg.queue_batches + 3) * self.cfg.batch_size
+        return (self.cfg.queue_batches + 2 + EMBED_IN_FLIGHT) * self.cfg.batch_size
 
     def owns(self, collection: str | None) -> bool:
         """Whether a collection holds this bundle version (built directly or by a rebuild)."""
@@ -235,11 +236,21 @@ class IngestCore:
         self, queue: asyncio.Queue, summary: IngestSummary, targets: list[str], skip_existing: bool
     ) -> None:
         pending: asyncio.Future | None = None
+        embedding: deque[asyncio.Future] = deque()  # EmbedImages calls in flight, in stream order
+        depth = 1 if skip_existing else EMBED_IN_FLIGHT  # a resumable load checks batch by batch
+        finished = False
         try:
-            while (batch := await queue.get()) is not None:
-                if skip_existing:
-                    batch = await self._drop_existing(batch, targets[0], summary)
-                embedded = await self._embed_isolating(batch, summary)
+            while True:
+                while not finished and len(embedding) < depth and not (embedding and queue.empty()):
+                    if (batch := await queue.get()) is None:
+                        finished = True
+                        break
+                    if skip_existing:
+                        batch = await self._drop_existing(batch, targets[0], summary)
+                    embedding.append(asyncio.ensure_future(self._embed_isolating(batch, summary)))
+                if not embedding:
+                    break
+                embedded = await embedding.popleft()
                 points = self._points(embedded)
                 if pending is not None:
                     summary.add_upserted(await asyncio.shield(pending))
@@ -249,9 +260,11 @@ class IngestCore:
             if pending is not None:
                 summary.add_upserted(await asyncio.shield(pending))
         except BaseException:
+            for call in embedding:  # nothing is written from an embedding: cancel the rest
+                call.cancel()
+            await asyncio.gather(*embedding, return_exceptions=True)
             if pending is not None:
-                # The store write runs in a worker thread that cancelling cannot stop: wait until it
-                # ends, so nothing of a failed stream touches the store after the call returns.
+                # a store write in a worker thread cannot be cancelled: let it end before returning
                 await asyncio.wait([pending])
                 if not pending.cancelled():
                     pending.exception()  # retrieved: the stream's own error is the one raised

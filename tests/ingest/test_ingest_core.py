@@ -113,7 +113,7 @@ async def test_backpressure_bounds_items_in_flight(make_core, bundle):
 
     summary = await core.upsert_stream(products())
     assert summary.upserted == 120
-    assert max(lags) <= core.max_in_flight == 20
+    assert max(lags) <= core.max_in_flight == 24
     assert max(lags) > core.cfg.batch_size * core.cfg.queue_batches  # the reader did run ahead
     assert max(embed.calls) <= core.cfg.batch_size
 
