@@ -2,7 +2,7 @@
 
 One stack (``running_stack``: embedder process + ingest/search over an empty Edge store) serves
 both measurements. The embedder-only figure is Embedder.EmbedImages over the items' image bytes in
-batches of ``ingest.batch_size``, one call at a time (as the ingest writer calls it); the ingest
+batches of ``ingest.batch_size``, one call at a time (the ingest writer keeps up to two in flight); the ingest
 figure is one Ingest.Upsert stream of the same items (bytes sent, as ``services.ingest load``
 does). The embedder is timed before and after the ingest and the mean is used, so a change in
 machine load during the run hits both sides alike.
