@@ -64,7 +64,7 @@ DATA_MODELS = ("catalog", "isotropic")
 PASSES = 3  # latency passes per size; the figures are the median pass's
 
 
-def default_dims() -> dict[str, int]:
+def profiled_dims() -> dict[str, int]:
     """``{member: dim}`` of the members the committed catalog profile was fitted on
     (bench/catalog_profile.json: the stored vectors of an indexed catalog, one profile per member)."""
     return {name: profile.dim for name, profile in load_profiles(PROFILE_PATH).items()}
@@ -146,7 +146,7 @@ def dataset(n: int, model: str, dims: dict[str, int] | None = None) -> ChunkedDa
     if model not in DATA_MODELS:
         raise ValueError(f"data model {model!r}: valid: {list(DATA_MODELS)}")
     profiles = load_profiles(PROFILE_PATH) if model == "catalog" else None
-    return ChunkedDataset(n, dims or default_dims(), seed=3, profiles=profiles)
+    return ChunkedDataset(n, dims or profiled_dims(), seed=3, profiles=profiles)
 
 
 def measure(
@@ -214,7 +214,7 @@ def run_child(
         path = Path(work) / "result.json"
         command = [sys.executable, "-m", "bench.search_1m", "--child", str(n), "--out", str(path)]
         command += ["--queries", str(queries), "--recall-queries", str(recall_queries), "--workdir", work]
-        command += ["--data", model, "--dims", json.dumps(default_dims())]
+        command += ["--data", model, "--dims", json.dumps(profiled_dims())]
         finished = True
         try:
             subprocess.run(command, check=True, timeout=timeout_s)

@@ -56,10 +56,10 @@ def test_chunks_and_queries_are_reproducible_and_exact_search_finds_the_nearest(
 
 
 def test_the_scale_curve_draws_the_profiled_members_at_their_dims():
-    from bench.search_1m import default_dims
+    from bench.search_1m import profiled_dims
 
     profiles = load_profiles(PROFILE_PATH)
-    dims = default_dims()
+    dims = profiled_dims()
     assert dims and set(dims) == set(profiles)
     data = ChunkedDataset(8, dims, profiles=profiles)
     for name, vectors in next(iter(data.chunks())).vectors.items():
