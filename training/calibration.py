@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from domain.calibration import Calibration, pair_features  # noqa: E402
 from domain.lexical import LEXICAL_MEMBER, query_vector, query_words, word_coverage  # noqa: E402
 from training.queries import BRAND_SET, SHOPPER_SET  # noqa: E402
-from training.retrieval import QuerySet, fusion_function, ranked_lists, score_system  # noqa: E402
+from training.retrieval import QuerySet, fusion_function, query_lists, score_system  # noqa: E402
 from training.suite import Suite  # noqa: E402
 
 PAIR_DEPTH = 10
@@ -52,8 +52,7 @@ def collect_pairs(suite: Suite, fuse: Callable, members: Sequence[str]) -> Pairs
     """
     pairs = Pairs([], [], [])
     for query_set, texts in suite_sets(suite):
-        for q in range(len(query_set.keys)):
-            lists = ranked_lists(query_set, q, None)
+        for q, lists in enumerate(query_lists(query_set, None)):
             lexical = bool(texts) and LEXICAL_MEMBER in lists
             terms = len(query_vector(texts[q]).indices) if lexical else 0
             words = query_words(texts[q]) if lexical and suite.documents else frozenset()

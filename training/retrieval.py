@@ -86,6 +86,8 @@ class QuerySet:
     keys: list[str]
     relevant: list[np.ndarray]  # per query: bool mask over the gallery
     rankings: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # per (cluster map, members ranked): every query's ranked lists, built once (see query_lists)
+    _lists: dict[tuple, tuple[object, list]] = field(default_factory=dict, repr=False, compare=False)
 
     def totals(self, excluded_self: bool = False) -> list[int]:
         """Relevant items per query (minus the query itself for image queries)."""
@@ -104,6 +106,19 @@ def ranked_lists(
             for i, s in zip(indices[q], scores[q], strict=True)
         ]
     return lists
+
+
+def query_lists(
+    query_set: QuerySet, clusters: Mapping[str, np.ndarray] | None
+) -> list[dict[str, list[RankedHit]]]:
+    """``ranked_lists`` of every query, built once per query set, cluster map and set of ranked
+    members, then shared by every system scored on the set (a weight search scores dozens)."""
+    key = (id(clusters) if clusters is not None else 0, tuple(query_set.rankings))
+    cached = query_set._lists.get(key)
+    if cached is None or cached[0] is not clusters:
+        cached = (clusters, [ranked_lists(query_set, q, clusters) for q in range(len(query_set.keys))])
+        query_set._lists[key] = cached
+    return cached[1]
 
 
 def fusion_function(method: str, weights: Mapping[str, float], rrf_k: float, depth: int) -> Callable:
@@ -137,8 +152,7 @@ def score_system(
     per_query: dict[str, float] = {}
     recalls = {1: [], 5: [], 10: []}
     full_ap, precisions = [], []
-    for q, key in enumerate(query_set.keys):
-        lists = ranked_lists(query_set, q, clusters)
+    for q, (key, lists) in enumerate(zip(query_set.keys, query_lists(query_set, clusters), strict=True)):
         hits = fuse(lists)
         if rerank:
             hits = cluster_rerank(hits, lists)

@@ -14,7 +14,7 @@ from training.config import MemberConfig, config_from_dict
 from training.ensemble import assign_clusters, coordinate_search, decide_admission, kmeans_centroids
 from training.losses import clip_loss, parse_loss, supcon_loss, triplet_loss
 from training.metrics import average_precision, average_precision_at_k, macro_micro, recall_at_k
-from training.retrieval import QuerySet, fusion_function, score_system, top_k
+from training.retrieval import QuerySet, fusion_function, query_lists, score_system, top_k
 from training.samplers import PKBatches, RandomBatches
 
 
@@ -135,6 +135,22 @@ def test_evaluation_fusion_is_the_search_services_fusion():
     assert [h.id for h in fused][0] == "0"
     with pytest.raises(ValueError, match="valid"):
         fusion_function("median", weights, 60, 3)
+
+
+def test_query_lists_are_built_once_per_cluster_map_and_member_set():
+    query_set = QuerySet("t", ["q0", "q1"], [np.array([True, False, True]), np.array([False, True, False])])
+    query_set.rankings["m1"] = (np.array([[0, 1], [1, 2]]), np.array([[0.9, 0.8], [0.7, 0.1]]))
+    clusters = {"m1": np.array([5, 6, 7])}
+    plain, with_clusters = query_lists(query_set, None), query_lists(query_set, clusters)
+    assert query_lists(query_set, None) is plain and query_lists(query_set, clusters) is with_clusters
+    assert plain[1]["m1"] == [RankedHit("1", 0.7, -1), RankedHit("2", 0.1, -1)]
+    assert [h.cluster for h in with_clusters[0]["m1"]] == [5, 6]
+    before = score_system(query_set, fusion_function("single:m1", {"m1": 1.0}, 60, 2))
+    query_set.rankings["m2"] = (np.array([[2, 0], [1, 0]]), np.array([[0.9, 0.5], [0.8, 0.2]]))
+    assert set(query_lists(query_set, None)[0]) == {"m1", "m2"}  # a newly ranked member is seen
+    weights = {"m1": 1.0, "m2": 1.0}
+    assert score_system(query_set, fusion_function("single:m1", weights, 60, 2)) == before
+    assert score_system(query_set, fusion_function("rrf", weights, 60, 2))["per_query"]["q0"] == 1.0
 
 
 def test_top_k_orders_and_excludes_self():
