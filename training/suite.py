@@ -141,9 +141,10 @@ def score_suite(
     return out
 
 
+OBJECTIVE_SETS = ("text->image articleType", "image->image articleType")
+
+
 def objective(scores: Mapping[str, dict]) -> float:
     """Validation objective: mean of text->image articleType macro mAP@10 and image->image mAP@10."""
-    parts = [
-        scores[k]["macro"] for k in ("text->image articleType", "image->image articleType") if k in scores
-    ]
+    parts = [scores[k]["macro"] for k in OBJECTIVE_SETS if k in scores]
     return float(np.mean(parts)) if parts else 0.0
