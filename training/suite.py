@@ -126,7 +126,6 @@ def score_suite(
     rrf_k: float,
     clusters: Mapping[str, np.ndarray] | None = None,
     rerank: bool = False,
-    sets: Sequence[QuerySet] | None = None,
 ) -> dict[str, dict[str, dict]]:
     """``{system: {query set name: scores}}`` for the given systems (optionally cluster re-ranked)."""
     out: dict[str, dict[str, dict]] = {}
@@ -135,7 +134,7 @@ def score_suite(
         fuse = fusion_function(name, weights, rrf_k, suite.depth)
         out[name] = {
             qs.name: score_system(qs, fuse, clusters, rerank, excluded_self=qs is image_set)
-            for qs in (sets if sets is not None else suite.query_sets)
+            for qs in suite.query_sets
             if qs.keys and qs.rankings
         }
     return out
