@@ -54,6 +54,18 @@ def embedder_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
                 f"max |diff| {shared['max_abs_diff']:.1g})",
             )
         )
+    images = result.get("image_members", {})
+    if images.get("shared_image_trunks"):
+        groups = images["shared_image_trunks"]
+        sharing = sum(len(g) for g in groups)
+        rows.append(
+            figure(
+                f"bundle image embedding in one process, {sharing} members on {len(groups)} shared frozen "
+                f"trunks: shared / trunk per member (batch {images['batch']})",
+                f"{images['bundle_images_per_s'] / images['bundle_images_per_s_trunk_per_member']:.2f}x "
+                f"({images['bundle_images_per_s']} / {images['bundle_images_per_s_trunk_per_member']} img/s)",
+            )
+        )
     return rows
 
 
