@@ -251,7 +251,8 @@ def pretrained_visual(model: nn.Module) -> PretrainedVisual | None:
 
 def use_onnx_runtime(models: Iterable[nn.Module], threads: int) -> list[str]:
     """Run the trunk of every pretrained tower among ``models`` on ONNX Runtime (CPU inputs): one
-    session per package trunk and input size, one per tuned trunk; returns the trunks so served."""
+    session per package trunk and input size, one per tuned trunk, and one for the frozen stages of
+    tuned trunks that share them (same package, input size and cut); returns the sessions made."""
     sessions: dict[object, OnnxTrunk] = {}
     served: list[str] = []
     towers = [t for t in map(pretrained_visual, models) if t is not None]
