@@ -2,8 +2,9 @@
 
 ``training.ensemble.coordinate_search`` scores a few dozen weight vectors on the same val
 rankings. Fused query by query with ``domain.fusion`` (the code search runs) that costs about 2 ms
-a query in Python (12.7 s for a search over 352 val queries; a build's suite has about 1,050). An ``RRFTable`` lays the rankings out once as
-(query, candidate) arrays; a weight vector then fuses and scores every query in numpy. Its AP@k
+a query in Python (12.7 s for a search over 352 val queries; a build's suite has about 1,050).
+An ``RRFTable`` lays the rankings out once as (query, candidate) arrays; a weight vector then
+fuses and scores every query in numpy. Its AP@k
 equals the one ``training.retrieval.score_system`` gives with ``weighted_rrf``: the same points
 ``w / (k + rank)``, and ties broken the same way (score, then best rank over every member that
 retrieved the hit, then id as a string). The selected weights are then scored again with the
