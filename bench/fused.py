@@ -7,6 +7,7 @@ query per member in its own thread, fusion, re-ranking and the page of attribute
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 
@@ -19,7 +20,7 @@ from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import SearchConfig
 from services.common.embed_client import MemberVectors
 from services.search.core import SearchCore
-from services.search.model import SearchOptions
+from services.search.model import SearchOptions, SimilarQuery
 from services.storage.filters import WireCondition
 from services.storage.port import VectorStore
 
@@ -79,10 +80,12 @@ def vector_bundle(dims: Mapping[str, int]) -> Bundle:
     return Bundle(name="bench", version="1", members=members, fusion=FusionSpec("rrf", 60))
 
 
-def search_core(store: VectorStore, collection: str, dims: Mapping[str, int]) -> SearchCore:
-    """A search core with the default search settings over ``collection``."""
+def search_core(
+    store: VectorStore, collection: str, dims: Mapping[str, int], cfg: SearchConfig | None = None
+) -> SearchCore:
+    """A search core over ``collection`` with ``cfg`` (default: the default search settings)."""
     return SearchCore(
-        SearchConfig(), store, vector_bundle(dims), VectorsOnly(), collection, schema=BENCH_SCHEMA
+        cfg or SearchConfig(), store, vector_bundle(dims), VectorsOnly(), collection, schema=BENCH_SCHEMA
     )
 
 
@@ -131,4 +134,33 @@ def paired_latency(
 ) -> dict[str, dict[str, float]]:
     """p50/p90/p99 of ``search_vectors`` per variant on one core; each query runs every variant in turn."""
     times = asyncio.run(_paired(core, queries, variants))
+    return {name: summary_ms(values) for name, values in times.items()}
+
+
+async def _similar(cores: Mapping[str, SearchCore], ids: Sequence[str], options: SearchOptions):
+    times: dict[str, list[float]] = {name: [] for name in cores}
+    for core in cores.values():  # warm-up
+        await core.more_like_this(SimilarQuery(ids[0], options=options))
+    for product_id in tqdm(ids, desc="more like this", unit="q", leave=False):
+        for name, core in cores.items():
+            begin = time.perf_counter()
+            result = await core.more_like_this(SimilarQuery(product_id, options=options))
+            times[name].append(time.perf_counter() - begin)
+            if result.partial or len(result.hits) < 1:
+                raise RuntimeError(f"{name}: partial or empty result, the figure would be wrong")
+    return times
+
+
+def expansion_latency(
+    store: VectorStore, collection: str, dims: Mapping[str, int], ids: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """MoreLikeThis (an image query from stored vectors) p50/p90/p99 with image query expansion off
+    and at its default (``search.image_expansion``), the two run in turn on every item."""
+    on = SearchConfig()
+    cores = {
+        "expansion off": search_core(store, collection, dims, dataclasses.replace(on, image_expansion=0)),
+        f"expansion {on.image_expansion}": search_core(store, collection, dims, on),
+    }
+    options = SearchOptions(top_k=10, fusion="weighted_rrf")  # the default bundle's fusion
+    times = asyncio.run(_similar(cores, ids, options))
     return {name: summary_ms(values) for name, values in times.items()}

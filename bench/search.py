@@ -5,7 +5,8 @@ end-to-end text search over gRPC.
    latency (top_k 10) for rrf (fused by the store in one call), rrf + explain, weighted_rrf and
    combsum (fused in Python over the member lists), rrf + cluster re-rank and rrf + a filter; then
    a shop's filters through the schema's payload indexes, each query run unfiltered, with a brand
-   keyword filter and with brand + a price range in turn (goal: filtered p99 <= 10 ms).
+   keyword filter and with brand + a price range in turn (goal: filtered p99 <= 10 ms); and
+   MoreLikeThis with image query expansion off and on, in turn per item.
 2. Edge vs qdrant-client local mode on the same data through the same core (rrf; weighted_rrf too
    at catalog size), at 10k (Edge unindexed: both exact) and at 44,441 (Edge indexed, local mode
    exact: it has no index).
@@ -32,6 +33,7 @@ from bench.fused import (
     SHOP_FILTERS,
     SHOP_PRICE,
     VARIANTS,
+    expansion_latency,
     fused_latency,
     paired_latency,
     search_core,
@@ -81,6 +83,8 @@ def catalog_size(data: Dataset, queries: int, local_queries: int) -> dict[str, A
                 for name, options in VARIANTS.items()
             }
             shop = shop_filters(edge_core, data, sample)
+            similar = [str(i) for i in range(0, data.n, max(1, data.n // queries))][:queries]
+            expansion = expansion_latency(edge, COLLECTION, data.dims, similar)
             shop["layouts"] = layouts_versus_plain(edge_core, data, sample, Path(tmp))
             load(local, COLLECTION, data, "local")
             cores = {"edge": edge_core, "local": search_core(local, COLLECTION, data.dims)}
@@ -95,6 +99,7 @@ def catalog_size(data: Dataset, queries: int, local_queries: int) -> dict[str, A
         **build,
         "edge_variants": variants,
         "shop_filters": shop,
+        "image_expansion": expansion,
         "edge_vs_local_rrf": _speedup(versus),
         "edge_vs_local_weighted_rrf": _speedup(versus_here),
     }
@@ -269,6 +274,16 @@ def figures(result: dict[str, Any]) -> list[dict[str, Any]]:
                 f"{recall['laid_out']} and {recall['laid_out_other_filter']}",
                 f">= {GOAL_FILTERED_RECALL}",
                 min(recall["laid_out"], recall["laid_out_other_filter"]) >= GOAL_FILTERED_RECALL,
+            )
+        )
+    if "image_expansion" in catalog:
+        (off_name, off), (on_name, on) = catalog["image_expansion"].items()
+        rows.append(
+            figure(
+                f"MoreLikeThis (an image query), {on_name} vs {off_name}, p50 / p99 ({big}, {label}, "
+                "weighted_rrf)",
+                f"{on['p50_ms']} / {on['p99_ms']} vs {off['p50_ms']} / {off['p99_ms']} ms "
+                f"({ratio(on['p50_ms'], off['p50_ms'])}x p50)",
             )
         )
     for compared, versus, goal in (

@@ -1,7 +1,8 @@
 """The README evaluation table from an ``eval-<split>.json`` written by ``python -m training.evaluate``.
 
 ``python scripts/eval_table.py [bench/results/eval/eval-test.json]`` prints a Markdown table: one row per
-system (each member, each fusion, each fusion + cluster-aware re-rank), mAP@10 columns per query set.
+system (each member, each fusion, each fusion + cluster-aware re-rank, the default fusion on expanded
+image queries), mAP@10 columns per query set; "–" where a system does not answer a set.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ COLUMNS = (
 def eval_table(report: dict[str, Any], dataset: str = "fashion") -> str:
     """Markdown: systems × mAP@10 columns, the best value of each column in bold."""
     sets = report[dataset]
-    systems = list(sets[COLUMNS[0][0]])
     columns = [c for c in COLUMNS if c[0] in sets]  # reports written before a column existed lack it
-    best = {(s, m): max(sets[s][sys][m] for sys in systems) for s, m, _ in columns}
+    # every system of any column, in report order (``<fusion>+expansion`` scores image queries only)
+    systems = list(dict.fromkeys(system for s, _, _ in columns for system in sets[s]))
+    best = {(s, m): max(scores[m] for scores in sets[s].values()) for s, m, _ in columns}
     lines = [
         "| system | " + " | ".join(label for _, _, label in columns) + " |",
         "|---|" + "---|" * len(columns),
@@ -38,6 +40,9 @@ def eval_table(report: dict[str, Any], dataset: str = "fashion") -> str:
     for system in systems:
         cells = []
         for s, metric, _ in columns:
+            if system not in sets[s]:
+                cells.append("–")
+                continue
             value = sets[s][system][metric]
             cells.append(f"**{value:.3f}**" if value == best[(s, metric)] else f"{value:.3f}")
         lines.append(f"| {system} | " + " | ".join(cells) + " |")

@@ -28,6 +28,7 @@ from domain.bundle import Bundle, load_bundle, write_bundle
 from domain.catalog import load_fashion
 from domain.fusion import parse_fusion
 from domain.lexical import LEXICAL_MEMBER, ensemble_members, ensemble_weights
+from domain.query_vectors import EXPANSION_NEIGHBOURS
 from training.calibration import (
     CATEGORY_SETS,
     calibration_report,
@@ -39,6 +40,7 @@ from training.calibration import (
     probabilities,
 )
 from training.evaluate import load_views, split_catalog
+from training.expansion import served_image_queries
 from training.lexical import build_index, document_terms, fitted_spec, rank_lexical
 from training.queries import OUT_OF_CATALOG_SET
 from training.suite import Suite, make_suite, rank_member
@@ -77,7 +79,8 @@ def calibrate(bundle: Bundle, suite: Suite, products) -> tuple[Bundle, dict]:
     )
     spec = replace(spec, weight=weight)
     bundle = replace(bundle, extra={**bundle.extra, "lexical": spec.to_json()})
-    pairs = collect_pairs(suite, fuser(bundle), bundle.member_names)
+    # image queries as search serves them (expanded; services/search/expansion.py)
+    pairs = collect_pairs(served_image_queries(suite, bundle), fuser(bundle), bundle.member_names)
     calibration = fit_calibration(pairs, bundle.member_names)
     probs = probabilities(calibration, pairs)
     in_catalog = page_maxima(pairs, probs, CATEGORY_SETS)
@@ -87,6 +90,7 @@ def calibrate(bundle: Bundle, suite: Suite, products) -> tuple[Bundle, dict]:
         "split": "val",
         "lexical_weight": weight,
         "lexical_weight_search": weight_table,
+        "image_expansion": EXPANSION_NEIGHBOURS,
         **calibration_report(calibration, pairs),
     }
     bundle = replace(bundle, extra={**bundle.extra, "calibration": calibration.to_json()})

@@ -27,10 +27,12 @@ from domain.lexical import ensemble_members, ensemble_weights, lexical_spec
 from domain.members import load_member
 from domain.preprocess import split_transform
 from domain.pretrained_vision import use_onnx_runtime
+from domain.query_vectors import EXPANSION_NEIGHBOURS
 from training.calibration import calibration_report, collect_pairs, probabilities, reliability_plot
 from training.data.images import decode_catalog
 from training.data.split import SPLITS, make_split, read_split
 from training.ensemble import assign_clusters
+from training.expansion import EXPANSION, score_expansion, served_image_queries
 from training.lexical import build_index, document_terms, rank_lexical
 from training.queries import instance_queries
 from training.report import plot_report, print_report
@@ -83,12 +85,13 @@ def evaluate_fashion(bundle: Bundle, catalog: Catalog, device: torch.device, arg
     if spec is not None:
         rank_lexical(suite.ranked_text_sets, build_index(catalog.products, spec), suite.depth)
         suite.documents = document_terms([catalog.products[i] for i in suite.gallery], spec)
-    return score_all(bundle, suite), suite
+    return score_all(bundle, suite, args.expansion), suite
 
 
-def score_all(bundle: Bundle, suite: Suite) -> dict:
+def score_all(bundle: Bundle, suite: Suite, expansion: int = EXPANSION_NEIGHBOURS) -> dict:
     """Score singles and fusions (plain and cluster re-ranked) over a suite; with a lexical member
-    also each fusion without it (``<method> -lexical``)."""
+    also each fusion without it (``<method> -lexical``); with ``expansion`` neighbours also the
+    bundle's fusion on expanded image queries (``<method>+expansion``, the image set only)."""
     centroids = bundle.load_centroids()
     clusters = {m: assign_clusters(suite.vectors[m], c) for m, c in centroids.items() if m in suite.vectors}
     names = list(ensemble_members(bundle))
@@ -106,18 +109,25 @@ def score_all(bundle: Bundle, suite: Suite) -> dict:
     for system, sets in [*plain.items(), *((f"{n}+clusters", s) for n, s in reranked.items())]:
         for set_name, scores in sets.items():
             results.setdefault(set_name, {})[system] = scores
+    image_set = suite.image_set[0]
+    if expansion > 0 and image_set.rankings:
+        scores = score_expansion(suite, bundle, expansion)
+        results[image_set.name][f"{bundle.fusion.method}{EXPANSION}"] = scores
     return results
 
 
-def evaluate_calibration(bundle: Bundle, suite: Suite, plot: Path) -> dict | None:
-    """ECE and no-good-match rates of the bundle's calibration on the suite's first pages, and the
-    reliability plot; None when the bundle has no calibration."""
+def evaluate_calibration(
+    bundle: Bundle, suite: Suite, plot: Path, expansion: int = EXPANSION_NEIGHBOURS
+) -> dict | None:
+    """ECE and no-good-match rates of the bundle's calibration on the suite's first pages (image
+    queries expanded with ``expansion`` neighbours, as served), and the reliability plot; None when
+    the bundle has no calibration."""
     calibration = load_calibration(bundle.extra)
     if calibration is None:
         return None
     from training.calibrate import fuser
 
-    pairs = collect_pairs(suite, fuser(bundle), bundle.member_names)
+    pairs = collect_pairs(served_image_queries(suite, bundle, expansion), fuser(bundle), bundle.member_names)
     report = calibration_report(calibration, pairs)
     probs, labels = probabilities(calibration, pairs), np.asarray(pairs.labels, dtype=np.float64)
     reliability_plot(
@@ -158,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--image-queries", type=int, default=1000)
     parser.add_argument("--depth", type=int, default=100, help="hits per member fused per query")
+    parser.add_argument(
+        "--expansion",
+        type=int,
+        default=EXPANSION_NEIGHBOURS,
+        help="also score image queries expanded with this many fused neighbours (0: do not)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--quiet", action="store_true", help="write the files; do not print the tables")
     args = parser.parse_args(argv)
@@ -179,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         report["fashion"], suite = evaluate_fashion(bundle, catalog, device, args)
         out = args.out or args.bundle
         out.mkdir(parents=True, exist_ok=True)
-        report["calibration"] = evaluate_calibration(bundle, suite, out / f"reliability-{args.split}.png")
+        report["calibration"] = evaluate_calibration(
+            bundle, suite, out / f"reliability-{args.split}.png", args.expansion
+        )
     else:
         log.warning("no catalog at %s; skipping the Fashion Product Images evaluation", args.data)
     if args.inshop:

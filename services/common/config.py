@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from domain.query_vectors import EXPANSION_NEIGHBOURS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "vitrine.toml"
 
@@ -157,6 +159,8 @@ class SearchConfig:
     rpc_timeout_s: float = 10.0  # budget of one request (embed + store) when the caller's deadline is longer
     reply_reserve_s: float = 0.05  # kept back from the caller's deadline to fuse and send the partial reply
     facet_candidates: int = 200  # Facets with a query counts this many fused candidates
+    # image queries (no text) and MoreLikeThis: averaged with this many first-round neighbours; 0 = off
+    image_expansion: int = EXPANSION_NEIGHBOURS
     # Query embedding cache (text by normalized text, images by sha256; one limit for both; 0 = off)
     query_cache_size: int = 10_000
     query_cache_ttl_s: float = 3600.0  # entries older than this are embedded again; 0 = no expiry

@@ -2,7 +2,8 @@
 
 Pipeline of one request (see :mod:`domain.fusion` and :mod:`domain.rerank`)::
 
-    validate -> embed (text and/or image; mixed per member) -> one store query per member
+    validate -> embed (text and/or image; mixed per member) -> [image query: expand with the
+    fused neighbours of a first round] -> one store query per member
     (depth = max(min_candidates, (offset + top_k) * overfetch), same filters) -> fuse
     -> [drop the query item] -> [cluster re-rank] -> [min_score] -> [max_per_cluster] -> [MMR]
     -> slice [offset : offset + top_k] -> attributes (+ member evidence when explain)
@@ -27,19 +28,16 @@ from domain.bundle import Bundle
 from domain.calibration import load_calibration
 from domain.fusion import FusedHit, RankedHit, parse_fusion
 from domain.lexical import LEXICAL_MEMBER, SparseVector, ensemble_members, lexical_spec, query_words
-from domain.payload import CLUSTER_FIELD, clusters_of
+from domain.payload import CLUSTER_FIELD
 from domain.query_vectors import image_query_vector
 from domain.rerank import cap_per_cluster, cluster_of, cluster_rerank, mmr
 from domain.schema import FASHION_SCHEMA, CatalogSchema
 from services.common.config import SearchConfig
 from services.common.deadlines import remaining
-from services.search.errors import (
-    ItemNotFound,
-    SearchDeadlineExceeded,
-    SearchValidationError,
-)
+from services.search.errors import ItemNotFound, SearchDeadlineExceeded, SearchValidationError
+from services.search.expansion import expand_image_query
 from services.search.facets import check_facets, count_facets, not_indexed, store_facets
-from services.search.hits import attributes_of, joint_vector, ranked_hits, result_hit
+from services.search.hits import attributes_of, clusters_by_key, joint_vector, ranked_hits, result_hit
 from services.search.lexical import lexical_query, page_coverage, without_lexical
 from services.search.model import (
     FacetsQuery,
@@ -53,7 +51,7 @@ from services.search.model import (
 from services.search.plan import Plan, check_config, fused_limit, make_plan, text_weight, with_text_share
 from services.search.query_cache import QueryCache
 from services.search.query_embedding import EmbedClient, QueryEmbedding
-from services.search.retrieval import Deadline, MemberLists, call_store, query_members
+from services.search.retrieval import Deadline, call_store, query_members
 from services.search.store_fusion import can_fuse_in_store, fuse_in_store
 from services.storage.port import FieldNotIndexed, StoredPoint, VectorStore, point_id
 
@@ -115,6 +113,8 @@ class SearchCore:
         plan, skipped, vectors = lexical_query(plan, query.text)
         deadline = self._deadline()
         embedded, pending = await self.query_embedding.embed(query, weight, plan.members, deadline)
+        if query.image and not query.text.strip():
+            embedded = await self._expand(plan, embedded, deadline)
         words = query_words(query.text) if LEXICAL_MEMBER in vectors else frozenset()
         result = await self._execute(plan, vectors | embedded, deadline, skipped=skipped, words=words)
         self.query_embedding.remember(result.collection, pending)
@@ -201,6 +201,7 @@ class SearchCore:
             for m, v in found[0].vectors.items()
             if not isinstance(v, SparseVector)
         }
+        vectors = await self._expand(plan, vectors, deadline, point_id(query.id), collection)
         exclude = None if query.include_self else query.id
         return await self._execute(
             plan, vectors, deadline, exclude=exclude, collection=collection, skipped=skipped
@@ -221,6 +222,15 @@ class SearchCore:
             deadline, "reading items", self.store.retrieve, collection, list(ids), False
         )
         return [ResultHit(id=p.id, score=0.0, attributes=attributes_of(p.payload)) for p in points]
+
+    async def _expand(
+        self, plan: Plan, vectors: dict, deadline: Deadline, excluded: str | None = None, collection: str = ""
+    ) -> dict[str, np.ndarray]:
+        """Image query vectors expanded with a first round's fused neighbours (``cfg.image_expansion``)."""
+        name = collection or self.collection
+        return await expand_image_query(
+            self.store, name, vectors, plan, self.cfg, self.colour_dims, deadline, excluded
+        )
 
     async def _collection(self, deadline: Deadline) -> str:
         """The collection behind the configured alias (the name itself when it is no alias)."""
@@ -280,7 +290,7 @@ class SearchCore:
         fused = [
             h for h in plan.method.fuse(lists, plan.depth, fused_limit(plan, excluded)) if h.id != excluded
         ]
-        fused = self._rerank(plan, fused, lists, _clusters(answered) if needs_clusters else {})
+        fused = self._rerank(plan, fused, lists, clusters_by_key(answered.lists) if needs_clusters else {})
         if plan.mmr_lambda > 0.0 and fused:
             fused = await self._diversify(plan, fused, collection, lists, deadline)
         page = fused[plan.offset : plan.end]
@@ -384,16 +394,6 @@ class SearchCore:
         members = [m for m in plan.members if m in lists and m != LEXICAL_MEMBER]
         vectors = {p.key: joint_vector(p, members, self.bundle) for p in points}
         return mmr(pool, vectors, plan.mmr_lambda, limit=plan.end)
-
-
-def _clusters(answered: MemberLists) -> dict[str, dict[str, int]]:
-    """``{store key: {member: cluster id}}`` from the first payload seen per point."""
-    clusters: dict[str, dict[str, int]] = {}
-    for points in answered.lists.values():
-        for point in points:
-            if point.key not in clusters:
-                clusters[point.key] = clusters_of(point.payload)
-    return clusters
 
 
 __all__ = ["EmbedClient", "SearchCore"]

@@ -99,7 +99,18 @@ def joint_vector(point: StoredPoint, members: Sequence[str], bundle: Bundle) -> 
     return np.concatenate(parts)
 
 
+def clusters_by_key(lists: Mapping[str, Sequence[ScoredPoint]]) -> dict[str, dict[str, int]]:
+    """``{store key: {member: cluster id}}`` from the first payload seen per point of the members' lists."""
+    clusters: dict[str, dict[str, int]] = {}
+    for points in lists.values():
+        for point in points:
+            if point.key not in clusters:
+                clusters[point.key] = clusters_of(point.payload)
+    return clusters
+
+
 __all__ = [
+    "clusters_by_key",
     "joint_vector",
     "as_text",
     "attributes_of",

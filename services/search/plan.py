@@ -60,6 +60,7 @@ def check_config(cfg: SearchConfig) -> None:
         ("rrf_k", cfg.rrf_k >= 0, "must be >= 0 (0 = the bundle's k)"),
         ("max_filters", cfg.max_filters >= 0, "must be >= 0"),
         ("facet_candidates", cfg.facet_candidates >= 1, "must be >= 1"),
+        ("image_expansion", cfg.image_expansion >= 0, "must be >= 0 (0 = no expansion)"),
         ("cluster_boost", math.isfinite(cfg.cluster_boost) and cfg.cluster_boost >= 0, "must be >= 0"),
         ("cluster_top_n", cfg.cluster_top_n >= 1, "must be >= 1"),
         ("rpc_timeout_s", cfg.rpc_timeout_s > 0, "must be > 0"),

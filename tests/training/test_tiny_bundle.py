@@ -89,5 +89,10 @@ def test_evaluate_cli_on_tiny_bundle(tiny: Path, tmp_path: Path, capsys):
     headline = report["fashion"]["text->image articleType"]
     assert {"single:m1", "rrf", "weighted_rrf", "combsum", "borda", "rrf+clusters"} <= set(headline)
     assert max(v["macro"] for v in headline.values()) > 0.3, "well above chance (1/7)"
+    image = report["fashion"]["image->image articleType"]
+    fusion = report["bundle"]["fusion"]
+    expanded = image[f"{fusion}+expansion"]  # the image queries as search expands them
+    assert expanded["macro"] > 0.3 and expanded["per_query"].keys() == image[fusion]["per_query"].keys()
+    assert "+expansion" not in "".join(headline), "text queries are never expanded"
     assert (tmp_path / "eval-test.png").stat().st_size > 1000
     assert "text->image articleType" in capsys.readouterr().out
