@@ -42,7 +42,15 @@ async def expand_image_query(
     if neighbours <= 0 or not members:
         return dict(vectors)
     answered = await query_members(
-        store, collection, dense, members, depth, plan.filters or None, deadline, resolve=True
+        store,
+        collection,
+        dense,
+        members,
+        depth,
+        plan.filters or None,
+        deadline,
+        payload_fields=(),
+        resolve=True,
     )
     lists = {m: ranked_hits(answered.lists[m], m, with_clusters=False) for m in answered.lists}
     if not lists:

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from domain.query_vectors import expanded_query_vector
-from services.common.config import SearchConfig, StoreConfig
+from services.common.config import SearchConfig
 from services.search.core import SearchCore
 from services.search.model import SearchOptions, SearchQuery, SimilarQuery
-from services.storage.factory import open_store
 from services.storage.port import VectorStore
 from tests.support.search import (
     ALIAS,
@@ -22,6 +21,7 @@ from tests.support.search import (
     SyntheticEmbedder,
     image_of,
     search_bundle,
+    synthetic_store,
 )
 
 NEIGHBOURS = 4
@@ -34,12 +34,7 @@ CATALOG = SyntheticCatalog()
 @pytest.fixture(scope="module", params=["edge", "qdrant"])
 def store(request, tmp_path_factory) -> Iterator[VectorStore]:
     """The synthetic catalog loaded once per backend."""
-    if request.param == "edge":
-        cfg = StoreConfig(backend="edge", path=str(tmp_path_factory.mktemp("edge")))
-    else:
-        cfg = StoreConfig(backend="qdrant", url=":memory:")
-    s = open_store(cfg)
-    CATALOG.load(s)
+    s = synthetic_store(request.param, tmp_path_factory, CATALOG)
     yield s
     s.close()
 

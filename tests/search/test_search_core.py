@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 from domain.fusion import METHODS
-from services.common.config import SearchConfig, StoreConfig
+from services.common.config import SearchConfig
 from services.common.deadlines import request_deadline
 from services.search.core import SearchCore
 from services.search.errors import ItemNotFound, SearchDeadlineExceeded, SearchUnavailable
 from services.search.model import SearchOptions, SearchQuery, SimilarQuery
-from services.storage.factory import open_store
 from services.storage.port import VectorStore
 from tests.support.search import (
     ALIAS,
@@ -26,6 +25,7 @@ from tests.support.search import (
     SyntheticEmbedder,
     image_of,
     search_bundle,
+    synthetic_store,
 )
 
 CFG = SearchConfig(default_top_k=5, max_top_k=50, max_offset=100, min_candidates=30, max_filters=3)
@@ -37,12 +37,7 @@ ALL_FUSIONS = [*METHODS, "single:m1", "single:m2", "single:m3"]
 @pytest.fixture(scope="module", params=["edge", "qdrant"])
 def store(request, tmp_path_factory) -> Iterator[VectorStore]:
     """The synthetic catalog loaded once per backend."""
-    if request.param == "edge":
-        cfg = StoreConfig(backend="edge", path=str(tmp_path_factory.mktemp("edge")))
-    else:
-        cfg = StoreConfig(backend="qdrant", url=":memory:")
-    s = open_store(cfg)
-    CATALOG.load(s)
+    s = synthetic_store(request.param, tmp_path_factory, CATALOG)
     yield s
     s.close()
 

@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 
 from domain.bundle import Bundle, FusionSpec, MemberSpec
+from services.common.config import StoreConfig
 from services.common.embed_client import EmbedderUnavailable, EmbedRejected, MemberVectors
+from services.storage.factory import open_store
 from services.storage.port import Filters, MemberQuery, Point, ScoredPoint, StoreError, VectorStore
 
 MEMBER_DIMS = {"m1": 8, "m2": 12, "m3": 16}
@@ -129,6 +131,18 @@ class SyntheticCatalog:
         store.ensure_collection(COLLECTION, MEMBER_DIMS, INDEXES)
         store.upsert(COLLECTION, self.points())
         store.swap_alias(ALIAS, COLLECTION)
+
+
+def synthetic_store(backend: str, tmp_path_factory, catalog: SyntheticCatalog) -> VectorStore:
+    """``catalog`` loaded into a fresh store: an Edge shard in a temp dir (``edge``) or
+    qdrant-client in memory (``qdrant``)."""
+    if backend == "edge":
+        cfg = StoreConfig(backend="edge", path=str(tmp_path_factory.mktemp("edge")))
+    else:
+        cfg = StoreConfig(backend="qdrant", url=":memory:")
+    store = open_store(cfg)
+    catalog.load(store)
+    return store
 
 
 @dataclass
