@@ -50,6 +50,7 @@ async def expand_image_query(
         plan.filters or None,
         deadline,
         payload_fields=(),
+        reserve_s=deadline.remaining(),  # at most half the time left: the second round needs the rest
         resolve=True,
     )
     lists = {m: ranked_hits(answered.lists[m], m, with_clusters=False) for m in answered.lists}

@@ -11,12 +11,14 @@ import pytest
 
 from domain.query_vectors import expanded_query_vector
 from services.common.config import SearchConfig
+from services.common.deadlines import request_deadline
 from services.search.core import SearchCore
 from services.search.model import SearchOptions, SearchQuery, SimilarQuery
 from services.storage.port import VectorStore
 from tests.support.search import (
     ALIAS,
     COLLECTION,
+    FaultyStore,
     SyntheticCatalog,
     SyntheticEmbedder,
     image_of,
@@ -101,6 +103,14 @@ async def test_more_like_this_never_counts_the_item_among_its_neighbours(store):
 async def test_queries_with_text_are_not_expanded(store, query):
     on, off = await core(store, ON).search(query), await core(store, OFF).search(query)
     assert page(on) == page(off)
+
+
+async def test_a_slow_member_leaves_an_expanded_image_query_a_partial_result(store):
+    slow = core(FaultyStore(store, slow={"m3": 1.5}), ON)
+    with request_deadline(0.8):
+        result = await slow.search(SearchQuery(image=image_of("shirt-red-0"), options=SearchOptions(top_k=3)))
+    assert (result.partial, result.missing_members) == (True, ["m3"])
+    assert result.hits[0].id == "shirt-red-0"
 
 
 def test_a_negative_neighbour_count_is_refused_at_startup(store):
