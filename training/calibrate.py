@@ -5,7 +5,9 @@
 Steps, all on the bundle's val split: every member ranks the val queries (category prompts,
 shopper, brand and out-of-catalog queries, image queries) as served; BM25 over the val items
 gives the lexical member's rankings; the lexical weight is the one with the best brand P@10 that
-keeps category and shopper mAP@10 (``training.calibration.choose_lexical_weight``); a logistic
+keeps category and shopper mAP@10 (``training.calibration.choose_lexical_weight``); the default
+fusion is the build's method or weighted RRF, whichever scores the build's val objective better
+with the lexical member in (``training.served_fusion``); a logistic
 regression maps each first-page pair's evidence to P(relevant); the no-good-match threshold best
 separates out-of-catalog pages from in-catalog ones. ``bundle.json`` gains ``lexical`` and
 ``calibration`` (written atomically), ``calibration.json`` the val report. A bundle built without
@@ -32,7 +34,6 @@ from domain.query_vectors import EXPANSION_NEIGHBOURS
 from training.calibration import (
     CATEGORY_SETS,
     calibration_report,
-    choose_lexical_weight,
     choose_threshold,
     collect_pairs,
     fit_calibration,
@@ -43,6 +44,7 @@ from training.evaluate import load_views, split_catalog
 from training.expansion import served_image_queries
 from training.lexical import build_index, document_terms, fitted_spec, rank_lexical
 from training.queries import OUT_OF_CATALOG_SET
+from training.served_fusion import choose_served_fusion
 from training.suite import Suite, make_suite, rank_member
 
 log = logging.getLogger("vitrine.training.calibrate")
@@ -74,11 +76,15 @@ def calibrate(bundle: Bundle, suite: Suite, products) -> tuple[Bundle, dict]:
     spec = fitted_spec(products)
     rank_lexical(suite.ranked_text_sets, build_index(products, spec), suite.depth)
     suite.documents = document_terms([products[i] for i in suite.gallery], spec)
-    weight, weight_table = choose_lexical_weight(
+    method, weight, fusion_report = choose_served_fusion(
         suite, bundle.fusion.method, bundle.weights(), bundle.fusion.rrf_k
     )
     spec = replace(spec, weight=weight)
-    bundle = replace(bundle, extra={**bundle.extra, "lexical": spec.to_json()})
+    bundle = replace(
+        bundle,
+        fusion=replace(bundle.fusion, method=method),
+        extra={**bundle.extra, "lexical": spec.to_json()},
+    )
     # image queries as search serves them (expanded; services/search/expansion.py)
     pairs = collect_pairs(served_image_queries(suite, bundle), fuser(bundle), bundle.member_names)
     calibration = fit_calibration(pairs, bundle.member_names)
@@ -88,8 +94,13 @@ def calibrate(bundle: Bundle, suite: Suite, products) -> tuple[Bundle, dict]:
     calibration = replace(calibration, threshold=choose_threshold(in_catalog, out_of_catalog))
     report = {
         "split": "val",
+        "fusion": method,
+        "fusion_search": {
+            m: {"objective": r["objective"], "lexical_weight": r["lexical_weight"]}
+            for m, r in fusion_report.items()
+        },
         "lexical_weight": weight,
-        "lexical_weight_search": weight_table,
+        "lexical_weight_search": fusion_report[method]["lexical_weight_search"],
         "image_expansion": EXPANSION_NEIGHBOURS,
         **calibration_report(calibration, pairs),
     }
@@ -106,8 +117,11 @@ def calibrate_bundle(bundle_dir: Path, data: Path, device: torch.device) -> dict
     write_bundle(bundle, bundle_dir)
     (bundle_dir / CALIBRATION_REPORT).write_text(json.dumps(report, indent=2))
     log.info(
-        "calibrated %s: lexical weight %s, threshold %.3f, val ECE %.4f, no_good_match %s",
+        "calibrated %s: fusion %s (val objective with the lexical member: %s), lexical weight %s, "
+        "threshold %.3f, val ECE %.4f, no_good_match %s",
         bundle_dir,
+        report["fusion"],
+        {m: round(r["objective"], 4) for m, r in report["fusion_search"].items()},
         report["lexical_weight"],
         report["threshold"],
         report["ece"],
