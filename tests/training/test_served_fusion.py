@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from domain.lexical import LEXICAL_MEMBER
@@ -35,7 +37,7 @@ def shuffled(rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(GALLERY)
 
 
-def type_set(name: str, rankers: dict[str, callable]) -> QuerySet:
+def type_set(name: str, rankers: dict[str, Callable[[int], np.ndarray]]) -> QuerySet:
     """One query per type; ``rankers[member](t)`` gives that member's ranking for type ``t``."""
     relevant = [np.arange(GALLERY) % TYPES == t for t in range(TYPES)]
     qs = QuerySet(name, [f"type {t}" for t in range(TYPES)], relevant)
@@ -44,7 +46,11 @@ def type_set(name: str, rankers: dict[str, callable]) -> QuerySet:
     return qs
 
 
-def suite(rankers: dict[str, callable], image_rankers: dict[str, callable], lexical_knows: bool) -> Suite:
+def suite(
+    rankers: dict[str, Callable[[int], np.ndarray]],
+    image_rankers: dict[str, Callable[[int], np.ndarray]],
+    lexical_knows: bool,
+) -> Suite:
     """A val suite: category prompts and brand queries (ranked by the dense members and the lexical
     member) and image queries (dense members only)."""
     rng = np.random.default_rng(0)
