@@ -116,13 +116,13 @@ def _build(args: argparse.Namespace, cfg: TrainConfig) -> int:
     from training.calibrate import calibrate_bundle  # the lexical member and relevance, fitted on val
     from training.train import select_device
 
-    calibrate_bundle(args.out, data, select_device(cfg.device))
+    calibration = calibrate_bundle(args.out, data, select_device(cfg.device))
     report = json.loads((args.out / "eval.json").read_text())
     log.info(
         "done in %.0f s: members %s, fusion %s, admitted %s",
         time.time() - started,
         list(bundle.member_names),
-        bundle.fusion.method,
+        calibration["fusion"],  # as served: calibration decides it with the lexical member in
         report["admitted"],
     )
     return 0
