@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import numpy as np
-
 from domain.lexical import LEXICAL_MEMBER
 from training.calibration import choose_lexical_weight
 from training.ensemble import FUSION_TIE, WEIGHTED
 from training.retrieval import FUSED_METHODS, fusion_function, score_system
-from training.suite import OBJECTIVE_SETS, Suite
+from training.suite import OBJECTIVE_SETS, Suite, objective
 
 
 def served_objective(suite: Suite, method: str, weights: Mapping[str, float], rrf_k: float) -> float:
@@ -28,12 +26,13 @@ def served_objective(suite: Suite, method: str, weights: Mapping[str, float], rr
     ranked in ``suite``, the lexical member included at its weight in ``weights``."""
     fuse = fusion_function(method, weights, rrf_k, suite.depth)
     image_set = suite.image_set[0]
-    parts = [
-        score_system(qs, fuse, excluded_self=qs is image_set)["macro"]
-        for qs in suite.query_sets
-        if qs.name in OBJECTIVE_SETS and qs.keys and qs.rankings
-    ]
-    return float(np.mean(parts)) if parts else 0.0
+    return objective(
+        {
+            qs.name: score_system(qs, fuse, excluded_self=qs is image_set)
+            for qs in suite.query_sets
+            if qs.name in OBJECTIVE_SETS and qs.keys and qs.rankings
+        }
+    )
 
 
 def choose_served_fusion(
