@@ -102,6 +102,8 @@ class ColourChannelCfg:
     weight: float = 0.1
     hidden: int = 512
     bins: tuple[int, ...] = (4, 8)  # colour histograms (per-channel bins) the image head reads
+    heads: int = 1  # image heads whose predicted distributions are averaged
+    standardize: bool = False  # the image head standardizes its input (per-feature shift and scale)
 
     @property
     def size(self) -> int:
@@ -111,7 +113,7 @@ class ColourChannelCfg:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColourChannelCfg:
         """Build from a model config's ``vitrine_colour`` entry; unknown keys are errors."""
-        known = {"classes", "weight", "hidden", "bins"}
+        known = {"classes", "weight", "hidden", "bins", "heads", "standardize"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{COLOUR_KEY}: unknown keys {unknown}; valid: {sorted(known)}")
@@ -121,11 +123,13 @@ class ColourChannelCfg:
             float(data.get("weight", defaults.weight)),
             int(data.get("hidden", defaults.hidden)),
             tuple(int(b) for b in data.get("bins", defaults.bins)),
+            int(data.get("heads", defaults.heads)),
+            bool(data.get("standardize", defaults.standardize)),
         )
         if cfg.size < 2 or len(set(cfg.classes)) != cfg.size:
             raise ValueError(f"{COLOUR_KEY}.classes: expected at least 2 distinct colours, got {cfg.size}")
-        if not cfg.weight > 0 or cfg.hidden <= 0:
-            raise ValueError(f"{COLOUR_KEY}: weight and hidden must be > 0")
+        if not cfg.weight > 0 or cfg.hidden <= 0 or cfg.heads < 1:
+            raise ValueError(f"{COLOUR_KEY}: weight, hidden and heads must be > 0")
         if not cfg.bins or any(not 1 < b <= 16 for b in cfg.bins):
             raise ValueError(
                 f"{COLOUR_KEY}.bins: expected per-channel bin counts in 2..16, got {list(cfg.bins)}"
@@ -144,6 +148,8 @@ class ColourChannelCfg:
             "weight": self.weight,
             "hidden": self.hidden,
             "bins": list(self.bins),
+            "heads": self.heads,
+            "standardize": self.standardize,
         }
 
 
@@ -156,14 +162,27 @@ def join(member: torch.Tensor, channel: torch.Tensor, weight: float) -> torch.Te
 
 class ImageColourHead(nn.Module):
     """Colour histograms of a photo -> colour logits; ``channel`` gives the unit-length probability
-    vector of a normalized image batch."""
+    vector of a normalized image batch.
+
+    ``cfg.heads`` MLPs (fitted apart, from different seeds) each predict a distribution and the
+    channel holds their mean; with ``cfg.standardize`` the input is first standardized with the
+    training features' per-feature mean and spread (the ``shift`` and ``scale`` buffers, saved
+    with the member). A head saved before either existed (one MLP under ``net.``) still loads.
+    """
 
     def __init__(self, cfg: ColourChannelCfg):
         super().__init__()
         self.bins = cfg.bins
-        self.net = nn.Sequential(
-            nn.Linear(cfg.input_dim, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.size)
+        self.size = cfg.size
+        self.members = nn.ModuleList(
+            nn.Sequential(nn.Linear(cfg.input_dim, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.size))
+            for _ in range(cfg.heads)
         )
+        self.standardize = cfg.standardize
+        if cfg.standardize:
+            self.register_buffer("shift", torch.zeros(cfg.input_dim))
+            self.register_buffer("scale", torch.ones(cfg.input_dim))
+        self.register_load_state_dict_pre_hook(_single_mlp_keys)
 
     def inputs(
         self,
@@ -179,13 +198,30 @@ class ImageColourHead(nn.Module):
         found = {**known, **(colour_histograms(images, mean, std, missing) if missing else {})}
         return torch.cat([found[b] for b in self.bins], dim=1)
 
+    def standardized(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs`` as every MLP reads them (standardized when the head standardizes)."""
+        inputs = inputs.float()
+        return (inputs - self.shift) / self.scale if self.standardize else inputs
+
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Colour logits (B, K) from ``inputs``."""
-        return self.net(inputs.float())
+        """Colour log-probabilities (B, K) of the heads' mean distribution, from ``inputs``."""
+        return self.probabilities(inputs).log()
+
+    def probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The heads' mean predicted colour distribution (B, K)."""
+        x = self.standardized(inputs)
+        return torch.stack([mlp(x).softmax(dim=-1) for mlp in self.members]).mean(dim=0)
 
     def channel(self, inputs: torch.Tensor) -> torch.Tensor:
         """``p / ||p||`` with ``p`` the predicted colour distribution (``inputs`` from ``inputs``)."""
-        return F.normalize(self(inputs).softmax(dim=-1), dim=-1)
+        return F.normalize(self.probabilities(inputs), dim=-1)
+
+
+def _single_mlp_keys(module, state_dict, prefix, *_args) -> None:
+    """Load a one-MLP head saved under ``net.`` (before heads were averaged) as ``members.0.``."""
+    old = prefix + "net."
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[prefix + "members.0." + key[len(old) :]] = state_dict.pop(key)
 
 
 class TextColourHead(nn.Module):

