@@ -1,4 +1,4 @@
-"""A colour channel appended to a pretrained member's vectors.
+"""A colour channel appended to a member's vectors.
 
 Contrastive members rank article types well and colours poorly: ImageNet trunks are trained to
 ignore colour, and a caption's colour word is a small part of its text vector. The channel adds
@@ -17,7 +17,8 @@ member's. A member's open_clip config names the channel under ``vitrine_colour``
 
     "vitrine_colour": {"classes": ["Black", "Blue", ...], "weight": 0.1, "hidden": 512, "bins": [4, 8]}
 
-The heads are trained after the member (``training.colour_channel``); image queries leave the
+The heads are trained after the member (``training.colour_channel``) and joined to its towers by
+``domain.colour_tower`` (a pretrained tower or any other); image queries leave the
 channel out (``domain.query_vectors.image_query_vector``), so "more like this photo" stays about the
 article type.
 """
@@ -104,6 +105,10 @@ class ColourChannelCfg:
     bins: tuple[int, ...] = (4, 8)  # colour histograms (per-channel bins) the image head reads
     heads: int = 1  # image heads whose predicted distributions are averaged
     standardize: bool = False  # the image head standardizes its input (per-feature shift and scale)
+    # the member's pixel normalization, which the histograms undo; only for an image tower that
+    # does not define its own (a pretrained tower does: domain.colour_tower)
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
     @property
     def size(self) -> int:
@@ -113,7 +118,7 @@ class ColourChannelCfg:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColourChannelCfg:
         """Build from a model config's ``vitrine_colour`` entry; unknown keys are errors."""
-        known = {"classes", "weight", "hidden", "bins", "heads", "standardize"}
+        known = {"classes", "weight", "hidden", "bins", "heads", "standardize", "mean", "std"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{COLOUR_KEY}: unknown keys {unknown}; valid: {sorted(known)}")
@@ -125,6 +130,7 @@ class ColourChannelCfg:
             tuple(int(b) for b in data.get("bins", defaults.bins)),
             int(data.get("heads", defaults.heads)),
             bool(data.get("standardize", defaults.standardize)),
+            *(_triple(data, key) for key in ("mean", "std")),
         )
         if cfg.size < 2 or len(set(cfg.classes)) != cfg.size:
             raise ValueError(f"{COLOUR_KEY}.classes: expected at least 2 distinct colours, got {cfg.size}")
@@ -134,6 +140,8 @@ class ColourChannelCfg:
             raise ValueError(
                 f"{COLOUR_KEY}.bins: expected per-channel bin counts in 2..16, got {list(cfg.bins)}"
             )
+        if cfg.std is not None and not all(v > 0 for v in cfg.std):
+            raise ValueError(f"{COLOUR_KEY}.std: expected positive values, got {list(cfg.std)}")
         return cfg
 
     @property
@@ -150,7 +158,18 @@ class ColourChannelCfg:
             "bins": list(self.bins),
             "heads": self.heads,
             "standardize": self.standardize,
+            **{k: list(v) for k, v in (("mean", self.mean), ("std", self.std)) if v is not None},
         }
+
+
+def _triple(data: dict[str, Any], key: str) -> tuple[float, ...] | None:
+    """``data[key]`` as three floats (one per RGB channel), or None when absent."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        raise ValueError(f"{COLOUR_KEY}.{key}: expected three numbers (R, G, B), got {value!r}")
+    return tuple(float(v) for v in value)
 
 
 def join(member: torch.Tensor, channel: torch.Tensor, weight: float) -> torch.Tensor:

@@ -29,8 +29,9 @@ from safetensors.torch import load_file, save_file
 
 from domain.bundle import Bundle, BundleError, MemberSpec
 from domain.colour_channel import COLOUR_KEY, colour_channel_cfg
+from domain.colour_tower import add_colour_channel
 from domain.pretrained import PretrainedWeightsError
-from domain.pretrained_vision import VISION_KEY, add_colour_channel, build_pretrained_visual, package_keys
+from domain.pretrained_vision import VISION_KEY, build_pretrained_visual, package_keys
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"

@@ -31,16 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from domain.colour_channel import (
-    COLOUR_KEY,
-    ColourChannelCfg,
-    ColourProjection,
-    ImageColourHead,
-    TextColourHead,
-    colour_features,
-    colour_histograms,
-    join,
-)
+from domain.colour_channel import ImageColourHead, colour_features, colour_histograms, join
 from domain.onnx_trunk import OnnxTrunk
 from domain.pretrained import LITE_MEAN, LITE_STD, load_pretrained_trunk, set_bn_eps
 
@@ -296,17 +287,6 @@ def build_pretrained_visual(
     return model
 
 
-def add_colour_channel(model: nn.Module, channel: ColourChannelCfg) -> nn.Module:
-    """Give a member with a pretrained tower and a Hugging Face text tower the colour channel
-    (``domain.colour_channel``): untrained heads, which the member's weights file then fills."""
-    tower, text = pretrained_visual(model), getattr(model, "text", None)
-    if tower is None or not hasattr(text, "proj") or not hasattr(text, "config"):
-        raise ValueError(f"{COLOUR_KEY} needs a {VISION_KEY} image tower and a Hugging Face text tower")
-    tower.add_colour_channel(ImageColourHead(channel), channel.weight)
-    text.proj = ColourProjection(text.proj, TextColourHead(text.config.hidden_size, channel), channel.weight)
-    return model
-
-
 def trunk_package(model_cfg: dict[str, Any]) -> str:
     """The package reference of a member's image trunk (``""`` for other towers), for bundle.json."""
     vision = model_cfg.get(VISION_KEY)
@@ -317,7 +297,6 @@ __all__ = [
     "TRUNK_PREFIX",
     "VISION_KEY",
     "PretrainedVisionCfg",
-    "add_colour_channel",
     "PretrainedVisual",
     "build_pretrained_visual",
     "colour_features",

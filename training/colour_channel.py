@@ -1,15 +1,18 @@
-"""Fit the colour channel (``domain.colour_channel``) and join it to the trained pretrained members.
+"""Fit the colour channel (``domain.colour_channel``) and join it to the trained members.
 
 Runs after the members are trained and before validation, so the fusion weights, the calibration
-and the admission rule all see the members as they will be served. Two small heads, fitted once
-on the training split and shared by every member that can carry them (a pretrained image tower
-with colour features and a Hugging Face text tower):
+and the admission rule all see the members as they will be served. Small heads, fitted once on the
+training split and shared by every member that carries the channel (any member with a Hugging Face
+text tower, or those ``members`` names):
 
-* the image head classifies a photo's ``baseColour`` from the tower's colour features (cross
-  entropy over the colours with at least ``min_items`` training items): ``heads`` MLPs on the
-  standardized features, each fitted with dropout from its own seed, their distributions averaged
-  (on the shared catalog's test split, over three seed sets, dense colour+type 0.493 -> 0.508
-  against one unstandardized MLP);
+* the image head classifies a photo's ``baseColour`` from colour histograms of the member's own
+  pixels (cross entropy over the colours with at least ``min_items`` training items): ``heads``
+  MLPs on the standardized features, each fitted with dropout from its own seed, their
+  distributions averaged (on the shared catalog's test split, over three seed sets, dense
+  colour+type 0.493 -> 0.508 against one unstandardized MLP). One image head is fitted per input
+  geometry: members that see the same pixels (p0 and p1 at 96 px, padded) share one, and the
+  from-scratch m1 (64 px, squashed) has its own, since the histograms' foreground fraction
+  depends on the padding;
 * the text head learns which colour a text names, from the training captions (target: the
   product's colour when the caption names it, uniform when it names none) and from shopper queries
   "{colour} {type}" over the training split's pairs.
@@ -31,8 +34,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from domain.colour_channel import COLOUR_KEY, ColourChannelCfg, ImageColourHead, TextColourHead
+from domain.colour_tower import add_colour_channel, image_colour_head
 from domain.members import make_tokenizer
-from domain.pretrained_vision import add_colour_channel, pretrained_visual
+from domain.pretrained_vision import pretrained_visual
 from training.data.images import geometry_for
 from training.data.prepared import TrainingData
 from training.queries import colour_type_query
@@ -57,6 +61,7 @@ class ColourFit:
     heads: int = 3  # image heads fitted from seeds seed, seed + 1, ...; their distributions averaged
     dropout: float = 0.2  # on each image head's hidden layer, while fitting
     standardize: bool = True  # the image head standardizes its input with the training features' statistics
+    members: tuple[str, ...] = ()  # the members that carry the channel (empty: every member that can)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColourFit:
@@ -65,7 +70,7 @@ class ColourFit:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"colour_channel: unknown keys {unknown}; valid: {sorted(known)}")
-        fit = cls(**{k: tuple(v) if k == "bins" else v for k, v in data.items()})
+        fit = cls(**{k: tuple(v) if k in ("bins", "members") else v for k, v in data.items()})
         if (
             not fit.weight > 0
             or fit.hidden <= 0
@@ -77,14 +82,18 @@ class ColourFit:
             raise ValueError("colour_channel: weight, hidden, min_items, epochs, lr and heads must be > 0")
         if not 0 <= fit.dropout < 1:
             raise ValueError(f"colour_channel: dropout must be in [0, 1), got {fit.dropout}")
+        if not all(isinstance(m, str) and m for m in fit.members) or isinstance(data.get("members"), str):
+            raise ValueError(
+                f"colour_channel.members: expected a list of member names, got {data.get('members')!r}"
+            )
         ColourChannelCfg.from_dict({"classes": ["a", "b"], "bins": list(fit.bins)})  # names bad bins
         return fit
 
 
 def carries_channel(model: torch.nn.Module) -> bool:
-    """Whether a member can carry the channel: a pretrained image tower and a frozen Hugging Face
-    text tower."""
-    return pretrained_visual(model) is not None and is_hf_tower(model)
+    """Whether a member can carry the channel: a Hugging Face text tower (the text head reads its
+    pooled output) beside any image tower."""
+    return is_hf_tower(model) and getattr(model, "visual", None) is not None
 
 
 def colour_classes(data: TrainingData, min_items: int) -> list[str]:
@@ -164,59 +173,112 @@ def fit_image_head(
     head.eval()
 
 
-def fit_heads(
-    run: Any, data: TrainingData, fit: ColourFit
-) -> tuple[ColourChannelCfg, ImageColourHead, TextColourHead]:
-    """Fit both heads on the training split, with ``run``'s image geometry and text tower."""
+def fit_image_head_for(
+    run: Any, data: TrainingData, channel: ColourChannelCfg, fit: ColourFit
+) -> ImageColourHead:
+    """An image head fitted on the training photos as ``run`` sees them (its geometry and pixel
+    normalization); the same seed for every geometry, so the result does not depend on the order."""
     torch.manual_seed(fit.seed)
-    classes = colour_classes(data, fit.min_items)
-    channel = ColourChannelCfg(tuple(classes), fit.weight, fit.hidden, fit.bins, fit.heads, fit.standardize)
-    tower = pretrained_visual(run.model)
-    pixels = data.pixels(geometry_for(run.model_cfg, run.preprocess_cfg))
-    lookup = {c: i for i, c in enumerate(classes)}
+    transform = geometry_for(run.model_cfg, run.preprocess_cfg)
+    pixels = data.pixels(transform)
+    lookup = {c: i for i, c in enumerate(channel.classes)}
     train = [p for p in data.positions("train") if data.catalog.products[p].value(COLOUR_FIELD) in lookup]
-    image_head = ImageColourHead(channel)
+    head = ImageColourHead(channel)
     with torch.inference_mode():
         features = torch.cat(
             [
-                image_head.inputs(pixels.batch(rows), tower.mean, tower.std)
+                head.inputs(pixels.batch(rows), transform.mean, transform.std)
                 for rows in np.array_split(np.array(train), max(1, len(train) // 1024))
             ]
         )
     labels = torch.tensor([lookup[data.catalog.products[p].value(COLOUR_FIELD)] for p in train])
-    fit_image_head(image_head, features, F.one_hot(labels, len(classes)).float(), fit)
+    fit_image_head(head, features, F.one_hot(labels, channel.size).float(), fit)
+    return head
+
+
+def fit_text_head(run: Any, data: TrainingData, channel: ColourChannelCfg, fit: ColourFit) -> TextColourHead:
+    """The text head, on ``run``'s text tower's pooled output for the training captions and the
+    "{colour} {type}" queries (initialized from the global generator where the image head left it,
+    as before image heads were fitted per geometry, so a build of p0 and p1 is unchanged)."""
     tokenizer = make_tokenizer(run.model_cfg)
-    text_name = str(run.model_cfg.get("text_cfg", {}).get("hf_model_name", ""))
-    pooled = cached_pooled(run.model, tokenizer, data.captions.texts, text_name, data.cache_dir)
-    queries, query_targets = shopper_queries(data, classes)
+    pooled = cached_pooled(run.model, tokenizer, data.captions.texts, text_key(run), data.cache_dir)
+    queries, query_targets = shopper_queries(data, channel.classes)
     inputs = torch.cat([pooled.float(), hf_pooled(run.model, tokenizer, queries).float()])
-    targets = torch.from_numpy(np.concatenate([caption_targets(data, classes), query_targets]))
-    text_head = TextColourHead(inputs.shape[1], channel)
-    _fit(text_head, inputs, targets, fit, "text")
-    return channel, image_head, text_head
+    targets = torch.from_numpy(np.concatenate([caption_targets(data, channel.classes), query_targets]))
+    head = TextColourHead(inputs.shape[1], channel)
+    _fit(head, inputs, targets, fit, "text")
+    return head
+
+
+def image_key(run: Any) -> str:
+    """What an image head depends on: the member's input geometry and normalization."""
+    return geometry_for(run.model_cfg, run.preprocess_cfg).key
+
+
+def text_key(run: Any) -> str:
+    """What a text head depends on: the member's (frozen) Hugging Face text tower."""
+    return str(run.model_cfg.get("text_cfg", {}).get("hf_model_name", ""))
+
+
+def fit_heads(
+    runs: Sequence[Any], data: TrainingData, fit: ColourFit
+) -> tuple[ColourChannelCfg, dict[str, ImageColourHead], dict[str, TextColourHead]]:
+    """Fit the heads on the training split: one image head per input geometry among ``runs``
+    (``image_key``) and one text head per text tower (``text_key``); members that share them
+    share the heads."""
+    classes = colour_classes(data, fit.min_items)
+    channel = ColourChannelCfg(tuple(classes), fit.weight, fit.hidden, fit.bins, fit.heads, fit.standardize)
+    image_heads: dict[str, ImageColourHead] = {}
+    text_heads: dict[str, TextColourHead] = {}
+    for run in runs:
+        if image_key(run) not in image_heads:
+            image_heads[image_key(run)] = fit_image_head_for(run, data, channel, fit)
+        if text_key(run) not in text_heads:
+            text_heads[text_key(run)] = fit_text_head(run, data, channel, fit)
+    return channel, image_heads, text_heads
+
+
+def member_channel(run: Any, channel: ColourChannelCfg) -> ColourChannelCfg:
+    """The channel config as ``run`` carries it: a tower that does not define its pixel
+    normalization (any but a pretrained one) gets the member's, which its histograms undo."""
+    if pretrained_visual(run.model) is not None:
+        return channel
+    transform = geometry_for(run.model_cfg, run.preprocess_cfg)
+    mean, std = (tuple(round(float(v), 6) for v in t.flatten()) for t in (transform.mean, transform.std))
+    return dataclasses.replace(channel, mean=mean, std=std)
 
 
 def add_colour_channels(runs: Sequence[Any], data: TrainingData, fit: ColourFit) -> list[Any]:
-    """The runs with the channel joined to every member that can carry it (heads fitted once)."""
-    eligible = [run for run in runs if carries_channel(run.model)]
+    """The runs with the channel joined to every member that carries it (heads fitted once)."""
+    unknown = sorted(set(fit.members) - {run.name for run in runs})
+    if unknown:
+        raise ValueError(f"colour_channel.members: no member named {unknown}")
+    eligible = [
+        run for run in runs if carries_channel(run.model) and (not fit.members or run.name in fit.members)
+    ]
     if not eligible:
-        log.warning("colour_channel: no member has a pretrained tower with colour features; none added")
+        log.warning("colour_channel: no member has a Hugging Face text tower; none added")
         return list(runs)
-    channel, image_head, text_head = fit_heads(eligible[0], data, fit)
+    channel, image_heads, text_heads = fit_heads(eligible, data, fit)
     log.info(
-        "colour channel: %d colours, weight %.2f, on %s", channel.size, fit.weight, [r.name for r in eligible]
+        "colour channel: %d colours, weight %.2f, %d image and %d text head(s), on %s",
+        channel.size,
+        fit.weight,
+        len(image_heads),
+        len(text_heads),
+        [r.name for r in eligible],
     )
     names = {run.name for run in eligible}
     out = []
     for run in runs:
         if run.name in names:
             device = next(run.model.parameters()).device
-            add_colour_channel(run.model, channel)
-            tower = pretrained_visual(run.model)
-            tower.colour_head.load_state_dict(image_head.state_dict())
-            run.model.text.proj.colour.load_state_dict(text_head.state_dict())
+            carried = member_channel(run, channel)
+            add_colour_channel(run.model, carried)
+            image_colour_head(run.model).load_state_dict(image_heads[image_key(run)].state_dict())
+            run.model.text.proj.colour.load_state_dict(text_heads[text_key(run)].state_dict())
             run.model.to(device).eval()
-            run = dataclasses.replace(run, model_cfg={**run.model_cfg, COLOUR_KEY: channel.to_dict()})
+            run = dataclasses.replace(run, model_cfg={**run.model_cfg, COLOUR_KEY: carried.to_dict()})
         out.append(run)
     return out
 
@@ -228,5 +290,10 @@ __all__ = [
     "colour_classes",
     "fit_heads",
     "fit_image_head",
+    "fit_image_head_for",
+    "fit_text_head",
+    "image_key",
+    "member_channel",
+    "text_key",
     "shopper_queries",
 ]

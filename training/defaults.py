@@ -130,7 +130,9 @@ def default_config() -> TrainConfig:
     )
     # The colour channel (training.colour_channel): a colour classifier on 4- and 8-bin histograms
     # (three MLPs on standardized input, fitted with dropout, their distributions averaged) and a
-    # text head for the colour a query names, joined to p0 and p1 at a tenth of the score.
+    # text head for the colour a query names, joined to p0 and p1 at a tenth of the score. m1 can
+    # carry it too (with its own image head on its 64 px photos): measured on three seed sets, the
+    # served weighted RRF moved by at most +0.003 colour+type, since validation weighs m1 low.
     colour = {
         "weight": 0.1,
         "hidden": 512,
@@ -140,6 +142,7 @@ def default_config() -> TrainConfig:
         "heads": 3,
         "dropout": 0.2,
         "standardize": True,
+        "members": ["p0", "p1"],
     }
     return TrainConfig(name="fashion-pretrained", members=members, name_captions=True, colour_channel=colour)
 
