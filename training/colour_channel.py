@@ -70,6 +70,9 @@ class ColourFit:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"colour_channel: unknown keys {unknown}; valid: {sorted(known)}")
+        members = data.get("members", [])
+        if not isinstance(members, list | tuple) or not all(isinstance(m, str) and m for m in members):
+            raise ValueError(f"colour_channel.members: expected a list of member names, got {members!r}")
         fit = cls(**{k: tuple(v) if k in ("bins", "members") else v for k, v in data.items()})
         if (
             not fit.weight > 0
@@ -82,10 +85,6 @@ class ColourFit:
             raise ValueError("colour_channel: weight, hidden, min_items, epochs, lr and heads must be > 0")
         if not 0 <= fit.dropout < 1:
             raise ValueError(f"colour_channel: dropout must be in [0, 1), got {fit.dropout}")
-        if not all(isinstance(m, str) and m for m in fit.members) or isinstance(data.get("members"), str):
-            raise ValueError(
-                f"colour_channel.members: expected a list of member names, got {data.get('members')!r}"
-            )
         ColourChannelCfg.from_dict({"classes": ["a", "b"], "bins": list(fit.bins)})  # names bad bins
         return fit
 
