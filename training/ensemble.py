@@ -19,6 +19,7 @@ from sklearn.cluster import MiniBatchKMeans
 from domain.bundle import Bundle, FusionSpec, MemberSpec, write_bundle
 from domain.colour_channel import channel_dims, member_dim
 from domain.members import save_member
+from domain.preprocess import input_size
 from domain.pretrained_vision import trunk_package
 from training.config import TrainConfig
 from training.rrf_table import RRFTable
@@ -194,7 +195,7 @@ def write_ensemble(
                 name=run.name,
                 arch=arch,
                 dim=member_dim(run.model_cfg),
-                image_size=int(vision["image_size"]),
+                image_size=max(input_size(vision["image_size"])),
                 path=f"members/{run.name}",
                 centroids=f"centroids/{run.name}.npy",
                 weight=float(selection.weights.get(run.name, 1.0)),

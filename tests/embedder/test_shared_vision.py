@@ -11,7 +11,7 @@ from PIL import Image
 from domain.bundle import Bundle, FusionSpec, MemberSpec
 from domain.members import LoadedMember, build_model, eval_transform, make_tokenizer
 from services.embedder.encoder import EnsembleEncoder
-from training.defaults import PRETRAINED_PREPROCESS, pretrained_member
+from training.defaults import PRETRAINED_PREPROCESS, PRETRAINED_SIZE, pretrained_member
 
 
 def member_cfg(variant: int) -> dict:
@@ -166,7 +166,7 @@ def test_members_fine_tuned_from_one_trunk_share_its_frozen_stages():
     a, b, other_cut = tuned_towers(tuned_cfg(0), tuned_cfg(0), tuned_cfg(0, tune_stages=2))
     assert same_image_trunk(a.visual, b.visual), "tuned stages may differ; the frozen part is shared"
     assert not same_image_trunk(a.visual, other_cut.visual), "another cut computes other features"
-    batch = torch.randn(4, 3, 96, 96)
+    batch = torch.randn(4, 3, *PRETRAINED_SIZE)
     calls = []
     hook = a.visual.trunk.conv_stem.register_forward_hook(lambda *_: calls.append("a"))
     hook_b = b.visual.trunk.conv_stem.register_forward_hook(lambda *_: calls.append("b"))
@@ -188,7 +188,7 @@ def test_onnx_runtime_gives_tuned_towers_of_one_trunk_one_frozen_stage_session()
     from domain.shared_vision import encode_images_shared
 
     a, b, lone = tuned_towers(tuned_cfg(0), tuned_cfg(0), tuned_cfg(1))
-    batch = torch.randn(3, 3, 96, 96)
+    batch = torch.randn(3, 3, *PRETRAINED_SIZE)
     with torch.inference_mode():
         want = {"a": a.encode_image(batch), "b": b.encode_image(batch)}
     served = use_onnx_runtime([a, b, lone], threads=1)

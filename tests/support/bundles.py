@@ -8,6 +8,7 @@ import torch
 
 from domain.bundle import Bundle, FusionSpec, MemberSpec, write_bundle
 from domain.members import build_model, save_member
+from domain.preprocess import input_size
 
 TINY_VIT = {
     "embed_dim": 32,
@@ -56,7 +57,7 @@ def write_pretrained_bundle(directory: Path, name: str, model: torch.nn.Module, 
         name=name,
         arch=cfg["vision_cfg"]["timm_model_name"],
         dim=cfg["embed_dim"],
-        image_size=cfg["vision_cfg"]["image_size"],
+        image_size=max(input_size(cfg["vision_cfg"]["image_size"])),
         path=f"members/{name}",
         image_trunk=trunk_package(cfg),
     )
