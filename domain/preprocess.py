@@ -26,14 +26,14 @@ from torchvision.transforms import Compose, Normalize, ToTensor
 def input_size(value: Any, where: str = "vision_cfg.image_size") -> tuple[int, int]:
     """``(height, width)`` of a member's input from ``vision_cfg.image_size``: one positive whole
     number (a square) or ``[height, width]``; anything else is a ValueError naming ``where``."""
-    sides = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    sides = (value, value) if isinstance(value, int) else value
     if (
         not isinstance(sides, (list, tuple))
-        or len(sides) not in (1, 2)
+        or len(sides) != 2
         or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sides)
     ):
         raise ValueError(f"{where}: expected a positive whole number or [height, width], got {value!r}")
-    return (sides[0], sides[-1])
+    return (sides[0], sides[1])
 
 
 @dataclass(frozen=True)

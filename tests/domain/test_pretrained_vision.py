@@ -232,7 +232,7 @@ def test_a_catalog_photo_fills_the_non_square_input_and_other_shapes_are_padded(
     assert visual.image_size == (112, 84) and visual.map_shape == (192, 4, 3)
 
 
-@pytest.mark.parametrize("bad", [0, -96, [112, 84, 3], [112, 0], "96", [112.0, 84], True, None])
+@pytest.mark.parametrize("bad", [0, -96, [112], [112, 84, 3], [112, 0], "96", [112.0, 84], True, None])
 def test_input_size_must_be_a_side_or_height_and_width(bad):
     from domain.preprocess import input_size
     from training.config import MemberConfig
