@@ -29,29 +29,43 @@ MINILM_TEXT: dict[str, Any] = {
 }
 
 
-def _timm(name: str) -> dict[str, Any]:
+def _timm(name: str, image_size: int | list[int] = IMAGE_SIZE) -> dict[str, Any]:
     return {
         "timm_model_name": name,
         "timm_model_pretrained": False,
         "timm_pool": "avg",
         "timm_proj": "linear",
-        "image_size": IMAGE_SIZE,
+        "image_size": image_size,
     }
 
 
-def _member(name: str, tower: str, loss: str, seed: int, **extra: Any) -> MemberConfig:
+def _member(
+    name: str,
+    tower: str,
+    loss: str,
+    seed: int,
+    image_size: int | list[int] = IMAGE_SIZE,
+    epochs: int = EPOCHS,
+    **extra: Any,
+) -> MemberConfig:
     return MemberConfig(
         name=name,
-        model={"embed_dim": EMBED_DIM, "vision_cfg": _timm(tower), "text_cfg": MINILM_TEXT},
+        model={"embed_dim": EMBED_DIM, "vision_cfg": _timm(tower, image_size), "text_cfg": MINILM_TEXT},
         loss=loss,
         lr=5e-3,
         seed=seed,
-        epochs=EPOCHS,
+        epochs=epochs,
         steps_per_epoch=STEPS_PER_EPOCH,
         warmup_steps=30,
         **extra,
     )
 
+
+# The default's from-scratch m1 reads the catalog's photos at their own size, [height, width] 80 x 60
+# (no resampling, no squashing to a square), for 8 epochs: on three seed sets its test articleType
+# rose from 0.70 to 0.73-0.74 and the dense fusion's by about +0.01 (README, "A stronger m1")
+SCRATCH_NATIVE_SIZE = (80, 60)
+SCRATCH_NATIVE_EPOCHS = 8
 
 # [height, width]: the catalog's 3:4 photos fill it with no padding, at 112 px high for the
 # pixels of a 96 px square (which padded them to 96 x 72 of photo); see the README
@@ -125,8 +139,9 @@ def default_config() -> TrainConfig:
 
     ``make train`` builds it into data/bundles/default (README, "The offline default").
     """
+    native = {"image_size": list(SCRATCH_NATIVE_SIZE), "epochs": SCRATCH_NATIVE_EPOCHS}
     members = (
-        _member("m1", "test_byobnet", "clip+ce", 1, aux_weight=1.0),
+        _member("m1", "test_byobnet", "clip+ce", 1, aux_weight=1.0, **native),
         pretrained_member("p0", 0, "clip+supcon+ce", 10, tune_stages=1),
         pretrained_member("p1", 1, "clip+supcon+ce", 11, tune_stages=1),
     )

@@ -5,8 +5,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+from domain.members import eval_transform
 from training.config import load_config
 from training.defaults import default_config, scratch_config, tiny_config
 
@@ -55,3 +58,15 @@ def test_scratch_json_is_the_built_in_scratch_config():
         "training/configs/scratch.json drifted from training.defaults.scratch_config(); regenerate it"
     )
     assert all(not m.model or "vitrine_vision" not in m.model for m in shipped.members)
+
+
+def test_the_default_scratch_member_reads_a_catalog_photo_at_its_own_size():
+    """m1 takes the catalog's 60 x 80 photos as they are: no resampling, no squashing to a square."""
+    m1 = next(m for m in default_config().members if "vitrine_vision" not in m.model)
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (80, 60, 3), dtype=np.uint8)  # height 80, width 60
+    tensor = eval_transform(m1.model_config(), m1.preprocess)(Image.fromarray(photo))
+    assert tuple(tensor.shape) == (3, 80, 60)
+    mean, std = np.array(m1.preprocess["mean"]), np.array(m1.preprocess["std"])
+    restored = (tensor.numpy().transpose(1, 2, 0) * std + mean) * 255
+    assert np.abs(restored - photo).max() < 0.01, "the photo's pixels pass through unchanged"
