@@ -139,9 +139,9 @@ def default_config() -> TrainConfig:
 
     ``make train`` builds it into data/bundles/default (README, "The offline default").
     """
-    native = {"image_size": list(SCRATCH_NATIVE_SIZE), "epochs": SCRATCH_NATIVE_EPOCHS}
+    m1_input = list(SCRATCH_NATIVE_SIZE)
     members = (
-        _member("m1", "test_byobnet", "clip+ce", 1, aux_weight=1.0, **native),
+        _member("m1", "test_byobnet", "clip+ce", 1, m1_input, SCRATCH_NATIVE_EPOCHS, aux_weight=1.0),
         pretrained_member("p0", 0, "clip+supcon+ce", 10, tune_stages=1),
         pretrained_member("p1", 1, "clip+supcon+ce", 11, tune_stages=1),
     )
