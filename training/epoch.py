@@ -99,7 +99,9 @@ class EpochLoop:
         if self.features is not None:
             return torch.from_numpy(np.asarray(self.features[np.asarray(positions)[rows]], np.float32))
         cfg = self.cfg
-        return augment(self.pixels, positions, generator, cfg.augment_shift, cfg.augment_jitter, rows=rows)
+        batch = augment(self.pixels, positions, generator, cfg.augment_shift, cfg.augment_jitter, rows=rows)
+        # the layout of the tower's weights (training.train): convs on CPU run faster in it
+        return batch.contiguous(memory_format=torch.channels_last)
 
     def _loss(self, forward, images, caption_ids, labels, rows, order) -> torch.Tensor:
         """The global batch's loss: this rank's features joined with every other rank's (with gradients)."""

@@ -240,6 +240,8 @@ def train_member(
     model.to(device).train()
     text_side.to(device)
     visual = pretrained_visual(model)
+    if visual is None:  # a pretrained tower lays out its own trunk (domain.pretrained_vision)
+        model.visual.to(memory_format=torch.channels_last)
     with distributed.main_first():  # a frozen pretrained trunk runs once per image, not per step
         features = None if visual is None else data.trunk_features(visual, pixels, device)
     train = data.positions("train")
@@ -266,6 +268,7 @@ def train_member(
         history.append({k: entry[k] for k in ("epoch", "loss", "val_text_map10", "seconds")})
         if main:
             _write_epoch(cfg, run_dir, history, (optimizer, scheduler, scaler), epoch, loop.step_losses)
+    model.visual.to(memory_format=torch.contiguous_format)
     model.eval()
     return MemberRun(cfg.name, model, model_cfg, cfg.preprocess, run_dir, history)
 

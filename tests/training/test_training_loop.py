@@ -30,6 +30,8 @@ def test_loss_falls_resume_and_member_round_trip(tmp_path: Path):
     losses = [h["loss"] for h in run.history]
     assert losses[1] < losses[0], f"loss should fall: {losses}"
     assert (tmp_path / "run" / "epoch-1" / "open_clip_config.json").exists()
+    # the tower trains in channels-last and is handed back in the standard layout (for export)
+    assert all(p.is_contiguous() for p in run.model.visual.parameters())
     again = train_member(dataclasses.replace(member, epochs=2), data, tmp_path / "run")
     assert again.history == run.history, "a finished run resumes without training again"
     # the saved member, loaded as the embedder loads it, gives the same vectors
