@@ -121,6 +121,26 @@ def test_augment_keeps_shape_and_range(fashion: Path):
     assert batch.min() >= -1.0 - 1e-6 and batch.max() <= 1.0 + 1e-6
 
 
+def test_augment_shifts_and_flips_each_photo_by_its_own_draw(fashion: Path):
+    """Without jitter each image is its photo, flipped or not, cut from the replicate-padded photo
+    at the offsets the generator drew for it (the same draws, replayed here)."""
+    data = prepare(fashion, geometry_for(TINY_MODEL, PREPROCESS), None)
+    pixels = data.pixels(geometry_for(TINY_MODEL, PREPROCESS))
+    positions, shift = np.arange(3, 15), 3
+    batch = augment(pixels, positions, torch.Generator().manual_seed(5), shift, 0.0)
+    replay = torch.Generator().manual_seed(5)
+    flips = torch.rand(len(positions), generator=replay) < 0.5
+    offsets = torch.randint(0, 2 * shift + 1, (len(positions), 2), generator=replay)
+    photos = torch.from_numpy(pixels.array[positions]).permute(0, 3, 1, 2).float() / 255.0
+    padded = torch.nn.functional.pad(photos, (shift,) * 4, mode="replicate")
+    _, _, height, width = photos.shape
+    assert flips.any() and not flips.all() and len({tuple(o) for o in offsets.tolist()}) > 1
+    for i, (dy, dx) in enumerate(offsets.tolist()):
+        source = padded[i].flip(-1) if flips[i] else padded[i]
+        expected = (source[:, dy : dy + height, dx : dx + width] - pixels.transform.mean[0]) / pixels.transform.std[0]
+        assert torch.allclose(batch[i], expected, atol=1e-6), f"image {i}"
+
+
 def test_inshop_loader(tmp_path: Path):
     root = tmp_path / "inshop"
     rows = [
