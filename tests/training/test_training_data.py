@@ -137,7 +137,9 @@ def test_augment_shifts_and_flips_each_photo_by_its_own_draw(fashion: Path):
     assert flips.any() and not flips.all() and len({tuple(o) for o in offsets.tolist()}) > 1
     for i, (dy, dx) in enumerate(offsets.tolist()):
         source = padded[i].flip(-1) if flips[i] else padded[i]
-        expected = (source[:, dy : dy + height, dx : dx + width] - pixels.transform.mean[0]) / pixels.transform.std[0]
+        expected = (
+            source[:, dy : dy + height, dx : dx + width] - pixels.transform.mean[0]
+        ) / pixels.transform.std[0]
         assert torch.allclose(batch[i], expected, atol=1e-6), f"image {i}"
 
 
